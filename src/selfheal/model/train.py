@@ -1,0 +1,309 @@
+"""LoRA fine-tuning, read top to bottom: data -> model -> loop -> calibrate -> save.
+
+A plain ``accelerate`` loop (CPU by default; mixed precision and multi-GPU when present) with
+dynamic padding, length-grouped batches, per-epoch validation, best-by-macro-F1 selection,
+a per-epoch CSV log and, optionally, Weights & Biases.
+"""
+
+from __future__ import annotations
+
+import csv
+import shutil
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from selfheal.config import Config
+from selfheal.data import (
+    add_examples_to_train,
+    build_manifest,
+    check_no_leak,
+    prepare_splits,
+    stratified_sample,
+    write_manifest,
+)
+from selfheal.labels import ID2LABEL, LABELS
+from selfheal.model.backup import TfidfBackup
+from selfheal.model.calibrate import fit_temperature, nll, softmax
+from selfheal.model.checkpoint import (
+    MANIFEST_FILE,
+    META_FILE,
+    METRICS_FILE,
+    TRAINING_LOG_FILE,
+    resolve_base_model,
+    write_json,
+)
+from selfheal.model.classifier import build_model
+
+LOG_FIELDS = ["epoch", "train_loss", "val_loss", "val_accuracy", "val_macro_f1", "learning_rate", "seconds"]
+
+
+@dataclass
+class TrainResult:
+    """What a training run produced."""
+
+    output_dir: Path
+    best_epoch: int
+    temperature: float
+    metrics: dict[str, Any]
+    history: list[dict[str, float]] = field(default_factory=list)
+    seconds: float = 0.0
+
+
+def classification_metrics(labels: np.ndarray, probs: np.ndarray) -> dict[str, float]:
+    """Accuracy, macro precision/recall/F1 and NLL of predicted probabilities."""
+    from sklearn.metrics import accuracy_score, precision_recall_fscore_support
+
+    preds = probs.argmax(axis=1)
+    precision, recall, f1, _ = precision_recall_fscore_support(
+        labels, preds, average="macro", zero_division=0
+    )
+    eps = 1e-12
+    return {
+        "accuracy": float(accuracy_score(labels, preds)),
+        "precision_macro": float(precision),
+        "recall_macro": float(recall),
+        "f1_macro": float(f1),
+        "nll": float(-np.mean(np.log(probs[np.arange(len(labels)), labels] + eps))),
+        "n": len(labels),
+    }
+
+
+def load_training_splits(config: Config, clarified: list[tuple[str, int]] | None = None) -> Any:
+    """The split for ``config.data``, with the optional sample and clarified examples applied."""
+    splits = prepare_splits(
+        config.data.source, config.data.val_size, config.data.test_size, config.data.seed
+    )
+    if config.data.sample is not None:
+        splits["train"] = stratified_sample(splits["train"], config.data.sample, config.data.seed)
+    if clarified:
+        splits, _ = add_examples_to_train(splits, clarified)
+    return splits
+
+
+def _tokenize(splits: Any, tokenizer: Any, max_length: int) -> Any:
+    def encode(batch: dict[str, list[Any]]) -> dict[str, Any]:
+        return tokenizer(batch["text"], truncation=True, max_length=max_length)
+
+    return splits.map(encode, batched=True, remove_columns=["text"]).rename_column("label", "labels")
+
+
+def _loader(split: Any, batch_size: int, collate: Any, group: bool, seed: int | None) -> Any:
+    import torch
+    from torch.utils.data import DataLoader
+    from transformers.trainer_pt_utils import LengthGroupedSampler
+
+    if seed is None:  # evaluation: keep order
+        return DataLoader(split, batch_size=batch_size, collate_fn=collate, shuffle=False)
+    generator = torch.Generator().manual_seed(seed)
+    if group:
+        lengths = [len(ids) for ids in split["input_ids"]]
+        sampler = LengthGroupedSampler(batch_size, lengths=lengths, generator=generator)
+        return DataLoader(split, batch_size=batch_size, sampler=sampler, collate_fn=collate)
+    return DataLoader(split, batch_size=batch_size, shuffle=True, generator=generator, collate_fn=collate)
+
+
+def _predict_logits(model: Any, loader: Any, accelerator: Any) -> tuple[np.ndarray, np.ndarray]:
+    import torch
+
+    model.eval()
+    all_logits, all_labels = [], []
+    with torch.inference_mode():
+        for batch in loader:
+            labels = batch.pop("labels")
+            logits = model(**batch).logits
+            logits, labels = accelerator.gather_for_metrics((logits, labels))
+            all_logits.append(logits.float().cpu().numpy())
+            all_labels.append(labels.cpu().numpy())
+    model.train()
+    return np.concatenate(all_logits), np.concatenate(all_labels)
+
+
+def _trainable_state(model: Any) -> dict[str, Any]:
+    return {n: p.detach().clone() for n, p in model.named_parameters() if p.requires_grad}
+
+
+def _start_wandb(config: Config) -> Any:
+    if not config.training.wandb:
+        return None
+    try:
+        import wandb
+    except ImportError:
+        return None
+    import os
+
+    os.environ.setdefault("WANDB_MODE", "offline")
+    return wandb.init(project="selfheal", config=config.to_dict())
+
+
+def train(config: Config, clarified: list[tuple[str, int]] | None = None, quiet: bool = False) -> TrainResult:
+    """Fine-tune the base encoder with LoRA, calibrate, train the backup, save a checkpoint."""
+    import torch
+    from accelerate import Accelerator
+    from accelerate.utils import set_seed
+    from peft import LoraConfig, TaskType, get_peft_model
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+    from transformers import AutoTokenizer, DataCollatorWithPadding, get_scheduler
+
+    started = time.perf_counter()
+    tc, out = config.training, Path(config.paths.output_dir)
+    if tc.num_threads:
+        torch.set_num_threads(tc.num_threads)
+    set_seed(tc.seed)
+    accelerator = Accelerator(mixed_precision=tc.mixed_precision)
+
+    # --- data -------------------------------------------------------------------------------
+    splits = load_training_splits(config, clarified)
+    manifest = build_manifest(splits, config.data.source, config.data.seed)
+    check_no_leak(manifest)
+    base_path = resolve_base_model(config.model.base_model)
+    tokenizer = AutoTokenizer.from_pretrained(base_path)
+    encoded = _tokenize(splits, tokenizer, config.data.max_length)
+    collate = DataCollatorWithPadding(tokenizer)
+    train_loader = _loader(encoded["train"], tc.batch_size, collate, tc.group_by_length, tc.seed)
+    val_loader = _loader(encoded["validation"], tc.eval_batch_size, collate, False, None)
+    test_loader = _loader(encoded["test"], tc.eval_batch_size, collate, False, None)
+
+    # --- model --------------------------------------------------------------------------------
+    model = build_model(base_path, config.model.pooling, config.model.dropout)
+    lora = LoraConfig(
+        task_type=TaskType.SEQ_CLS,
+        r=config.lora.r,
+        lora_alpha=config.lora.alpha,
+        lora_dropout=config.lora.dropout,
+        target_modules=list(config.lora.target_modules),
+    )
+    model = get_peft_model(model, lora)
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    n_trainable = sum(p.numel() for p in trainable)
+    n_total = sum(p.numel() for p in model.parameters())
+    optimizer = torch.optim.AdamW(trainable, lr=tc.learning_rate, weight_decay=tc.weight_decay)
+    total_steps = tc.epochs * len(train_loader)
+    scheduler = get_scheduler(
+        "constant_with_warmup" if tc.scheduler == "constant" else tc.scheduler,
+        optimizer,
+        num_warmup_steps=int(tc.warmup_ratio * total_steps),
+        num_training_steps=total_steps,
+    )
+    model, optimizer, train_loader, val_loader, test_loader, scheduler = accelerator.prepare(
+        model, optimizer, train_loader, val_loader, test_loader, scheduler
+    )
+    run = _start_wandb(config)
+
+    # --- loop ---------------------------------------------------------------------------------
+    out.mkdir(parents=True, exist_ok=True)
+    history: list[dict[str, float]] = []
+    best_f1, best_epoch, best_state = -1.0, 0, _trainable_state(model)
+    columns = [TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn()]
+    with Progress(*columns, disable=quiet or not accelerator.is_main_process, transient=False) as bar:
+        task = bar.add_task("training", total=total_steps)
+        model.train()
+        for epoch in range(1, tc.epochs + 1):
+            epoch_start, losses = time.perf_counter(), []
+            for batch in train_loader:
+                with accelerator.accumulate(model):
+                    loss = model(**batch).loss
+                    accelerator.backward(loss)
+                    accelerator.clip_grad_norm_(trainable, tc.max_grad_norm)
+                    optimizer.step()
+                    scheduler.step()
+                    optimizer.zero_grad()
+                losses.append(loss.item())
+                bar.update(task, advance=1, description=f"epoch {epoch}/{tc.epochs} loss {np.mean(losses[-50:]):.4f}")
+            val_logits, val_labels = _predict_logits(model, val_loader, accelerator)
+            val = classification_metrics(val_labels, softmax(val_logits))
+            row = {
+                "epoch": epoch,
+                "train_loss": float(np.mean(losses)),
+                "val_loss": val["nll"],
+                "val_accuracy": val["accuracy"],
+                "val_macro_f1": val["f1_macro"],
+                "learning_rate": float(scheduler.get_last_lr()[0]),
+                "seconds": round(time.perf_counter() - epoch_start, 1),
+            }
+            history.append(row)
+            _write_log(out / TRAINING_LOG_FILE, history)
+            if run is not None:
+                run.log(row)
+            if not quiet:
+                accelerator.print(
+                    f"epoch {epoch}: train_loss={row['train_loss']:.4f} val_loss={row['val_loss']:.4f} "
+                    f"val_acc={row['val_accuracy']:.4f} val_f1={row['val_macro_f1']:.4f} ({row['seconds']}s)"
+                )
+            if val["f1_macro"] > best_f1:
+                best_f1, best_epoch, best_state = val["f1_macro"], epoch, _trainable_state(model)
+
+    # --- best checkpoint, calibration, backup -----------------------------------------------------
+    accelerator.unwrap_model(model).load_state_dict(best_state, strict=False)
+    val_logits, val_labels = _predict_logits(model, val_loader, accelerator)
+    test_logits, test_labels = _predict_logits(model, test_loader, accelerator)
+    temperature = fit_temperature(val_logits, val_labels)
+    backup = TfidfBackup.train(list(splits["train"]["text"]), list(splits["train"]["label"]), tc.seed)
+    metrics = {
+        "validation": classification_metrics(val_labels, softmax(val_logits, temperature)),
+        "test": classification_metrics(test_labels, softmax(test_logits, temperature)),
+        "validation_nll_raw": nll(val_logits, val_labels),
+        "validation_nll_scaled": nll(val_logits, val_labels, temperature),
+        "backup_tfidf": {
+            "validation": classification_metrics(
+                np.asarray(splits["validation"]["label"]), backup.predict_proba(list(splits["validation"]["text"]))
+            ),
+            "test": classification_metrics(
+                np.asarray(splits["test"]["label"]), backup.predict_proba(list(splits["test"]["text"]))
+            ),
+        },
+    }
+    seconds = time.perf_counter() - started
+
+    # --- save -----------------------------------------------------------------------------------
+    if accelerator.is_main_process:
+        unwrapped = accelerator.unwrap_model(model)
+        unwrapped.save_pretrained(str(out))
+        tokenizer.save_pretrained(str(out))
+        backup.save(out)
+        write_manifest(manifest, out / MANIFEST_FILE)
+        write_json(out / METRICS_FILE, metrics)
+        (out / "training_config.yaml").write_text(_config_yaml(config), encoding="utf-8")
+        meta = {
+            "format_version": 1,
+            "version": datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S"),
+            "base_model": config.model.base_model,
+            "pooling": config.model.pooling,
+            "max_length": config.data.max_length,
+            "labels": list(LABELS),
+            "id2label": {str(k): v for k, v in ID2LABEL.items()},
+            "temperature": temperature,
+            "best_epoch": best_epoch,
+            "trainable_parameters": n_trainable,
+            "total_parameters": n_total,
+            "train_seconds": round(seconds, 1),
+            "train_size": len(splits["train"]),
+            "device": str(accelerator.device),
+            "torch_threads": torch.get_num_threads(),
+        }
+        write_json(out / META_FILE, meta)
+        from selfheal.model.card import write_model_card
+
+        write_model_card(out, config, meta, metrics, history)
+    if run is not None:
+        run.finish()
+    return TrainResult(out, best_epoch, temperature, metrics, history, seconds)
+
+
+def _write_log(path: Path, history: list[dict[str, float]]) -> None:
+    tmp = path.with_suffix(".tmp")
+    with tmp.open("w", newline="", encoding="utf-8") as fh:
+        writer = csv.DictWriter(fh, fieldnames=LOG_FIELDS)
+        writer.writeheader()
+        writer.writerows(history)
+    shutil.move(tmp, path)
+
+
+def _config_yaml(config: Config) -> str:
+    import yaml
+
+    return yaml.safe_dump(config.to_dict(), sort_keys=False)
