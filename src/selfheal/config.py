@@ -171,6 +171,23 @@ class LoggingConfig(_Section):
     backup_count: int = Field(3, ge=0)
 
 
+class EvaluationConfig(_Section):
+    """``selfheal eval``: calibration bins, the bootstrap, the threshold sweep, report examples.
+
+    bins: equal-width confidence bins of ECE, MCE and the reliability diagram.
+    bootstrap: resamples of the bootstrap confidence interval of ECE.
+    seed: seed of the bootstrap.
+    sweep_step: step of the accept-threshold sweep (0.5 to 1.0) in the risk-coverage table.
+    examples: real inputs shown per kind (confident and right/wrong, asked, escalated).
+    """
+
+    bins: int = Field(15, ge=2, le=100)
+    bootstrap: int = Field(1000, ge=10, le=100_000)
+    seed: int = 0
+    sweep_step: float = Field(0.05, gt=0, le=0.5)
+    examples: int = Field(3, ge=0, le=50)
+
+
 class Config(_Section):
     """The whole selfheal configuration (see ``config.yaml`` for the documented defaults)."""
 
@@ -184,6 +201,7 @@ class Config(_Section):
     backup: BackupConfig = Field(default_factory=BackupConfig)
     fallback: FallbackConfig = Field(default_factory=FallbackConfig)
     logging: LoggingConfig = Field(default_factory=LoggingConfig)
+    evaluation: EvaluationConfig = Field(default_factory=EvaluationConfig)
 
     @field_validator("*", mode="before")
     @classmethod

@@ -26,6 +26,7 @@ from selfheal.data import (
     stratified_sample,
     write_manifest,
 )
+from selfheal.evaluation.metrics import classification_metrics
 from selfheal.labels import ID2LABEL, LABELS
 from selfheal.model.backup import TfidfBackup
 from selfheal.model.calibrate import fit_temperature, nll, softmax
@@ -52,25 +53,6 @@ class TrainResult:
     metrics: dict[str, Any]
     history: list[dict[str, float]] = field(default_factory=list)
     seconds: float = 0.0
-
-
-def classification_metrics(labels: np.ndarray, probs: np.ndarray) -> dict[str, float]:
-    """Accuracy, macro precision/recall/F1 and NLL of predicted probabilities."""
-    from sklearn.metrics import accuracy_score, precision_recall_fscore_support
-
-    preds = probs.argmax(axis=1)
-    precision, recall, f1, _ = precision_recall_fscore_support(
-        labels, preds, average="macro", zero_division=0
-    )
-    eps = 1e-12
-    return {
-        "accuracy": float(accuracy_score(labels, preds)),
-        "precision_macro": float(precision),
-        "recall_macro": float(recall),
-        "f1_macro": float(f1),
-        "nll": float(-np.mean(np.log(probs[np.arange(len(labels)), labels] + eps))),
-        "n": len(labels),
-    }
 
 
 def load_training_splits(config: Config, clarified: list[tuple[str, int]] | None = None) -> Any:

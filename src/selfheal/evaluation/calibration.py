@@ -1,0 +1,142 @@
+"""Calibration metrics: ECE and MCE over equal-width confidence bins, Brier score, NLL,
+and a bootstrap confidence interval for ECE.
+
+Confidence is the probability of the predicted label. Bin ``b`` of ``n_bins`` holds
+confidences in ``(b / n_bins, (b + 1) / n_bins]`` (the first bin also holds 0), as in
+Guo et al. (2017), *On Calibration of Modern Neural Networks*.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class ReliabilityBin:
+    """One confidence bin: its edges, how many predictions fell in it, their accuracy and
+    mean confidence (both ``None`` for an empty bin)."""
+
+    lower: float
+    upper: float
+    count: int
+    accuracy: float | None
+    confidence: float | None
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form."""
+        return asdict(self)
+
+
+def _bin_index(confidence: np.ndarray, n_bins: int) -> np.ndarray:
+    """Bin of each confidence: ``ceil(c * n_bins) - 1`` clipped to ``[0, n_bins - 1]``."""
+    return np.clip(np.ceil(confidence * n_bins).astype(int) - 1, 0, n_bins - 1)
+
+
+def _bin_sums(confidence: np.ndarray, correct: np.ndarray, n_bins: int) -> tuple[np.ndarray, ...]:
+    idx = _bin_index(confidence, n_bins)
+    counts = np.bincount(idx, minlength=n_bins)
+    conf_sum = np.bincount(idx, weights=confidence, minlength=n_bins)
+    correct_sum = np.bincount(idx, weights=correct.astype(float), minlength=n_bins)
+    return counts, conf_sum, correct_sum
+
+
+def _confidence_correct(labels: np.ndarray, probs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    probs = np.asarray(probs, dtype=np.float64)
+    return probs.max(axis=1), probs.argmax(axis=1) == np.asarray(labels)
+
+
+def reliability_bins(labels: np.ndarray, probs: np.ndarray, n_bins: int = 15) -> list[ReliabilityBin]:
+    """Per-bin count, accuracy and mean confidence (the data of a reliability diagram)."""
+    confidence, correct = _confidence_correct(labels, probs)
+    counts, conf_sum, correct_sum = _bin_sums(confidence, correct, n_bins)
+    bins = []
+    for b in range(n_bins):
+        n = int(counts[b])
+        bins.append(
+            ReliabilityBin(
+                lower=b / n_bins,
+                upper=(b + 1) / n_bins,
+                count=n,
+                accuracy=float(correct_sum[b] / n) if n else None,
+                confidence=float(conf_sum[b] / n) if n else None,
+            )
+        )
+    return bins
+
+
+def ece(labels: np.ndarray, probs: np.ndarray, n_bins: int = 15) -> float:
+    """Expected calibration error: ``sum_b (n_b / n) * |accuracy_b - confidence_b|``."""
+    confidence, correct = _confidence_correct(labels, probs)
+    _, conf_sum, correct_sum = _bin_sums(confidence, correct, n_bins)
+    return float(np.abs(correct_sum - conf_sum).sum() / max(len(confidence), 1))
+
+
+def mce(labels: np.ndarray, probs: np.ndarray, n_bins: int = 15) -> float:
+    """Maximum calibration error: the largest ``|accuracy_b - confidence_b|`` of a non-empty bin."""
+    confidence, correct = _confidence_correct(labels, probs)
+    counts, conf_sum, correct_sum = _bin_sums(confidence, correct, n_bins)
+    full = counts > 0
+    if not full.any():
+        return 0.0
+    return float(np.max(np.abs(correct_sum[full] - conf_sum[full]) / counts[full]))
+
+
+def brier(labels: np.ndarray, probs: np.ndarray) -> float:
+    """Brier score in its original multi-class form: ``mean_i sum_k (p_ik - y_ik)^2``.
+
+    With two classes this is twice scikit-learn's ``brier_score_loss`` on the positive class.
+    """
+    probs = np.asarray(probs, dtype=np.float64)
+    onehot = np.eye(probs.shape[1])[np.asarray(labels)]
+    return float(np.mean(np.sum((probs - onehot) ** 2, axis=1)))
+
+
+def nll(labels: np.ndarray, probs: np.ndarray, eps: float = 1e-12) -> float:
+    """Mean negative log-likelihood of the true labels."""
+    probs = np.asarray(probs, dtype=np.float64)
+    return float(-np.mean(np.log(probs[np.arange(len(probs)), np.asarray(labels)] + eps)))
+
+
+def ece_bootstrap_ci(
+    labels: np.ndarray,
+    probs: np.ndarray,
+    n_bins: int = 15,
+    n_boot: int = 1000,
+    level: float = 0.95,
+    seed: int = 0,
+) -> tuple[float, float]:
+    """Percentile bootstrap interval of ECE (resampling inputs with replacement)."""
+    confidence, correct = _confidence_correct(labels, probs)
+    n = len(confidence)
+    if n == 0:
+        return (0.0, 0.0)
+    rng = np.random.default_rng(seed)
+    idx = _bin_index(confidence, n_bins)
+    # One weighted bincount per replicate over (replicate, bin) keys keeps this vectorised.
+    draws = rng.integers(0, n, size=(n_boot, n))
+    keys = (np.arange(n_boot)[:, None] * n_bins + idx[draws]).ravel()
+    gap = (correct.astype(float) - confidence)[draws].ravel()
+    per_bin = np.bincount(keys, weights=gap, minlength=n_boot * n_bins).reshape(n_boot, n_bins)
+    values = np.abs(per_bin).sum(axis=1) / n
+    alpha = (1 - level) / 2
+    low, high = np.quantile(values, [alpha, 1 - alpha])
+    return float(low), float(high)
+
+
+def calibration_report(
+    labels: np.ndarray, probs: np.ndarray, n_bins: int = 15, n_boot: int = 1000, seed: int = 0
+) -> dict[str, Any]:
+    """ECE (with bootstrap 95% interval), MCE, Brier, NLL and the reliability bins."""
+    low, high = ece_bootstrap_ci(labels, probs, n_bins=n_bins, n_boot=n_boot, seed=seed)
+    return {
+        "ece": ece(labels, probs, n_bins),
+        "ece_ci95": [low, high],
+        "mce": mce(labels, probs, n_bins),
+        "brier": brier(labels, probs),
+        "nll": nll(labels, probs),
+        "n_bins": n_bins,
+        "bins": [b.to_dict() for b in reliability_bins(labels, probs, n_bins)],
+    }

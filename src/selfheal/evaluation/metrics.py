@@ -1,0 +1,113 @@
+"""Classification metrics, decision routing and risk-coverage over arrays of probabilities.
+
+All functions take ``labels`` as integer label ids, shape ``(n,)``, and ``probs`` as
+probabilities in label order, shape ``(n, len(LABELS))``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from selfheal.labels import LABELS
+
+STATUSES = ("accept", "clarify", "escalate")
+
+
+def classification_metrics(labels: np.ndarray, probs: np.ndarray) -> dict[str, float]:
+    """Accuracy, macro precision/recall/F1 and NLL of predicted probabilities."""
+    from sklearn.metrics import accuracy_score, precision_recall_fscore_support
+
+    labels, probs = np.asarray(labels), np.asarray(probs)
+    preds = probs.argmax(axis=1)
+    precision, recall, f1, _ = precision_recall_fscore_support(
+        labels, preds, average="macro", zero_division=0
+    )
+    eps = 1e-12
+    return {
+        "accuracy": float(accuracy_score(labels, preds)),
+        "precision_macro": float(precision),
+        "recall_macro": float(recall),
+        "f1_macro": float(f1),
+        "nll": float(-np.mean(np.log(probs[np.arange(len(labels)), labels] + eps))),
+        "n": len(labels),
+    }
+
+
+def detailed_metrics(labels: np.ndarray, probs: np.ndarray) -> dict[str, Any]:
+    """:func:`classification_metrics` plus per-class P/R/F1, confusion matrix and ROC-AUC.
+
+    ``confusion[i][j]`` counts texts of true label ``i`` predicted as ``j``. ROC-AUC uses the
+    probability of the last label (Positive) and is ``None`` when only one class is present.
+    """
+    from sklearn.metrics import confusion_matrix, precision_recall_fscore_support, roc_auc_score
+
+    labels, probs = np.asarray(labels), np.asarray(probs)
+    ids = list(range(len(LABELS)))
+    preds = probs.argmax(axis=1)
+    precision, recall, f1, support = precision_recall_fscore_support(
+        labels, preds, labels=ids, average=None, zero_division=0
+    )
+    per_class = {
+        name: {
+            "precision": float(precision[i]),
+            "recall": float(recall[i]),
+            "f1": float(f1[i]),
+            "support": int(support[i]),
+        }
+        for i, name in enumerate(LABELS)
+    }
+    auc = float(roc_auc_score(labels, probs[:, -1])) if len(set(labels.tolist())) > 1 else None
+    return {
+        **classification_metrics(labels, probs),
+        "per_class": per_class,
+        "confusion": confusion_matrix(labels, preds, labels=ids).tolist(),
+        "roc_auc": auc,
+    }
+
+
+def route(confidence: np.ndarray, accept: float, clarify: float) -> np.ndarray:
+    """The confidence check for many inputs: ``accept`` at >= accept, ``clarify`` at >= clarify,
+    otherwise ``escalate`` (the rule of ``thresholds`` in the config)."""
+    confidence = np.asarray(confidence)
+    return np.where(confidence >= accept, "accept", np.where(confidence >= clarify, "clarify", "escalate"))
+
+
+def fallback_frequency(confidence: np.ndarray, accept: float, clarify: float) -> dict[str, Any]:
+    """Share and count of inputs accepted, asked (clarify) and escalated at the thresholds."""
+    status = route(confidence, accept, clarify)
+    n = len(status)
+    counts = {s: int((status == s).sum()) for s in STATUSES}
+    return {
+        "n": n,
+        "counts": counts,
+        "shares": {s: (counts[s] / n if n else 0.0) for s in STATUSES},
+    }
+
+
+def selective_accuracy(labels: np.ndarray, probs: np.ndarray, threshold: float) -> dict[str, Any]:
+    """Accuracy of the predictions whose confidence is >= ``threshold``, and their coverage.
+
+    ``accuracy`` is ``None`` when nothing is accepted.
+    """
+    labels, probs = np.asarray(labels), np.asarray(probs)
+    confidence = probs.max(axis=1)
+    kept = confidence >= threshold
+    n_kept = int(kept.sum())
+    correct = probs.argmax(axis=1) == labels
+    return {
+        "threshold": float(threshold),
+        "coverage": n_kept / len(labels) if len(labels) else 0.0,
+        "accuracy": float(correct[kept].mean()) if n_kept else None,
+        "accepted": n_kept,
+        "errors": int((~correct[kept]).sum()),
+    }
+
+
+def risk_coverage(
+    labels: np.ndarray, probs: np.ndarray, start: float = 0.5, stop: float = 1.0, step: float = 0.05
+) -> list[dict[str, Any]]:
+    """:func:`selective_accuracy` for accept thresholds ``start, start+step, ..., stop``."""
+    count = round((stop - start) / step) + 1
+    return [selective_accuracy(labels, probs, round(start + i * step, 6)) for i in range(count)]
