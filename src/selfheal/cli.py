@@ -62,7 +62,9 @@ def user_errors(func: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
-def get_config(config: Path | None, overrides: list[str] | None, extra: dict[str, Any] | None = None) -> Config:
+def get_config(
+    config: Path | None, overrides: list[str] | None, extra: dict[str, Any] | None = None
+) -> Config:
     """Load the config and apply ``--set`` overrides plus command-specific flags (``extra``)."""
     items = list(overrides or [])
     for key, value in (extra or {}).items():
@@ -113,6 +115,68 @@ def train(
         f"saved {result.output_dir} | best epoch {result.best_epoch} | T={result.temperature:.3f} | "
         f"test acc {test['accuracy']:.4f} macro-F1 {test['f1_macro']:.4f} | {result.seconds / 60:.1f} min"
     )
+
+
+@app.command("eval")
+@user_errors
+def eval_(
+    config: ConfigOption = None,
+    overrides: SetOption = None,
+    data: Annotated[
+        Path | None, typer.Option(help="Evaluate a labelled CSV/JSONL file instead (out-of-domain check).")
+    ] = None,
+    split: Annotated[str, typer.Option(help="Held-out split to evaluate: test or validation.")] = "test",
+    simulation: Annotated[
+        bool, typer.Option("--simulation/--no-simulation", help="Run the self-healing simulation.")
+    ] = True,
+    training_log: Annotated[
+        bool, typer.Option("--training-log", help="Only print the last training run's per-epoch table.")
+    ] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
+) -> None:
+    """Evaluate the model: metrics, calibration, risk-coverage, simulation; regenerate EVALUATION.md.
+
+    With --data the results go to <reports_dir>/data-<file name>/ and EVALUATION.md is left alone.
+    """
+    from rich.console import Console
+
+    from selfheal.evaluation.run import EvalOptions, evaluate, print_summary, print_training_log
+
+    cfg = get_config(config, overrides)
+    console = Console()
+    if training_log:
+        print_training_log(cfg, console)
+        return
+    command = ["selfheal", "eval"]
+    command += ["--config", str(config)] if config else []
+    command += [arg for item in overrides or [] for arg in ("--set", item)]
+    command += ["--data", str(data)] if data else []
+    command += ["--split", split] if split != "test" else []
+    command += [] if simulation else ["--no-simulation"]
+    options = EvalOptions(data=data, split=split, simulate=simulation, command=" ".join(command), quiet=quiet)
+    print_summary(evaluate(cfg, options), console)
+
+
+@app.command()
+@user_errors
+def stats(
+    config: ConfigOption = None,
+    overrides: SetOption = None,
+    log: Annotated[Path | None, typer.Option(help="Log file (default: <paths.log_dir>/app.jsonl).")] = None,
+    last: Annotated[
+        int, typer.Option(min=0, help="Confidence trend over the last N requests (0 = all).")
+    ] = 20,
+    csv: Annotated[Path | None, typer.Option(help="Write the trend rows to this CSV file.")] = None,
+) -> None:
+    """Fallback analytics from the decision log: accept/clarify/escalate, final via, confidence."""
+    from selfheal.stats import read_log, render, trend, write_trend_csv
+
+    cfg = get_config(config, overrides)
+    result = read_log(log if log is not None else Path(cfg.paths.log_dir) / "app.jsonl")
+    typer.echo(render(result, last))
+    if csv is not None:
+        rows = trend(result, last)
+        typer.echo(f"wrote {len(rows)} row(s) to {write_trend_csv(rows, csv)}")
 
 
 def main() -> None:

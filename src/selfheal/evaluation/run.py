@@ -1,0 +1,454 @@
+"""``selfheal eval``: evaluate a checkpoint end to end and write metrics.json, figures and the report.
+
+Reads top to bottom: data -> primary model -> backups -> metrics -> simulation -> files.
+Every number in ``EVALUATION.md`` comes from the dict this module writes to ``metrics.json``.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from selfheal.config import Config
+from selfheal.data import (
+    DataError,
+    load_labelled_file,
+    prepare_splits,
+    read_manifest,
+    text_hash,
+    verify_split,
+)
+from selfheal.evaluation.calibration import calibration_report
+from selfheal.evaluation.metrics import (
+    detailed_metrics,
+    fallback_frequency,
+    risk_coverage,
+    route,
+    selective_accuracy,
+)
+from selfheal.labels import LABELS
+from selfheal.model.calibrate import softmax
+from selfheal.model.checkpoint import MANIFEST_FILE, TRAINING_LOG_FILE, resolve_checkpoint
+
+EVAL_SPLITS = ("test", "validation")
+METRICS_JSON = "metrics.json"
+RELIABILITY_PNG = "reliability.png"
+HISTOGRAM_PNG = "confidence_histogram.png"
+RISK_COVERAGE_PNG = "risk_coverage.png"
+BATCH = 128
+
+
+@dataclass(frozen=True)
+class EvalOptions:
+    """What to evaluate and where the results go.
+
+    data: a labelled CSV/JSONL file evaluated instead of the held-out split (out-of-domain).
+    split: the held-out split to evaluate (``test`` or ``validation``) when ``data`` is unset.
+    simulate: run the end-to-end self-healing simulation through the graph.
+    command: the command line recorded in the report.
+    quiet: no progress bar.
+    """
+
+    data: Path | None = None
+    split: str = "test"
+    simulate: bool = True
+    command: str = "selfheal eval"
+    quiet: bool = False
+
+
+@dataclass(frozen=True)
+class EvalOutputs:
+    """Files written by :func:`evaluate` and the metrics dict itself."""
+
+    metrics_json: Path
+    report: Path
+    figures: dict[str, Path]
+    metrics: dict[str, Any]
+
+
+@dataclass
+class Batched:
+    """A Rich progress bar shared by the stages; ``map`` runs a function over texts in batches."""
+
+    progress: Any
+
+    def map(self, description: str, fn: Callable[[list[str]], np.ndarray], texts: list[str]) -> np.ndarray:
+        """``fn`` over ``texts`` in batches of :data:`BATCH`, concatenated, with a progress task."""
+        task = self.progress.add_task(description, total=len(texts))
+        # Similar lengths in a batch mean less padding: run sorted by length, return in input order.
+        order = np.argsort([len(t) for t in texts], kind="stable")
+        out = []
+        for start in range(0, len(texts), BATCH):
+            chunk = [texts[i] for i in order[start : start + BATCH]]
+            out.append(np.asarray(fn(chunk), dtype=np.float64))
+            self.progress.update(task, advance=len(chunk))
+        if not out:
+            return np.zeros((0, len(LABELS)))
+        result = np.empty_like(np.concatenate(out))
+        result[order] = np.concatenate(out)
+        return result
+
+    @contextmanager
+    def step(self, description: str) -> Iterator[None]:
+        """A one-unit task for a stage without batches."""
+        task = self.progress.add_task(description, total=1)
+        yield
+        self.progress.update(task, advance=1)
+
+
+def output_paths(config: Config, options: EvalOptions) -> tuple[Path, Path]:
+    """Reports directory and Markdown report path; a ``--data`` run gets its own directory so
+    it never overwrites the held-out evaluation."""
+    reports = Path(config.paths.reports_dir)
+    if options.data is None:
+        return reports, Path(config.paths.evaluation_md)
+    folder = reports / f"data-{Path(options.data).stem}"
+    return folder, folder / "EVALUATION.md"
+
+
+def read_training_log(directory: Path) -> list[dict[str, str]]:
+    """Rows of a checkpoint's per-epoch ``training_log.csv`` (empty when there is none)."""
+    path = Path(directory) / TRAINING_LOG_FILE
+    if not path.exists():
+        return []
+    with path.open(encoding="utf-8", newline="") as fh:
+        return list(csv.DictReader(fh))
+
+
+def build_backups(config: Config, checkpoint: Path) -> tuple[list[Any], list[str]]:
+    """The configured backup models, and notes on those that could not be built."""
+    from selfheal.model.backup import (
+        EmbeddingZeroShotBackup,
+        TfidfBackup,
+        VaderBackup,
+        ZeroShotPipelineBackup,
+    )
+    from selfheal.model.checkpoint import resolve_base_model
+
+    backups: list[Any] = []
+    notes: list[str] = []
+    for name in config.backup.models:
+        if name == "tfidf":
+            backups.append(TfidfBackup.load(checkpoint))
+        elif name == "vader":
+            backups.append(VaderBackup())
+        elif name == "embedding":
+            backups.append(EmbeddingZeroShotBackup(resolve_base_model(None)))
+        elif config.backup.zero_shot_model:
+            backups.append(ZeroShotPipelineBackup(config.backup.zero_shot_model))
+        else:
+            notes.append("zero_shot skipped: backup.zero_shot_model is not set")
+    return backups, notes
+
+
+def _load_data(config: Config, options: EvalOptions, checkpoint: Path) -> dict[str, Any]:
+    """The texts to evaluate: the manifest-verified held-out splits, or a user's file."""
+    manifest = read_manifest(checkpoint / MANIFEST_FILE)
+    if options.data is not None:
+        corpus = load_labelled_file(options.data)
+        train_hashes = set(manifest["hashes"]["train"])
+        overlap = sum(text_hash(t) in train_hashes for t in corpus.texts)
+        return {
+            "name": Path(options.data).name,
+            "source": str(options.data),
+            "sets": {"file": (corpus.texts, np.asarray(corpus.labels))},
+            "eval_set": "file",
+            "manifest_verified": False,
+            "train_overlap": overlap,
+        }
+    if options.split not in EVAL_SPLITS:
+        raise DataError(f"unknown split '{options.split}' (choose {' or '.join(EVAL_SPLITS)})")
+    splits = prepare_splits(config.data.source, config.data.val_size, config.data.test_size, config.data.seed)
+    sets = {}
+    for name in ("validation", "test"):
+        verify_split(splits[name], manifest, name)
+        sets[name] = (list(splits[name]["text"]), np.asarray(splits[name]["label"]))
+    return {
+        "name": f"{config.data.source} {options.split} split",
+        "source": config.data.source,
+        "sets": sets,
+        "eval_set": options.split,
+        "manifest_verified": True,
+        "train_overlap": 0,
+    }
+
+
+def _examples(
+    texts: list[str], labels: np.ndarray, probs: np.ndarray, status: np.ndarray, sim: dict[str, Any], k: int
+) -> dict[str, list[dict[str, Any]]]:
+    """Real inputs of each kind: confident and right/wrong (accepted), asked, escalated."""
+    confidence = probs.max(axis=1)
+    preds = probs.argmax(axis=1)
+    correct = preds == labels
+    order = np.argsort(-confidence, kind="stable")
+    finals = sim.get("per_input", {})
+
+    def pick(mask: np.ndarray, reverse: bool = False) -> list[dict[str, Any]]:
+        ids = [int(i) for i in (order[::-1] if reverse else order) if mask[i]][:k]
+        rows = []
+        for i in ids:
+            row = {
+                "text": texts[i],
+                "true": LABELS[int(labels[i])],
+                "predicted": LABELS[int(preds[i])],
+                "confidence": float(confidence[i]),
+                "status": str(status[i]),
+            }
+            for scenario, outcomes in finals.items():
+                row[scenario] = outcomes[i]
+            rows.append(row)
+        return rows
+
+    accepted = status == "accept"
+    return {
+        "confident_right": pick(accepted & correct),
+        "confident_wrong": pick(accepted & ~correct),
+        "asked": pick(status == "clarify"),
+        "escalated": pick(status == "escalate", reverse=True),
+    }
+
+
+def evaluate(config: Config, options: EvalOptions) -> EvalOutputs:
+    """Run the whole evaluation and write ``metrics.json``, the PNGs and the Markdown report."""
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        SpinnerColumn,
+        TextColumn,
+        TimeElapsedColumn,
+    )
+    from transformers.utils import logging as hf_logging
+
+    from selfheal.evaluation import plots
+    from selfheal.evaluation.report import write_report
+    from selfheal.model.classifier import Classifier
+
+    hf_logging.disable_progress_bar()  # the Rich bar is the only progress output
+    started = time.perf_counter()
+    ec = config.evaluation
+    accept, clarify = config.thresholds.accept, config.thresholds.clarify
+    checkpoint = resolve_checkpoint(config.paths.checkpoint)
+    reports_dir, report_path = output_paths(config, options)
+    columns = [
+        SpinnerColumn(),
+        TextColumn("{task.description:<34}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+    ]
+    with Progress(*columns, disable=options.quiet, transient=False) as progress:
+        run = Batched(progress)
+
+        # --- data and the primary model ----------------------------------------------------------
+        with run.step("loading data and checkpoint"):
+            data = _load_data(config, options, checkpoint)
+            classifier = Classifier.load(checkpoint, use_temperature=False)
+        temperature = float(classifier.meta.get("temperature", 1.0))
+        deployed_t = temperature if config.calibration.temperature else 1.0
+        logits = {
+            name: run.map(f"primary model on {name}", classifier.logits, texts)
+            for name, (texts, _) in data["sets"].items()
+        }
+        texts, labels = data["sets"][data["eval_set"]]
+        raw = softmax(logits[data["eval_set"]])
+        scaled = softmax(logits[data["eval_set"]], temperature)
+        probs = softmax(logits[data["eval_set"]], deployed_t)
+
+        # --- backups ---------------------------------------------------------------------------
+        with run.step("loading backup models"):
+            backups, backup_notes = build_backups(config, checkpoint)
+        backup_probs = {b.name: run.map(f"backup {b.name}", b.predict_proba, texts) for b in backups}
+
+        # --- metrics -----------------------------------------------------------------------------
+        with run.step("metrics and bootstrap"):
+            calib = {
+                "raw": calibration_report(labels, raw, ec.bins, ec.bootstrap, ec.seed),
+                "scaled": calibration_report(labels, scaled, ec.bins, ec.bootstrap, ec.seed),
+            }
+            models = {"primary": detailed_metrics(labels, probs)}
+            for name, p in backup_probs.items():
+                models[name] = {
+                    **detailed_metrics(labels, p),
+                    "calibration": calibration_report(labels, p, ec.bins, ec.bootstrap, ec.seed),
+                }
+            fallback = {
+                name: fallback_frequency(softmax(lg, deployed_t).max(axis=1), accept, clarify)
+                for name, lg in logits.items()
+            }
+            status = route(probs.max(axis=1), accept, clarify)
+            sweep = risk_coverage(labels, probs, 0.5, 1.0, ec.sweep_step)
+            curve = risk_coverage(labels, probs, 0.5, 1.0, 0.01)
+            at_threshold = selective_accuracy(labels, probs, accept)
+
+        # --- the self-healing simulation through the real graph ---------------------------------
+        if options.simulate:
+            from selfheal.evaluation.simulate import simulate
+
+            sim = simulate(config, texts, labels, probs, backup_probs, run)
+        else:
+            sim = {"status": "skipped", "reason": "--no-simulation"}
+
+        # --- files -----------------------------------------------------------------------------
+        with run.step("figures and report"):
+            figures = {
+                "reliability": plots.reliability_diagram(
+                    [
+                        ("before temperature scaling (T = 1)", calib["raw"]),
+                        (f"after temperature scaling (T = {temperature:.3f})", calib["scaled"]),
+                    ],
+                    reports_dir / RELIABILITY_PNG,
+                ),
+                "confidence_histogram": plots.confidence_histogram(
+                    [(name, softmax(lg, deployed_t).max(axis=1)) for name, lg in logits.items()],
+                    (accept, clarify),
+                    reports_dir / HISTOGRAM_PNG,
+                ),
+                "risk_coverage": plots.risk_coverage_plot(curve, accept, reports_dir / RISK_COVERAGE_PNG),
+            }
+            metrics: dict[str, Any] = {
+                "command": options.command,
+                "created": datetime.now().astimezone().isoformat(timespec="seconds"),
+                "checkpoint": {
+                    "directory": _display(checkpoint),
+                    "version": classifier.version,
+                    "temperature": temperature,
+                    "temperature_used": config.calibration.temperature,
+                },
+                "data": {
+                    "name": data["name"],
+                    "source": data["source"],
+                    "evaluated": data["eval_set"],
+                    "n": len(texts),
+                    "sizes": {name: len(t) for name, (t, _) in data["sets"].items()},
+                    "manifest_verified": data["manifest_verified"],
+                    "train_overlap": data["train_overlap"],
+                },
+                "thresholds": {"accept": accept, "clarify": clarify},
+                "models": models,
+                "backup_notes": backup_notes,
+                "calibration": calib,
+                "fallback": fallback,
+                "risk_coverage": {"sweep": sweep, "at_threshold": at_threshold},
+                "simulation": sim,
+                "examples": _examples(texts, labels, probs, status, sim, ec.examples),
+                "training_log": read_training_log(checkpoint),
+                "figures": {k: _display(v) for k, v in figures.items()},
+            }
+            metrics["targets"] = targets(metrics)
+            metrics["runtime_seconds"] = round(time.perf_counter() - started, 1)
+            metrics_json = reports_dir / METRICS_JSON
+            metrics_json.parent.mkdir(parents=True, exist_ok=True)
+            metrics_json.write_text(json.dumps(metrics, indent=1) + "\n", encoding="utf-8")
+            write_report(metrics, report_path, figures)
+    return EvalOutputs(metrics_json, report_path, figures, metrics)
+
+
+def targets(metrics: dict[str, Any]) -> list[dict[str, Any]]:
+    """The issue's targets, each with the measured value and whether it is met."""
+    at = metrics["risk_coverage"]["at_threshold"]
+    rows = [
+        {
+            "target": "ECE after temperature scaling <= 2%",
+            "value": metrics["calibration"]["scaled"]["ece"],
+            "ci95": metrics["calibration"]["scaled"]["ece_ci95"],
+            "met": metrics["calibration"]["scaled"]["ece"] <= 0.02,
+        },
+        {
+            "target": f"accuracy on auto-accepted >= 93% at threshold {at['threshold']}",
+            "value": at["accuracy"],
+            "met": at["accuracy"] is not None and at["accuracy"] >= 0.93,
+        },
+        {
+            "target": f"coverage >= 70% at threshold {at['threshold']}",
+            "value": at["coverage"],
+            "met": at["coverage"] >= 0.70,
+        },
+    ]
+    user = metrics["simulation"].get("scenarios", {}).get("user")
+    if user is not None:
+        rows += [
+            {
+                "target": "final accuracy with correct clarifications >= 95%",
+                "value": user["accuracy"],
+                "met": user["accuracy"] >= 0.95,
+            },
+            {
+                "target": "inputs asked <= 30%",
+                "value": user["asked_share"],
+                "met": user["asked_share"] <= 0.30,
+            },
+        ]
+    return rows
+
+
+def _display(path: Path) -> str:
+    """``path`` relative to the working directory when it is inside it."""
+    try:
+        return os.path.relpath(path) if not os.path.relpath(path).startswith("..") else str(path)
+    except ValueError:
+        return str(path)
+
+
+def last_training_log(config: Config) -> Path:
+    """Directory of the last training run (``paths.output_dir``), or of the evaluated checkpoint
+    when no run has been written there."""
+    out = Path(config.paths.output_dir)
+    if (out / TRAINING_LOG_FILE).exists():
+        return out
+    return resolve_checkpoint(config.paths.checkpoint)
+
+
+def print_training_log(config: Config, console: Any) -> None:
+    """Print the per-epoch table of the last training run."""
+    from rich.table import Table
+
+    directory = last_training_log(config)
+    rows = read_training_log(directory)
+    if not rows:
+        raise DataError(f"{directory} has no {TRAINING_LOG_FILE}")
+    table = Table(title=f"{_display(directory / TRAINING_LOG_FILE)}")
+    for name in rows[0]:
+        table.add_column(name, justify="right")
+    for row in rows:
+        table.add_row(*row.values())
+    console.print(table)
+
+
+def print_summary(outputs: EvalOutputs, console: Any) -> None:
+    """The headline figures of a finished evaluation and where the files went."""
+    m = outputs.metrics
+    raw, scaled = m["calibration"]["raw"], m["calibration"]["scaled"]
+    at = m["risk_coverage"]["at_threshold"]
+    acc_at = "n/a" if at["accuracy"] is None else f"{100 * at['accuracy']:.1f}%"
+    lines = [
+        f"{m['data']['name']}: {m['data']['n']} texts, primary accuracy {100 * m['models']['primary']['accuracy']:.1f}%"
+        f", macro-F1 {100 * m['models']['primary']['f1_macro']:.1f}%",
+        f"ECE {100 * raw['ece']:.2f}% [{100 * raw['ece_ci95'][0]:.2f}, {100 * raw['ece_ci95'][1]:.2f}] before, "
+        f"{100 * scaled['ece']:.2f}% [{100 * scaled['ece_ci95'][0]:.2f}, {100 * scaled['ece_ci95'][1]:.2f}] "
+        f"after temperature scaling (T={m['checkpoint']['temperature']:.3f})",
+        f"at accept {at['threshold']}: accuracy on accepted {acc_at}, coverage {100 * at['coverage']:.1f}%",
+    ]
+    for s in m["simulation"].get("scenarios", {}).values():
+        lines.append(
+            f"simulation, {s['title']}: final accuracy {100 * s['accuracy']:.1f}%, "
+            f"asked {100 * s['asked_share']:.1f}%, needed a human {100 * s['human_share']:.1f}%"
+        )
+    if m["simulation"].get("status") != "done":
+        lines.append(f"simulation {m['simulation'].get('status')}: {m['simulation'].get('reason', '')}")
+    lines.append(
+        f"wrote {_display(outputs.metrics_json)}, {len(outputs.figures)} figures and {_display(outputs.report)} "
+        f"in {m['runtime_seconds']:.0f} s"
+    )
+    for line in lines:
+        console.print(line, highlight=False, markup=False)

@@ -1,0 +1,204 @@
+"""``selfheal stats``: fallback analytics from ``logs/app.jsonl``, as text.
+
+Corrupt or partial lines are skipped and counted, never fatal. A request logged twice (escalated,
+``pending_review`` first, then ``human_review``) counts once, with its latest record, at the
+position and time of its first record.
+"""
+
+from __future__ import annotations
+
+import csv
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from selfheal.data import DataError
+from selfheal.jsonl import read_lines
+
+STATUSES = ("accept", "clarify", "escalate")
+VIAS = ("model", "user_clarification", "backup_model", "human_review", "pending_review")
+CSV_FIELDS = ("timestamp", "request_id", "confidence", "status", "via")
+SPARK = "▁▂▃▄▅▆▇█"
+BAR_WIDTH = 30
+
+# The graph logs the check as a route (accept | ask_clarify | escalate) and a status
+# (ACCEPT | LOW | VERY_LOW); both map onto the three fallback outcomes.
+_STATUS_ALIASES = {
+    "accept": "accept",
+    "ask_clarify": "clarify",
+    "clarify": "clarify",
+    "escalate": "escalate",
+    "low": "clarify",
+    "very_low": "escalate",
+}
+
+
+@dataclass(frozen=True)
+class Request:
+    """One logged request, reduced to what the analytics need."""
+
+    timestamp: str
+    request_id: str
+    confidence: float
+    status: str
+    via: str
+
+
+@dataclass
+class LogStats:
+    """The requests of a log and how many lines were skipped."""
+
+    path: Path
+    lines: int = 0
+    skipped: int = 0
+    superseded: int = 0
+    requests: list[Request] = field(default_factory=list)
+
+
+def _status(check: dict[str, Any]) -> str:
+    for key in ("route", "status"):
+        value = _STATUS_ALIASES.get(str(check.get(key, "")).lower())
+        if value:
+            return value
+    return "unknown"
+
+
+def _parse(record: dict[str, Any]) -> Request | None:
+    """A :class:`Request` from a log record, or ``None`` when required fields are missing."""
+    try:
+        confidence = float(record["inference"]["confidence"])
+        request_id = str(record["request_id"])
+        check = record.get("confidence_check") or {}
+        via = (record.get("final_decision") or {}).get("via") or "unknown"
+    except (KeyError, TypeError, ValueError):
+        return None
+    if not 0.0 <= confidence <= 1.0:
+        return None
+    return Request(str(record.get("timestamp", "")), request_id, confidence, _status(check), str(via))
+
+
+def read_log(path: Path) -> LogStats:
+    """Read ``app.jsonl``; raises ``FileNotFoundError`` (one clear line) when it is missing."""
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(
+            f"log file {path} does not exist: nothing has been classified yet "
+            "(run 'selfheal run' or 'selfheal classify', or pass --log FILE)"
+        )
+    if path.is_dir():
+        raise DataError(f"log path {path} is a directory, not a JSONL file")
+    stats = LogStats(path)
+    latest: dict[str, Request] = {}
+    try:
+        for _, record in read_lines(path):
+            stats.lines += 1
+            request = _parse(record) if record is not None else None
+            if request is None:
+                stats.skipped += 1
+                continue
+            first = latest.get(request.request_id)
+            if first is not None:
+                stats.superseded += 1
+                request = Request(
+                    first.timestamp, request.request_id, request.confidence, request.status, request.via
+                )
+            latest[request.request_id] = request  # dict keeps the first-seen position
+    except OSError as exc:
+        raise DataError(f"cannot read log file {path}: {exc.strerror}") from None
+    stats.requests = list(latest.values())
+    return stats
+
+
+def _bar(count: int, total: int, width: int = BAR_WIDTH) -> str:
+    filled = round(width * count / total) if total else 0
+    return "█" * filled + "·" * (width - filled)
+
+
+def _histogram(title: str, counts: dict[str, int]) -> list[str]:
+    total = sum(counts.values())
+    pad = max(len(k) for k in counts)
+    lines = [title]
+    for key, n in counts.items():
+        share = n / total if total else 0.0
+        lines.append(f"  {key:<{pad}}  {_bar(n, total)} {n:>6}  {100 * share:5.1f}%")
+    return lines
+
+
+def confidence_bins(values: list[float], width: float = 0.05) -> dict[str, int]:
+    """Counts of confidences in bins of ``width`` from 0.5 (or 0 if any is lower) to 1.0."""
+    low = 0.5 if all(v >= 0.5 for v in values) else 0.0
+    n_bins = round((1.0 - low) / width)
+    counts = [0] * n_bins
+    for v in values:
+        counts[min(int((v - low) / width + 1e-9), n_bins - 1)] += 1
+    labels = [
+        f"[{low + i * width:.2f}, {low + (i + 1) * width:.2f}{']' if i == n_bins - 1 else ')'}"
+        for i in range(n_bins)
+    ]
+    return dict(zip(labels, counts, strict=True))
+
+
+def sparkline(values: list[float], low: float = 0.5, high: float = 1.0) -> str:
+    """One character per value, from ``▁`` (at or below ``low``) to ``█`` (``high``)."""
+    span = high - low
+    return "".join(SPARK[min(len(SPARK) - 1, max(0, int((v - low) / span * len(SPARK))))] for v in values)
+
+
+def trend(stats: LogStats, last: int) -> list[Request]:
+    """The last ``last`` requests (all of them for 0)."""
+    return stats.requests[-last:] if last > 0 else list(stats.requests)
+
+
+def render(stats: LogStats, last: int) -> str:
+    """The text report of ``selfheal stats``."""
+    reqs = stats.requests
+    head = f"{stats.path}: {len(reqs)} request(s) from {stats.lines} line(s)"
+    notes = []
+    if stats.skipped:
+        notes.append(f"{stats.skipped} corrupt or incomplete line(s) skipped")
+    if stats.superseded:
+        notes.append(f"{stats.superseded} earlier record(s) of reviewed requests superseded")
+    lines = [head + (f" ({'; '.join(notes)})" if notes else "")]
+    if not reqs:
+        lines.append("no requests logged yet: nothing to report")
+        return "\n".join(lines)
+    status_counts = {s: sum(r.status == s for r in reqs) for s in STATUSES}
+    if any(r.status not in STATUSES for r in reqs):
+        status_counts["unknown"] = sum(r.status not in STATUSES for r in reqs)
+    vias = {v: sum(r.via == v for r in reqs) for v in VIAS}
+    for other in sorted({r.via for r in reqs} - set(VIAS)):
+        vias[other] = sum(r.via == other for r in reqs)
+    conf = [r.confidence for r in reqs]
+    lines += ["", *_histogram("Fallback frequency (confidence check):", status_counts)]
+    lines += ["", *_histogram("Final decision via:", vias)]
+    lines += ["", *_histogram("Confidence histogram:", confidence_bins(conf))]
+    recent = trend(stats, last)
+    mean_all = sum(conf) / len(conf)
+    mean_recent = sum(r.confidence for r in recent) / len(recent)
+    lines += [
+        "",
+        f"Confidence trend, last {len(recent)} request(s): mean {mean_recent:.3f} (all: {mean_all:.3f})",
+        f"  {sparkline([r.confidence for r in recent])}",
+        "",
+        f"  {'timestamp':<29} {'request_id':<36} {'conf':>5}  {'status':<8} via",
+    ]
+    lines += [
+        f"  {r.timestamp:<29} {r.request_id:<36} {r.confidence:5.3f}  {r.status:<8} {r.via}" for r in recent
+    ]
+    return "\n".join(lines)
+
+
+def write_trend_csv(rows: list[Request], path: Path) -> Path:
+    """Write ``timestamp, request_id, confidence, status, via`` rows to ``path``."""
+    path = Path(path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with path.open("w", newline="", encoding="utf-8") as fh:
+            writer = csv.writer(fh)
+            writer.writerow(CSV_FIELDS)
+            writer.writerows(
+                [r.timestamp, r.request_id, f"{r.confidence:.6f}", r.status, r.via] for r in rows
+            )
+    except OSError as exc:
+        raise DataError(f"cannot write {path}: {exc.strerror}") from None
+    return path

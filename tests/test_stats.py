@@ -1,0 +1,92 @@
+"""`selfheal stats` on a real-looking log, a corrupted line, an empty log and a missing log."""
+
+from __future__ import annotations
+
+import csv
+import json
+
+from typer.testing import CliRunner
+
+from selfheal.cli import app
+
+runner = CliRunner()
+
+
+def record(request_id: str, confidence: float, route: str, via: str, minute: int) -> dict:
+    status = {"accept": "ACCEPT", "ask_clarify": "LOW", "escalate": "VERY_LOW"}[route]
+    return {
+        "timestamp": f"2026-01-01T10:{minute:02d}:00+00:00",
+        "request_id": request_id,
+        "input_text": "A warm and funny film.",
+        "inference": {
+            "label": "Positive",
+            "probs": {"Negative": 1 - confidence, "Positive": confidence},
+            "confidence": confidence,
+        },
+        "confidence_check": {
+            "thresholds": {"accept": 0.75, "clarify": 0.5},
+            "status": status,
+            "route": route,
+        },
+        "fallback": {"activated": route != "accept"},
+        "final_decision": {"label": "Positive", "via": via},
+    }
+
+
+def write_log(path, records, corrupt_after: int | None = None) -> None:
+    lines = [json.dumps(r) for r in records]
+    if corrupt_after is not None:
+        lines.insert(corrupt_after, '{"timestamp": "2026-01-01T10:0')  # a partial line (crash mid-write)
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+
+
+def test_stats_skips_a_corrupted_line_and_writes_the_trend_csv(tmp_path):
+    log = tmp_path / "app.jsonl"
+    records = [
+        record("r1", 0.97, "accept", "model", 0),
+        record("r2", 0.62, "ask_clarify", "user_clarification", 1),
+        record("r3", 0.91, "accept", "model", 2),
+        record("r4", 0.55, "escalate", "pending_review", 3),
+        record("r5", 0.58, "ask_clarify", "backup_model", 4),
+        record("r4", 0.55, "escalate", "human_review", 9),  # the review of r4, logged later
+    ]
+    write_log(log, records, corrupt_after=2)
+    out_csv = tmp_path / "out" / "trend.csv"
+    result = runner.invoke(app, ["stats", "--log", str(log), "--last", "3", "--csv", str(out_csv)])
+    assert result.exit_code == 0, result.output
+    out = result.output
+    assert "5 request(s) from 7 line(s)" in out
+    assert "1 corrupt or incomplete line(s) skipped" in out
+    assert "Fallback frequency" in out and "Final decision via" in out and "Confidence histogram" in out
+    accept_line = next(line for line in out.splitlines() if line.strip().startswith("accept "))
+    assert "2   40.0%" in accept_line
+    review_line = next(line for line in out.splitlines() if line.strip().startswith("human_review"))
+    assert "1   20.0%" in review_line  # r4 counted once, with its latest decision
+    assert "last 3 request(s)" in out
+    with out_csv.open() as fh:
+        rows = list(csv.DictReader(fh))
+    assert list(rows[0]) == ["timestamp", "request_id", "confidence", "status", "via"]
+    assert [r["request_id"] for r in rows] == ["r3", "r4", "r5"]
+    assert rows[1] == {
+        "timestamp": "2026-01-01T10:03:00+00:00",
+        "request_id": "r4",
+        "confidence": "0.550000",
+        "status": "escalate",
+        "via": "human_review",
+    }
+
+
+def test_stats_on_an_empty_log(tmp_path):
+    log = tmp_path / "app.jsonl"
+    log.write_text("")
+    result = runner.invoke(app, ["stats", "--log", str(log)])
+    assert result.exit_code == 0
+    assert "no requests logged yet" in result.output
+
+
+def test_stats_on_a_missing_log_is_one_clear_line(tmp_path):
+    result = runner.invoke(app, ["stats", "--set", f"paths.log_dir={tmp_path / 'nowhere'}"])
+    assert result.exit_code == 2
+    assert result.output.strip().startswith("error: log file")
+    assert "does not exist" in result.output and "Traceback" not in result.output
+    assert len(result.output.strip().splitlines()) == 1
