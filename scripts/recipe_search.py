@@ -1,0 +1,73 @@
+"""Run the recipe search recorded in the model card: one `selfheal train` per trial.
+
+Each trial is `config.yaml` plus a few overrides; results (validation and test scores, minutes)
+are appended to reports/recipe_search.json as each trial finishes, and trials already recorded
+are skipped, so the script can be stopped and resumed. The recipe is chosen by validation
+macro-F1, never by test accuracy.
+
+Usage: python scripts/recipe_search.py [TRIAL ...]      (default: all trials)
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+from selfheal.config import load_config
+from selfheal.model.train import train
+
+OUT = Path("reports/recipe_search.json")
+TRIALS: dict[str, list[str]] = {
+    # The plain recipe from the issue: [CLS] vector, LoRA r=8 on query/value, lr 1e-3, 3 epochs.
+    "plain-cls": ["model.pooling=cls", "lora.r=8", "lora.target_modules=[query,value]", "training.epochs=3"],
+    # Mean pooling, as all-MiniLM-L6-v2 was trained.
+    "mean": ["model.pooling=mean", "lora.r=8", "lora.target_modules=[query,value]", "training.epochs=3"],
+    # Longer, with a higher peak learning rate.
+    "mean-5ep-lr2e-3": [
+        "model.pooling=mean",
+        "lora.target_modules=[query,value]",
+        "training.epochs=5",
+        "training.learning_rate=2e-3",
+    ],
+    # All attention projections, rank 16.
+    "mean-qkvo-r16": [
+        "model.pooling=mean",
+        "lora.r=16",
+        "lora.target_modules=[query,key,value,attention.output.dense]",
+        "training.epochs=4",
+    ],
+}
+
+
+def main(names: list[str]) -> None:
+    """Run the named trials (all by default), skipping those already recorded."""
+    done = json.loads(OUT.read_text()) if OUT.exists() else []
+    recorded = {t["name"] for t in done}
+    for name in names or list(TRIALS):
+        if name in recorded:
+            print(f"skip {name} (recorded)")
+            continue
+        overrides = [*TRIALS[name], f"paths.output_dir=runs/trials/{name}"]
+        result = train(load_config(overrides=overrides), quiet=True)
+        m = result.metrics
+        done.append(
+            {
+                "name": name,
+                "overrides": TRIALS[name],
+                "val_accuracy": m["validation"]["accuracy"],
+                "val_f1": m["validation"]["f1_macro"],
+                "test_accuracy": m["test"]["accuracy"],
+                "test_f1": m["test"]["f1_macro"],
+                "best_epoch": result.best_epoch,
+                "temperature": result.temperature,
+                "seconds": round(result.seconds, 1),
+            }
+        )
+        OUT.parent.mkdir(parents=True, exist_ok=True)
+        OUT.write_text(json.dumps(done, indent=2) + "\n")
+        print(json.dumps(done[-1]))
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

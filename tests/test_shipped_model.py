@@ -1,0 +1,40 @@
+"""The checkpoint shipped inside the package: loads offline, deterministic, sensible."""
+
+from __future__ import annotations
+
+import os
+
+from selfheal.model.backup import TfidfBackup
+from selfheal.model.checkpoint import shipped_checkpoint
+
+
+def test_loads_offline_and_is_deterministic(shipped_classifier):
+    assert os.environ.get("HF_HUB_OFFLINE") == "1"
+    texts = ["An absolute joy from start to finish.", "A tedious, joyless slog."]
+    first = shipped_classifier.predict(texts)
+    second = shipped_classifier.predict(texts)
+    assert first == second
+    assert [p.label for p in first] == ["Positive", "Negative"]
+    assert all(p.confidence > 0.75 for p in first)
+
+
+def test_temperature_is_fitted_and_used(shipped_classifier):
+    t = shipped_classifier.temperature
+    assert t > 0 and t != 1.0
+    logits = shipped_classifier.logits(["It was fine."])
+    scaled = shipped_classifier.predict_proba(["It was fine."])
+    from selfheal.model.calibrate import softmax
+
+    assert abs(scaled[0, 1] - softmax(logits, t)[0, 1]) < 1e-9
+
+
+def test_shipped_backup_loads_and_predicts():
+    backup = TfidfBackup.load(shipped_checkpoint())
+    probs = backup.predict_proba(["a masterpiece, beautiful and moving", "boring, dull and stupid"])
+    assert probs.shape == (2, 2)
+    assert probs[0, 1] > 0.5 > probs[1, 1]
+
+
+def test_shipped_checkpoint_is_small():
+    size = sum(p.stat().st_size for p in shipped_checkpoint().iterdir())
+    assert size < 8_000_000

@@ -1,0 +1,58 @@
+"""A tiny real LoRA training run through the same code path as `selfheal train`."""
+
+from __future__ import annotations
+
+import csv
+import json
+
+import numpy as np
+
+from selfheal.labels import LABELS
+from selfheal.model.checkpoint import MANIFEST_FILE, META_FILE, TRAINING_LOG_FILE
+from selfheal.model.classifier import Classifier
+
+
+def test_tiny_training_lowers_loss_and_writes_a_checkpoint(tiny_run):
+    history = tiny_run.history
+    assert len(history) == 2
+    assert history[-1]["train_loss"] < history[0]["train_loss"]
+    out = tiny_run.output_dir
+    for name in ("adapter_model.safetensors", "adapter_config.json", "tokenizer.json", META_FILE,
+                 MANIFEST_FILE, TRAINING_LOG_FILE, "metrics.json", "backup_tfidf.json.gz",
+                 "training_config.yaml", "README.md"):
+        assert (out / name).exists(), name
+    with (out / TRAINING_LOG_FILE).open() as fh:
+        rows = list(csv.DictReader(fh))
+    assert [int(r["epoch"]) for r in rows] == [1, 2]
+    assert {"train_loss", "val_accuracy", "val_macro_f1", "learning_rate", "seconds"} <= set(rows[0])
+    meta = json.loads((out / META_FILE).read_text())
+    assert meta["temperature"] == tiny_run.temperature > 0
+    assert meta["labels"] == list(LABELS)
+    card = (out / "README.md").read_text()
+    assert card.startswith("---\nlibrary_name: peft") and "Pang" in card
+
+
+def test_checkpoint_reloads_and_reproduces_its_test_metrics(tiny_run, tiny_csv):
+    from selfheal.config import load_config
+    from selfheal.model.train import load_training_splits
+
+    from .conftest import REPO, tiny_overrides
+
+    clf = Classifier(tiny_run.output_dir)
+    splits = load_training_splits(load_config(REPO / "config.yaml", tiny_overrides(tiny_csv, tiny_run.output_dir)))
+    probs = clf.predict_proba(list(splits["test"]["text"]))
+    accuracy = float(np.mean(probs.argmax(1) == np.asarray(splits["test"]["label"])))
+    assert accuracy == tiny_run.metrics["test"]["accuracy"]
+    preds = clf.predict(["A warm, funny and moving film.", "Dull."])
+    assert all(p.label in LABELS and abs(sum(p.probs.values()) - 1) < 1e-6 for p in preds)
+
+
+def test_sample_path_uses_the_same_code(tmp_path, tiny_csv):
+    from selfheal.config import load_config
+    from selfheal.model.train import train
+
+    from .conftest import REPO, tiny_overrides
+
+    overrides = [*tiny_overrides(tiny_csv, tmp_path / "s"), "data.sample=16", "training.epochs=1"]
+    result = train(load_config(REPO / "config.yaml", overrides), quiet=True)
+    assert json.loads((result.output_dir / META_FILE).read_text())["train_size"] == 16
