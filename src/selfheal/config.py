@@ -151,6 +151,22 @@ class BackupConfig(_Section):
     )
     zero_shot_model: str | None = None
 
+    @model_validator(mode="after")
+    def _zero_shot_needs_model(self) -> BackupConfig:
+        if "zero_shot" in self.models and not self.zero_shot_model:
+            raise ValueError("backup.models includes zero_shot but backup.zero_shot_model is not set")
+        return self
+
+
+class InputConfig(_Section):
+    """What the graph accepts as one request.
+
+    max_chars: longer texts are cut to this many characters (after cleaning) before the model,
+        which itself reads at most ``data.max_length`` tokens; the log record says so.
+    """
+
+    max_chars: int = Field(5000, ge=16, le=1_000_000)
+
 
 class FallbackConfig(_Section):
     """How the user is asked.
@@ -199,6 +215,7 @@ class Config(_Section):
     thresholds: ThresholdsConfig = Field(default_factory=ThresholdsConfig)
     calibration: CalibrationConfig = Field(default_factory=CalibrationConfig)
     backup: BackupConfig = Field(default_factory=BackupConfig)
+    input: InputConfig = Field(default_factory=InputConfig)
     fallback: FallbackConfig = Field(default_factory=FallbackConfig)
     logging: LoggingConfig = Field(default_factory=LoggingConfig)
     evaluation: EvaluationConfig = Field(default_factory=EvaluationConfig)

@@ -4,8 +4,15 @@ from __future__ import annotations
 
 from selfheal.config import ConfigError
 from selfheal.data import DataError
+from selfheal.inputs import InputError
 from selfheal.model.checkpoint import ModelError
 
-USER_ERRORS: tuple[type[Exception], ...] = (ConfigError, DataError, ModelError, FileNotFoundError)
+USER_ERRORS: tuple[type[Exception], ...] = (
+    ConfigError,
+    DataError,
+    InputError,
+    ModelError,
+    FileNotFoundError,
+)
 
-__all__ = ["USER_ERRORS", "ConfigError", "DataError", "ModelError"]
+__all__ = ["USER_ERRORS", "ConfigError", "DataError", "InputError", "ModelError"]

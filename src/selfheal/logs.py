@@ -1,0 +1,175 @@
+"""The logs: ``app.jsonl`` (one JSON record per decision) and ``app.log`` (human readable).
+
+This module is the one place that builds and writes a log record. FinalDecisionNode calls
+:meth:`LogWriter.write` with the finished graph state; nothing else writes ``app.jsonl``.
+
+Record schema (one line per decision; every key is always present)::
+
+    timestamp          ISO 8601 with UTC offset, when the decision was made
+    request_id         uuid4; also the graph's thread_id
+    input_text         the cleaned text the model saw (cut to input.max_chars)
+    input_chars        length of the cleaned text before any cut
+    input_truncated    true if the text was cut to input.max_chars or to the model's max_length tokens
+    mode               "interactive" (selfheal run) or "batch" (selfheal classify)
+    model              {version, temperature, checkpoint}
+    inference          {label, probs: {label: p}, confidence, latency_ms}
+    confidence_check   {thresholds: {accept, clarify}, status: ACCEPT | LOW | VERY_LOW,
+                        route: accept | ask_clarify | escalate}
+    fallback           {activated, strategy: null | ask_clarify | escalate, question, user_response,
+                        user_label, attempts, no_answer_reason, backup: null | {label, probs, agree,
+                        models: {name: {label, probs}}}, review: null | {mode, answer, label}}
+    final_decision     {label (null while pending), via: model | user_clarification | backup_model
+                        | human_review | pending_review}
+    trace              node names in the order they ran
+    elapsed_ms         from receiving the request to this decision (includes waiting for people)
+
+A request escalated without a person at hand is logged twice: first with
+``via: "pending_review"`` and ``label: null``, then, once ``selfheal review`` answers it, with
+``via: "human_review"`` under the same ``request_id``. Readers keep the latest line per request.
+
+``app.jsonl`` is appended with one ``write`` per line (see :mod:`selfheal.jsonl`), so several
+processes can log at once. ``app.log`` rotates by size (``logging.max_bytes``); rotation is
+per process, so with several processes writing at once a rotation may split their lines across
+files, but no line is lost.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from datetime import datetime
+from logging.handlers import RotatingFileHandler
+from pathlib import Path
+from typing import Any
+
+from selfheal.config import Config
+from selfheal.jsonl import append_line
+
+JSONL_NAME = "app.jsonl"
+APP_LOG_NAME = "app.log"
+LOGGER_NAME = "selfheal"
+
+
+def build_record(state: dict[str, Any], trace: list[str]) -> dict[str, Any]:
+    """The JSON log record of a decided (or pending) request."""
+    inference = state.get("inference") or {}
+    fallback = dict(state.get("fallback") or {})
+    return {
+        "timestamp": datetime.now().astimezone().isoformat(timespec="milliseconds"),
+        "request_id": state["request_id"],
+        "input_text": state["text"],
+        "input_chars": state.get("input_chars", len(state["text"])),
+        "input_truncated": bool(state.get("input_truncated", False)),
+        "mode": "interactive" if state.get("interactive") else "batch",
+        "model": state.get("model") or {},
+        "inference": {
+            "label": inference.get("label"),
+            "probs": inference.get("probs"),
+            "confidence": inference.get("confidence"),
+            "latency_ms": inference.get("latency_ms"),
+        },
+        "confidence_check": {
+            "thresholds": state.get("thresholds"),
+            "status": state.get("status"),
+            "route": state.get("route"),
+        },
+        "fallback": {
+            "activated": bool(fallback.get("activated", False)),
+            "strategy": fallback.get("strategy"),
+            "question": fallback.get("question"),
+            "user_response": fallback.get("user_response"),
+            "user_label": fallback.get("user_label"),
+            "attempts": fallback.get("attempts", 0),
+            "no_answer_reason": fallback.get("no_answer_reason"),
+            "backup": fallback.get("backup"),
+            "review": fallback.get("review"),
+        },
+        "final_decision": {"label": state.get("final_label"), "via": state.get("via")},
+        "trace": trace,
+        "elapsed_ms": round((time.time() - state.get("started_at", time.time())) * 1000, 1),
+    }
+
+
+def summary_line(record: dict[str, Any]) -> str:
+    """One human-readable line for ``app.log``."""
+    inf, check, fb, final = (
+        record["inference"],
+        record["confidence_check"],
+        record["fallback"],
+        record["final_decision"],
+    )
+    parts = [
+        f"request {record['request_id']}",
+        f"model {inf['label']} {inf['confidence']:.3f}",
+        f"check {check['status']}",
+    ]
+    if fb["activated"]:
+        step = f"fallback {fb['strategy']}"
+        if fb["user_response"] is not None:
+            step += f" answer={fb['user_response']!r}"
+        if fb["no_answer_reason"]:
+            step += f" no_answer={fb['no_answer_reason']}"
+        if fb["backup"]:
+            agree = "agree" if fb["backup"]["agree"] else "disagree"
+            step += f" backup={fb['backup']['label']} ({agree})"
+        parts.append(step)
+    parts.append(f"final {final['label']} via {final['via']}")
+    text = record["input_text"]
+    parts.append(f"text={text[:80] + ('...' if len(text) > 80 else '')!r}")
+    return " | ".join(parts)
+
+
+def setup_app_log(config: Config) -> logging.Logger:
+    """The ``selfheal`` logger writing to ``<log_dir>/app.log`` through a RotatingFileHandler.
+
+    Calling it again with the same log directory reuses the handler.
+    """
+    logger = logging.getLogger(LOGGER_NAME)
+    logger.setLevel(config.logging.level)
+    logger.propagate = False
+    path = (Path(config.paths.log_dir) / APP_LOG_NAME).resolve()
+    for handler in list(logger.handlers):
+        if isinstance(handler, RotatingFileHandler):
+            if Path(handler.baseFilename) == path:
+                return logger
+            logger.removeHandler(handler)
+            handler.close()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handler = RotatingFileHandler(
+        path,
+        maxBytes=config.logging.max_bytes,
+        backupCount=config.logging.backup_count,
+        encoding="utf-8",
+    )
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)-7s [pid %(process)d] %(message)s"))
+    logger.addHandler(handler)
+    return logger
+
+
+class LogWriter:
+    """Writes decision records to ``app.jsonl`` and their summaries to ``app.log``.
+
+    Nothing is created on disk until the first record or event.
+    """
+
+    def __init__(self, config: Config) -> None:
+        self.config = config
+        self.jsonl_path = Path(config.paths.log_dir) / JSONL_NAME
+        self._logger: logging.Logger | None = None
+
+    @property
+    def logger(self) -> logging.Logger:
+        """The ``app.log`` logger (set up on first use)."""
+        if self._logger is None:
+            self._logger = setup_app_log(self.config)
+        return self._logger
+
+    def write(self, record: dict[str, Any]) -> None:
+        """Append ``record`` (one atomic line) and log its summary."""
+        append_line(self.jsonl_path, record)
+        level = logging.WARNING if record["final_decision"]["via"] == "pending_review" else logging.INFO
+        self.logger.log(level, summary_line(record))
+
+    def event(self, message: str, level: int = logging.INFO) -> None:
+        """Log something that is not a decision (start-up, model loading, errors)."""
+        self.logger.log(level, message)
