@@ -1,0 +1,232 @@
+"""The four nodes and the routing functions between them.
+
+Each node is a plain function ``(state, services) -> partial state update``; ``build.py`` binds
+``services``. Routing lives in the small ``route_*`` functions used on conditional edges.
+
+FallbackNode runs one step per visit (``state["stage"]``) and loops back to itself until a label
+is decided, so each ``interrupt()`` sits in its own visit and nothing expensive runs before it:
+
+* ``clarify``: ask the user (``interrupt``); a clear answer decides, otherwise ``backup``;
+* ``backup``: ask the backup models; if they agree with the model that decides, else ``review``;
+* ``review``: a person at the keyboard makes a forced choice (``interrupt``); with nobody there
+  the request becomes ``pending`` and FinalDecisionNode logs it;
+* ``queued``: the logged pending request waits (``interrupt``) until ``selfheal review`` answers.
+
+Only FinalDecisionNode has side effects (the log record, the clarified-examples file).
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any, Literal
+
+from langgraph.types import interrupt
+
+from selfheal.answers import choice_hint, parse_choice, parse_clarification
+from selfheal.clarified import append_clarified
+from selfheal.graph.state import STATUS, Fallback, Route, State
+from selfheal.labels import LABELS, other_label
+from selfheal.logs import build_record
+from selfheal.services import Services
+
+INFERENCE = "InferenceNode"
+CONFIDENCE_CHECK = "ConfidenceCheckNode"
+FALLBACK = "FallbackNode"
+FINAL_DECISION = "FinalDecisionNode"
+
+
+def clarify_question(label: str) -> str:
+    """The clarifying question about ``label`` (the most likely other label)."""
+    return f"Could you clarify your intent? Was this a {label.lower()} review? (y/n)"
+
+
+def retry_question(label: str) -> str:
+    """The question asked again after an unclear answer."""
+    return f"Sorry, I did not get that. Was this a {label.lower()} review? Please answer y or n."
+
+
+def review_question() -> str:
+    """The forced choice of a human review."""
+    return f"The models disagree. Which label is right? ({choice_hint()})"
+
+
+def unpack_answer(resume: Any) -> tuple[str | None, str | None]:
+    """``(answer text, no-answer reason)`` from a resume value.
+
+    The caller resumes with the answer text, or with ``None`` / ``{"answer": None, "reason": ...}``
+    when nobody answered (``eof``, ``interrupted``, ``timeout``).
+    """
+    if isinstance(resume, dict):
+        answer = resume.get("answer")
+        return (None if answer is None else str(answer)), resume.get("reason") or "no_answer"
+    if resume is None:
+        return None, "no_answer"
+    return str(resume), None
+
+
+# --- InferenceNode ---------------------------------------------------------------------------
+
+
+def inference_node(state: State, services: Services) -> dict[str, Any]:
+    """Tokenize, forward, softmax over temperature-scaled logits: label, probs, confidence."""
+    start = time.perf_counter()
+    classifier = services.classifier
+    prediction = classifier.predict([state["text"]])[0]
+    latency_ms = round((time.perf_counter() - start) * 1000, 1)
+    directory = getattr(classifier, "directory", None)
+    return {
+        "inference": {
+            "label": prediction.label,
+            "probs": {label: round(float(p), 6) for label, p in prediction.probs.items()},
+            "confidence": float(prediction.confidence),
+            "latency_ms": latency_ms,
+        },
+        "model": {
+            "version": getattr(classifier, "version", None),
+            "temperature": getattr(classifier, "temperature", None),
+            "checkpoint": None if directory is None else str(directory),
+        },
+        "input_truncated": bool(state.get("input_truncated")) or bool(prediction.truncated),
+        "trace": [INFERENCE],
+    }
+
+
+# --- ConfidenceCheckNode ---------------------------------------------------------------------
+
+
+def confidence_route(confidence: float, accept: float, clarify: float) -> Route:
+    """``accept`` at >= accept, ``ask_clarify`` at >= clarify, else ``escalate``."""
+    if confidence >= accept:
+        return "accept"
+    if confidence >= clarify:
+        return "ask_clarify"
+    return "escalate"
+
+
+def confidence_check_node(state: State) -> dict[str, Any]:
+    """Compare the confidence with the thresholds and choose the route."""
+    thresholds = state["thresholds"]
+    route = confidence_route(state["inference"]["confidence"], thresholds["accept"], thresholds["clarify"])
+    update: dict[str, Any] = {"route": route, "status": STATUS[route], "trace": [CONFIDENCE_CHECK]}
+    if route == "accept":
+        update |= {"final_label": state["inference"]["label"], "via": "model"}
+    else:
+        update |= {
+            "stage": "clarify" if route == "ask_clarify" else "backup",
+            "fallback": Fallback(activated=True, strategy=route, attempts=0),
+        }
+    return update
+
+
+def route_by_confidence(state: State) -> Route:
+    """Which way ConfidenceCheckNode sent the request."""
+    return state["route"]
+
+
+# --- FallbackNode ----------------------------------------------------------------------------
+
+
+def _clarify(state: State, services: Services) -> dict[str, Any]:
+    asked = other_label(state["inference"]["label"])
+    fallback = Fallback(**state["fallback"])
+    fallback["question"] = clarify_question(asked)
+    if not state.get("interactive"):
+        return {"stage": "backup", "fallback": fallback | {"no_answer_reason": "non_interactive"}}
+    reason = "unclear"
+    for attempt in range(1, services.config.fallback.max_clarify_attempts + 1):
+        question = clarify_question(asked) if attempt == 1 else retry_question(asked)
+        resume = interrupt({"kind": "clarify", "question": question, "attempt": attempt})
+        answer, no_answer = unpack_answer(resume)
+        fallback["attempts"] = attempt
+        if answer is None:
+            reason = no_answer or "no_answer"
+            break
+        fallback["user_response"] = answer
+        label = parse_clarification(answer, asked)
+        if label is not None:
+            fallback["user_label"] = label
+            return {"stage": "done", "fallback": fallback, "final_label": label, "via": "user_clarification"}
+    return {"stage": "backup", "fallback": fallback | {"no_answer_reason": reason}}
+
+
+def _backup(state: State, services: Services) -> dict[str, Any]:
+    vote = services.backups.predict(state["text"])
+    agree = vote["label"] == state["inference"]["label"]
+    fallback = Fallback(**state["fallback"])
+    fallback["backup"] = vote | {"agree": agree}
+    if agree:
+        return {"stage": "done", "fallback": fallback, "final_label": vote["label"], "via": "backup_model"}
+    return {"stage": "review", "fallback": fallback}
+
+
+def _review(state: State) -> dict[str, Any]:
+    fallback = Fallback(**state["fallback"])
+    pending = {"stage": "pending", "final_label": None, "via": "pending_review"}
+    if not state.get("interactive"):
+        return pending | {"fallback": fallback | {"review": {"mode": "queue", "answer": None, "label": None}}}
+    resume = interrupt({"kind": "review", "question": review_question(), "choices": list(LABELS)})
+    answer, _ = unpack_answer(resume)
+    label = None if answer is None else parse_choice(answer)
+    review = {"mode": "interactive", "answer": answer, "label": label}
+    if label is None:  # nobody answered: leave it to ``selfheal review``
+        return pending | {"fallback": fallback | {"review": review | {"mode": "queue"}}}
+    return {
+        "stage": "done",
+        "fallback": fallback | {"review": review},
+        "final_label": label,
+        "via": "human_review",
+    }
+
+
+def _queued(state: State) -> dict[str, Any]:
+    resume = interrupt({"kind": "review_queue", "question": review_question(), "choices": list(LABELS)})
+    answer, _ = unpack_answer(resume)
+    label = None if answer is None else parse_choice(answer)
+    if label is None:  # not answered: keep waiting in the queue
+        return {"stage": "queued"}
+    review = {"mode": "queue", "answer": answer, "label": label}
+    fallback = Fallback(**state["fallback"])
+    fallback["review"] = review
+    return {"stage": "done", "fallback": fallback, "final_label": label, "via": "human_review"}
+
+
+def fallback_node(state: State, services: Services) -> dict[str, Any]:
+    """Ask the user, then the backup models, then a person: one step per visit."""
+    stage = state["stage"]
+    if stage == "clarify":
+        update = _clarify(state, services)
+    elif stage == "backup":
+        update = _backup(state, services)
+    elif stage == "review":
+        update = _review(state)
+    elif stage == "queued":
+        update = _queued(state)
+    else:
+        raise ValueError(f"FallbackNode cannot run at stage {stage!r}")
+    return update | {"trace": [FALLBACK]}
+
+
+def route_after_fallback(state: State) -> Literal["decide", "next_step"]:
+    """To FinalDecisionNode once a label is decided (or the request is pending), else loop."""
+    return "decide" if state["stage"] in ("done", "pending") else "next_step"
+
+
+# --- FinalDecisionNode -----------------------------------------------------------------------
+
+
+def final_decision_node(state: State, services: Services) -> dict[str, Any]:
+    """Write the log record (and any label a person gave) and return the decision."""
+    record = build_record(dict(state), [*state.get("trace", []), FINAL_DECISION])
+    services.log.write(record)
+    via, label = state.get("via"), state.get("final_label")
+    if via in ("user_clarification", "human_review") and label is not None:
+        append_clarified(services.config.paths.clarified, state["text"], label, state["request_id"], via)
+    update: dict[str, Any] = {"record": record, "trace": [FINAL_DECISION]}
+    if via == "pending_review":
+        update["stage"] = "queued"
+    return update
+
+
+def route_after_decision(state: State) -> Literal["wait_for_review", "end"]:
+    """A pending request goes back to FallbackNode to wait for ``selfheal review``."""
+    return "wait_for_review" if state.get("via") == "pending_review" else "end"

@@ -1,0 +1,120 @@
+"""Driving requests through the compiled graph: start one, resume a paused one, list paused ones.
+
+The commands (``run``, ``classify``, ``review``) and the evaluation use this; it knows nothing
+about terminals. Each request is one graph thread (``thread_id = request_id``). A finished
+request's thread is deleted from the checkpointer (its record is in ``app.jsonl``); a paused one
+(a question waiting for an answer, a pending review) stays there and survives a restart.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from selfheal.config import Config
+from selfheal.inputs import prepare_text
+from selfheal.services import Services
+
+UpdateCallback = Callable[[str, dict[str, Any]], None]
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """Where a request stands after the graph ran: decided, or paused at a question."""
+
+    request_id: str
+    state: dict[str, Any]
+    waiting: dict[str, Any] | None = None  # the interrupt value when paused
+
+    @property
+    def done(self) -> bool:
+        """The graph finished (a final label, logged)."""
+        return self.waiting is None
+
+    @property
+    def pending_review(self) -> bool:
+        """Logged as pending; waits in the review queue."""
+        return self.waiting is not None and self.waiting.get("kind") == "review_queue"
+
+    @property
+    def record(self) -> dict[str, Any] | None:
+        """The last log record written for this request."""
+        return self.state.get("record")
+
+
+class Session:
+    """One process's handle on the graph and its checkpointer."""
+
+    def __init__(self, services: Services, checkpointer: Any = None) -> None:
+        from selfheal.graph import build_graph, open_checkpointer
+
+        self.services = services
+        self.config: Config = services.config
+        self.checkpointer = checkpointer or open_checkpointer(Path(self.config.paths.log_dir))
+        self.graph = build_graph(services, self.checkpointer)
+
+    @staticmethod
+    def _thread(request_id: str) -> dict[str, Any]:
+        return {"configurable": {"thread_id": request_id}}
+
+    def new_state(self, text: str, interactive: bool) -> dict[str, Any] | None:
+        """The initial state of a request for ``text``; ``None`` if nothing is left after cleaning."""
+        clean = prepare_text(text, self.config.input.max_chars)
+        if not clean.text:
+            return None
+        thresholds = self.config.thresholds
+        return {
+            "request_id": str(uuid.uuid4()),
+            "text": clean.text,
+            "input_chars": clean.chars,
+            "input_truncated": clean.cut,
+            "interactive": interactive,
+            "thresholds": {"accept": thresholds.accept, "clarify": thresholds.clarify},
+            "started_at": time.time(),
+        }
+
+    def start(self, text: str, interactive: bool, on_update: UpdateCallback | None = None) -> Outcome | None:
+        """Run a new request until it is decided or paused; ``None`` for empty text (no model call)."""
+        state = self.new_state(text, interactive)
+        if state is None:
+            return None
+        return self._advance(state["request_id"], state, on_update)
+
+    def resume(self, request_id: str, answer: Any, on_update: UpdateCallback | None = None) -> Outcome:
+        """Answer the question a paused request waits for (``Command(resume=answer)``)."""
+        from langgraph.types import Command
+
+        return self._advance(request_id, Command(resume=answer), on_update)
+
+    def _advance(self, request_id: str, graph_input: Any, on_update: UpdateCallback | None) -> Outcome:
+        config = self._thread(request_id)
+        waiting = None
+        for chunk in self.graph.stream(graph_input, config, stream_mode="updates", durability="sync"):
+            for node, update in chunk.items():
+                if node == "__interrupt__":
+                    waiting = dict(update[0].value)
+                elif on_update is not None and update:
+                    on_update(node, update)
+        state = dict(self.graph.get_state(config).values)
+        if waiting is None:
+            self.checkpointer.delete_thread(request_id)
+        return Outcome(request_id, state, waiting)
+
+    def waiting(self, request_id: str) -> Outcome | None:
+        """The paused request ``request_id``, or ``None`` if there is no such paused thread."""
+        snapshot = self.graph.get_state(self._thread(request_id))
+        if not snapshot.interrupts:
+            return None
+        return Outcome(request_id, dict(snapshot.values), dict(snapshot.interrupts[0].value))
+
+    def paused(self) -> list[Outcome]:
+        """Every paused request in the checkpointer, oldest first."""
+        seen: dict[str, None] = {}
+        for item in self.checkpointer.list(None):
+            seen.setdefault(item.config["configurable"]["thread_id"], None)
+        found = [outcome for rid in seen if (outcome := self.waiting(rid)) is not None]
+        return sorted(found, key=lambda o: o.state.get("started_at", 0.0))
