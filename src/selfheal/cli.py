@@ -179,9 +179,73 @@ def stats(
         typer.echo(f"wrote {len(rows)} row(s) to {write_trend_csv(rows, csv)}")
 
 
-def main() -> None:
-    """Console-script entry point."""
-    app(prog_name="selfheal")
+AcceptOption = Annotated[
+    float | None, typer.Option("--accept", help="Accept the model's label at >= this confidence.")
+]
+ClarifyOption = Annotated[
+    float | None, typer.Option("--clarify", help="Ask the user at >= this confidence; below: escalate.")
+]
+
+
+@app.command()
+@user_errors
+def run(
+    config: ConfigOption = None,
+    overrides: SetOption = None,
+    accept: AcceptOption = None,
+    clarify: ClarifyOption = None,
+) -> None:
+    """Interactive loop: type a text, see the decision, answer when the model is unsure."""
+    from selfheal.interactive import run as run_interactive
+
+    run_interactive(
+        get_config(config, overrides, {"thresholds.accept": accept, "thresholds.clarify": clarify})
+    )
+
+
+@app.command()
+@user_errors
+def classify(
+    texts: Annotated[list[str] | None, typer.Argument(help="Texts to classify; '-' reads stdin.")] = None,
+    file: Annotated[Path | None, typer.Option("--file", "-f", help="UTF-8 file, one text per line.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print each log record as one JSON line.")] = False,
+    config: ConfigOption = None,
+    overrides: SetOption = None,
+    accept: AcceptOption = None,
+    clarify: ClarifyOption = None,
+) -> None:
+    """Classify texts without asking anyone; unsure disagreements wait for `selfheal review`."""
+    from selfheal.batch import classify as classify_texts
+
+    cfg = get_config(config, overrides, {"thresholds.accept": accept, "thresholds.clarify": clarify})
+    classify_texts(cfg, list(texts or []), file, as_json)
+
+
+@app.command()
+@user_errors
+def review(
+    config: ConfigOption = None,
+    overrides: SetOption = None,
+    list_only: Annotated[bool, typer.Option("--list", help="Only list what waits; ask nothing.")] = False,
+) -> None:
+    """Answer escalated requests (and questions left open by a killed run), resuming their graphs."""
+    from selfheal.review import review as review_queue
+
+    review_queue(get_config(config, overrides), list_only=list_only)
+
+
+@app.command()
+def graph() -> None:
+    """Print LangGraph's Mermaid drawing of the self-healing graph."""
+    from selfheal.graph import mermaid
+
+    typer.echo(mermaid())
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Console-script entry point; with no arguments it starts the interactive ``run``."""
+    args = sys.argv[1:] if argv is None else argv
+    app(args=args or ["run"], prog_name="selfheal")
 
 
 if __name__ == "__main__":  # pragma: no cover

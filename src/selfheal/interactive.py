@@ -1,0 +1,206 @@
+"""``selfheal run``: the interactive loop.
+
+The prompt appears at once: torch, transformers and LangGraph are imported and the models loaded
+in a background thread while the person types (:class:`BackgroundSession`). Each text goes
+through the graph; when it pauses at a question the loop asks it and resumes the graph with the
+answer (``Command(resume=answer)``), or with "no answer" after EOF, Ctrl-C or the timeout.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sys
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from rich.console import Console
+
+from selfheal.config import Config
+from selfheal.inputs import prepare_text
+from selfheal.terminal import Printer, Prompter, TerminalPrompter
+
+if TYPE_CHECKING:
+    from selfheal.session import Outcome, Session
+
+TEXT_PROMPT = "> Enter text (or 'quit'):"
+QUIT_WORDS = frozenset({"quit", "exit", ":q"})
+
+
+class BackgroundSession:
+    """Loads the models and the graph in a daemon thread; :meth:`get` waits for them."""
+
+    def __init__(self, config: Config, notify: Callable[[str], None] | None = None) -> None:
+        self.config = config
+        self.notify = notify or (lambda message: None)
+        self._ready = threading.Event()
+        self._session: Session | None = None
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._load, name="selfheal-loader", daemon=True)
+
+    def start(self) -> None:
+        """Start loading (once)."""
+        if not self._thread.is_alive() and not self._ready.is_set():
+            self._thread.start()
+
+    @property
+    def busy(self) -> bool:
+        """Still importing or loading something."""
+        return self._thread.is_alive()
+
+    def _load(self) -> None:
+        try:
+            start = time.perf_counter()
+            from selfheal.services import Services
+            from selfheal.session import Session
+
+            services = Services(self.config)
+            classifier = services.classifier
+            self._session = Session(services)
+            services.log.event(
+                f"run: model {getattr(classifier, 'version', '?')} loaded in {time.perf_counter() - start:.1f}s"
+            )
+        except BaseException as exc:  # re-raised in the main thread by get()
+            self._error = exc
+        finally:
+            self._ready.set()
+        if self._session is not None:  # the backups are only needed on the fallback path
+            # A failure here shows up again, as a one-line error, when the backups are used.
+            with contextlib.suppress(Exception):
+                self._session.services.warm_up()
+
+    def get(self) -> Session:
+        """The loaded session (waits for the loader; re-raises its error)."""
+        self.start()
+        if not self._ready.is_set():
+            self.notify("(loading the model, one moment...)")
+            self._ready.wait()
+        if self._error is not None:
+            raise self._error
+        assert self._session is not None
+        return self._session
+
+
+class ReadySession:
+    """A session that is already loaded (tests, the evaluation)."""
+
+    busy = False
+
+    def __init__(self, session: Session) -> None:
+        self._session = session
+
+    def start(self) -> None:
+        """Nothing to load."""
+
+    def get(self) -> Session:
+        """The session."""
+        return self._session
+
+
+def _ask(prompter: Prompter, timeout: float | None) -> tuple[Any, str | None]:
+    """The resume value for one question and, if nobody answered, why."""
+    try:
+        return prompter.ask("> ", timeout), None
+    except EOFError:
+        return {"answer": None, "reason": "eof"}, "eof"
+    except KeyboardInterrupt:
+        return {"answer": None, "reason": "interrupted"}, "interrupted"
+    except TimeoutError:
+        return {"answer": None, "reason": "timeout"}, "timeout"
+
+
+def decide_interactively(
+    session: Session, text: str, prompter: Prompter, printer: Printer, timeout: float | None
+) -> tuple[Outcome | None, bool]:
+    """Run one request, asking its questions; returns the outcome and whether stdin hit EOF."""
+    outcome = session.start(text, interactive=True, on_update=printer.update)
+    if outcome is None:
+        return None, False
+    silent: str | None = None  # once a question is not answered, ask nothing more for this text
+    while outcome.waiting is not None and outcome.waiting["kind"] != "review_queue":
+        if silent is None:
+            printer.question(outcome.waiting)
+            answer, silent = _ask(prompter, timeout)
+        else:
+            answer = {"answer": None, "reason": silent}
+        outcome = session.resume(outcome.request_id, answer, on_update=printer.update)
+    printer.final(outcome.state)
+    return outcome, silent == "eof"
+
+
+def summary(counts: Counter[str], log_path: Any) -> str:
+    """The one-line summary printed when the loop ends."""
+    total = sum(counts.values())
+    parts = ", ".join(
+        f"{counts[via]} {name}"
+        for via, name in (
+            ("model", "by the model"),
+            ("user_clarification", "clarified by you"),
+            ("backup_model", "by the backup models"),
+            ("human_review", "by human review"),
+            ("pending_review", "pending review"),
+        )
+    )
+    noun = "request" if total == 1 else "requests"
+    return f"Bye: {total} {noun} ({parts}). Log: {log_path}"
+
+
+def run_loop(
+    provider: BackgroundSession | ReadySession,
+    config: Config,
+    prompter: Prompter,
+    printer: Printer,
+    notify: Callable[[str], None],
+) -> Counter[str]:
+    """Ask for texts until quit/EOF/Ctrl-C; returns how many decisions went which way."""
+    counts: Counter[str] = Counter()
+    timeout = config.fallback.answer_timeout
+    while True:
+        printer.line(TEXT_PROMPT, style="bold")
+        provider.start()  # after the prompt is on screen
+        try:
+            raw = prompter.ask("")
+        except (EOFError, KeyboardInterrupt):
+            break
+        if raw.strip().lower() in QUIT_WORDS:
+            break
+        if not prepare_text(raw, config.input.max_chars).text:
+            notify("Please type some text (it was empty).")
+            continue
+        try:
+            outcome, eof = decide_interactively(provider.get(), raw, prompter, printer, timeout)
+        except KeyboardInterrupt:  # during inference: nothing was logged for this text
+            notify("interrupted")
+            break
+        if outcome is not None:
+            counts[str(outcome.state.get("via"))] += 1
+            if outcome.pending_review:
+                notify(f"request {outcome.request_id} waits for 'selfheal review'")
+        if eof:
+            break
+    return counts
+
+
+def run(config: Config) -> None:
+    """The ``selfheal run`` command body."""
+    from selfheal.model.checkpoint import resolve_checkpoint
+
+    resolve_checkpoint(config.paths.checkpoint)  # fail fast, before the prompt
+    printer = Printer()
+    errors = Console(stderr=True, highlight=False, soft_wrap=True)
+
+    def notify(message: str) -> None:
+        errors.print(message, style="dim", markup=False)
+
+    provider = BackgroundSession(config, notify)
+    counts = run_loop(provider, config, TerminalPrompter(), printer, notify)
+    printer.line(summary(counts, os.path.join(str(config.paths.log_dir), "app.jsonl")), style="dim")
+    if provider.busy:
+        # Still importing or loading: every record is already on disk, so leave at once rather
+        # than wait for (or tear down the interpreter under) a thread nobody needs any more.
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(0)
