@@ -68,10 +68,14 @@ def detailed_metrics(labels: np.ndarray, probs: np.ndarray) -> dict[str, Any]:
 
 
 def route(confidence: np.ndarray, accept: float, clarify: float) -> np.ndarray:
-    """The confidence check for many inputs: ``accept`` at >= accept, ``clarify`` at >= clarify,
-    otherwise ``escalate`` (the rule of ``thresholds`` in the config)."""
-    confidence = np.asarray(confidence)
-    return np.where(confidence >= accept, "accept", np.where(confidence >= clarify, "clarify", "escalate"))
+    """The graph's confidence check (:func:`selfheal.graph.nodes.confidence_route`) applied to
+    many inputs: ``accept``, ``clarify`` (the graph's ``ask_clarify``) or ``escalate``."""
+    from selfheal.graph.nodes import confidence_route
+
+    names = {"accept": "accept", "ask_clarify": "clarify", "escalate": "escalate"}
+    return np.array(
+        [names[confidence_route(float(c), accept, clarify)] for c in np.asarray(confidence)], dtype=str
+    )
 
 
 def fallback_frequency(confidence: np.ndarray, accept: float, clarify: float) -> dict[str, Any]:

@@ -140,8 +140,6 @@ def _models(m: dict[str, Any]) -> list[str]:
             rows,
         ),
     ]
-    for note in m.get("backup_notes", []):
-        out += ["", f"Note: {note}."]
     per_class = [
         [
             MODEL_NAMES.get(key, key),
@@ -248,19 +246,28 @@ def _simulation(m: dict[str, Any]) -> list[str]:
     if sim.get("status") != "done":
         return [*out, f"Not run: {sim.get('reason', sim.get('status'))}."]
     out += [*sim.get("method", []), ""]
-    rows = []
-    for s in sim["scenarios"].values():
-        rows.append(
-            [
-                s["title"],
-                pct(s["accuracy"]),
-                pct(s["asked_share"]),
-                pct(s["human_share"]),
-                ", ".join(f"{via} {n}" for via, n in s["via"].items()),
-            ]
-        )
+    rows = [
+        [
+            s["title"],
+            pct(s["accuracy"]),
+            f"{pct(s['decided_accuracy'])} ({pct(s['decided_share'])} decided)",
+            pct(s["asked_share"]),
+            pct(s["human_share"]),
+            str(s["healed"]),
+            ", ".join(f"{via} {n}" for via, n in s["via"].items()),
+        ]
+        for s in sim["scenarios"].values()
+    ]
     out += _table(
-        ["scenario", "final accuracy", "asked a clarifying question", "needed a human", "final decision via"],
+        [
+            "scenario",
+            "final accuracy (pending = not correct)",
+            "accuracy on decided",
+            "asked a clarifying question",
+            "needed a human",
+            "model errors fixed",
+            "final decision via",
+        ],
         rows,
     )
     out += [

@@ -39,6 +39,7 @@ from selfheal.evaluation.metrics import (
 from selfheal.labels import LABELS
 from selfheal.model.calibrate import softmax
 from selfheal.model.checkpoint import MANIFEST_FILE, TRAINING_LOG_FILE, resolve_checkpoint
+from selfheal.services import BackupEnsemble
 
 EVAL_SPLITS = ("test", "validation")
 METRICS_JSON = "metrics.json"
@@ -125,32 +126,6 @@ def read_training_log(directory: Path) -> list[dict[str, str]]:
         return list(csv.DictReader(fh))
 
 
-def build_backups(config: Config, checkpoint: Path) -> tuple[list[Any], list[str]]:
-    """The configured backup models, and notes on those that could not be built."""
-    from selfheal.model.backup import (
-        EmbeddingZeroShotBackup,
-        TfidfBackup,
-        VaderBackup,
-        ZeroShotPipelineBackup,
-    )
-    from selfheal.model.checkpoint import resolve_base_model
-
-    backups: list[Any] = []
-    notes: list[str] = []
-    for name in config.backup.models:
-        if name == "tfidf":
-            backups.append(TfidfBackup.load(checkpoint))
-        elif name == "vader":
-            backups.append(VaderBackup())
-        elif name == "embedding":
-            backups.append(EmbeddingZeroShotBackup(resolve_base_model(None)))
-        elif config.backup.zero_shot_model:
-            backups.append(ZeroShotPipelineBackup(config.backup.zero_shot_model))
-        else:
-            notes.append("zero_shot skipped: backup.zero_shot_model is not set")
-    return backups, notes
-
-
 def _load_data(config: Config, options: EvalOptions, checkpoint: Path) -> dict[str, Any]:
     """The texts to evaluate: the manifest-verified held-out splits, or a user's file."""
     manifest = read_manifest(checkpoint / MANIFEST_FILE)
@@ -184,14 +159,19 @@ def _load_data(config: Config, options: EvalOptions, checkpoint: Path) -> dict[s
 
 
 def _examples(
-    texts: list[str], labels: np.ndarray, probs: np.ndarray, status: np.ndarray, sim: dict[str, Any], k: int
+    texts: list[str],
+    labels: np.ndarray,
+    probs: np.ndarray,
+    status: np.ndarray,
+    finals: dict[str, list[str]],
+    k: int,
 ) -> dict[str, list[dict[str, Any]]]:
-    """Real inputs of each kind: confident and right/wrong (accepted), asked, escalated."""
+    """Real inputs of each kind: confident and right/wrong (accepted), asked, escalated, with
+    the simulation's final decision per scenario (``finals``)."""
     confidence = probs.max(axis=1)
     preds = probs.argmax(axis=1)
     correct = preds == labels
     order = np.argsort(-confidence, kind="stable")
-    finals = sim.get("per_input", {})
 
     def pick(mask: np.ndarray, reverse: bool = False) -> list[dict[str, Any]]:
         ids = [int(i) for i in (order[::-1] if reverse else order) if mask[i]][:k]
@@ -267,7 +247,7 @@ def evaluate(config: Config, options: EvalOptions) -> EvalOutputs:
 
         # --- backups ---------------------------------------------------------------------------
         with run.step("loading backup models"):
-            backups, backup_notes = build_backups(config, checkpoint)
+            backups = BackupEnsemble(config, checkpoint).load()
         backup_probs = {b.name: run.map(f"backup {b.name}", b.predict_proba, texts) for b in backups}
 
         # --- metrics -----------------------------------------------------------------------------
@@ -295,9 +275,10 @@ def evaluate(config: Config, options: EvalOptions) -> EvalOutputs:
         if options.simulate:
             from selfheal.evaluation.simulate import simulate
 
-            sim = simulate(config, texts, labels, probs, backup_probs, run)
+            sim = simulate(config, texts, labels, probs, backup_probs, run, classifier.version, deployed_t)
         else:
             sim = {"status": "skipped", "reason": "--no-simulation"}
+        per_input = sim.pop("per_input", {})
 
         # --- files -----------------------------------------------------------------------------
         with run.step("figures and report"):
@@ -336,12 +317,11 @@ def evaluate(config: Config, options: EvalOptions) -> EvalOutputs:
                 },
                 "thresholds": {"accept": accept, "clarify": clarify},
                 "models": models,
-                "backup_notes": backup_notes,
                 "calibration": calib,
                 "fallback": fallback,
                 "risk_coverage": {"sweep": sweep, "at_threshold": at_threshold},
                 "simulation": sim,
-                "examples": _examples(texts, labels, probs, status, sim, ec.examples),
+                "examples": _examples(texts, labels, probs, status, per_input, ec.examples),
                 "training_log": read_training_log(checkpoint),
                 "figures": {k: _display(v) for k, v in figures.items()},
             }
@@ -410,19 +390,29 @@ def last_training_log(config: Config) -> Path:
 
 
 def print_training_log(config: Config, console: Any) -> None:
-    """Print the per-epoch table of the last training run."""
-    from rich.table import Table
-
+    """Print the per-epoch table of the last training run (the CSV's columns, aligned)."""
     directory = last_training_log(config)
     rows = read_training_log(directory)
     if not rows:
         raise DataError(f"{directory} has no {TRAINING_LOG_FILE}")
-    table = Table(title=f"{_display(directory / TRAINING_LOG_FILE)}")
-    for name in rows[0]:
-        table.add_column(name, justify="right")
-    for row in rows:
-        table.add_row(*row.values())
-    console.print(table)
+
+    def fmt(key: str, value: str) -> str:
+        try:
+            number = float(value)
+        except ValueError:
+            return value
+        if key == "learning_rate":
+            return f"{number:.2e}"
+        return value if key in ("epoch", "seconds") else f"{number:.4f}"
+
+    header = list(rows[0])
+    cells = [[fmt(k, row[k]) for k in header] for row in rows]
+    widths = [max(len(h), *(len(c[i]) for c in cells)) for i, h in enumerate(header)]
+    console.print(f"training log: {_display(directory / TRAINING_LOG_FILE)}", highlight=False, soft_wrap=True)
+    for line in [header, *cells]:
+        console.print(
+            "  ".join(v.rjust(w) for v, w in zip(line, widths, strict=True)), highlight=False, soft_wrap=True
+        )
 
 
 def print_summary(outputs: EvalOutputs, console: Any) -> None:
@@ -451,4 +441,4 @@ def print_summary(outputs: EvalOutputs, console: Any) -> None:
         f"in {m['runtime_seconds']:.0f} s"
     )
     for line in lines:
-        console.print(line, highlight=False, markup=False)
+        console.print(line, highlight=False, markup=False, soft_wrap=True)

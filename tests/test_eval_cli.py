@@ -1,0 +1,135 @@
+"""`selfheal eval` end to end on a tiny split: metrics.json, the PNGs and EVALUATION.md."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import pytest
+from typer.testing import CliRunner
+
+from conftest import REPO, tiny_overrides
+from selfheal.cli import app
+
+runner = CliRunner()
+
+
+def eval_args(tiny_run, tiny_csv, tmp_path) -> list[str]:
+    """``--set`` options pointing `selfheal eval` at the tiny checkpoint, its data and tmp outputs."""
+    sets = [
+        *(o for o in tiny_overrides(tiny_csv, tiny_run.output_dir) if not o.startswith("paths.")),
+        f"paths.checkpoint={tiny_run.output_dir}",
+        f"paths.reports_dir={tmp_path / 'reports'}",
+        f"paths.evaluation_md={tmp_path / 'EVALUATION.md'}",
+        f"paths.output_dir={tiny_run.output_dir}",
+        "evaluation.bootstrap=200",
+    ]
+    return [arg for item in sets for arg in ("--set", item)]
+
+
+@pytest.fixture(scope="module")
+def evaluated(tiny_run, tiny_csv, tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("eval")
+    cwd = os.getcwd()
+    os.chdir(tmp)  # relative paths (logs/, data/clarified/) would land here
+    try:
+        result = runner.invoke(
+            app,
+            ["eval", "--quiet", "--config", str(REPO / "config.yaml"), *eval_args(tiny_run, tiny_csv, tmp)],
+        )
+    finally:
+        os.chdir(cwd)
+    assert result.exit_code == 0, result.output
+    return tmp, result.output
+
+
+def test_eval_writes_metrics_figures_and_report(evaluated, tiny_run):
+    tmp, output = evaluated
+    metrics = json.loads((tmp / "reports" / "metrics.json").read_text())
+    for name in ("reliability.png", "confidence_histogram.png", "risk_coverage.png"):
+        png = tmp / "reports" / name
+        assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", name
+    data = metrics["data"]
+    assert data["manifest_verified"] and data["evaluated"] == "test"
+    n = data["n"]
+    primary = metrics["models"]["primary"]
+    # The evaluation reproduces the test accuracy recorded by training (same split, same model).
+    assert primary["accuracy"] == pytest.approx(tiny_run.metrics["test"]["accuracy"])
+    assert sum(map(sum, primary["confusion"])) == n
+    assert set(metrics["models"]) == {"primary", "tfidf", "vader", "embedding"}
+    for part in ("raw", "scaled"):
+        cal = metrics["calibration"][part]
+        assert len(cal["bins"]) == 15 and sum(b["count"] for b in cal["bins"]) == n
+        assert cal["ece_ci95"][0] <= cal["ece_ci95"][1]
+    assert set(metrics["fallback"]) == {"validation", "test"}
+    assert sum(metrics["fallback"]["test"]["counts"].values()) == n
+    sweep = metrics["risk_coverage"]["sweep"]
+    assert sweep[0]["threshold"] == 0.5 and sweep[0]["coverage"] == 1.0 and sweep[-1]["threshold"] == 1.0
+
+    sim = metrics["simulation"]
+    assert sim["status"] == "done"
+    for scenario in sim["scenarios"].values():
+        assert scenario["route_mismatches"] == 0  # the graph routed exactly like the thresholds
+        assert scenario["logged_requests"] == n  # every request was logged (to a temp dir)
+        assert sum(scenario["via"].values()) == n
+    user = sim["scenarios"]["user"]
+    # A correct user fixes everything the graph asks about: only accepted errors remain.
+    accepted_errors = metrics["risk_coverage"]["at_threshold"]["errors"]
+    assert user["accuracy"] == pytest.approx(1 - accepted_errors / n) and user["pending_share"] == 0.0
+    assert "pending_review" not in user["via"] or user["via"]["pending_review"] == 0
+
+    report = (tmp / "EVALUATION.md").read_text()
+    for heading in (
+        "## Targets",
+        "## Calibration",
+        "## Fallback frequency",
+        "## Risk-coverage",
+        "## Self-healing",
+        "## Real examples",
+        "## Training run",
+    ):
+        assert heading in report
+    assert "![Reliability diagrams" in report and "(reports/reliability.png)" in report
+    assert f"{100 * primary['accuracy']:.1f}%" in report
+    assert "Produced by `selfheal eval --config" in report
+    assert "primary accuracy" in output and "wrote" in output
+    # The simulation logged to a temporary directory: no logs/ or clarified examples were written.
+    assert not (tmp / "logs").exists() and not (tmp / "data").exists()
+
+
+def test_eval_on_a_user_file_and_bad_inputs(tiny_run, tiny_csv, tmp_path):
+    args = eval_args(tiny_run, tiny_csv, tmp_path)
+    ood = tmp_path / "products.jsonl"
+    rows = [
+        ("The battery died after two days and support never answered.", "negative"),
+        ("Arrived broken, and the replacement was broken too.", "negative"),
+        ("Cheap plastic, loud fan, not worth the money.", "negative"),
+        ("Works exactly as described; setup took five minutes.", "positive"),
+        ("Great sound for the price, I use it every day.", "positive"),
+        ("Sturdy, quiet and the kids love it.", "positive"),
+    ]
+    ood.write_text("".join(json.dumps({"text": t, "label": y}) + "\n" for t, y in rows))
+    result = runner.invoke(
+        app,
+        ["eval", "--quiet", "--data", str(ood), "--no-simulation", *args, "--set", "backup.models=[tfidf]"],
+    )
+    assert result.exit_code == 0, result.output
+    out_dir = tmp_path / "reports" / "data-products"
+    metrics = json.loads((out_dir / "metrics.json").read_text())
+    assert metrics["data"]["n"] == 6 and not metrics["data"]["manifest_verified"]
+    assert set(metrics["fallback"]) == {"file"} and metrics["simulation"]["status"] == "skipped"
+    assert (out_dir / "EVALUATION.md").exists() and not (tmp_path / "EVALUATION.md").exists()
+
+    bad = tmp_path / "bad.csv"
+    bad.write_text("review,stars\nnice,5\n")
+    for extra in (["--data", str(bad)], ["--data", str(tmp_path / "missing.csv")], ["--split", "train"]):
+        result = runner.invoke(app, ["eval", "--quiet", *extra, *args])
+        assert result.exit_code == 2, (extra, result.output)
+        assert result.output.startswith("error: ") and len(result.output.strip().splitlines()) == 1
+        assert "Traceback" not in result.output
+
+
+def test_eval_prints_the_last_training_log(tiny_run, tiny_csv, tmp_path):
+    result = runner.invoke(app, ["eval", "--training-log", *eval_args(tiny_run, tiny_csv, tmp_path)])
+    assert result.exit_code == 0, result.output
+    assert "training_log.csv" in result.output and "val_macro_f1" in result.output
