@@ -52,6 +52,9 @@ def table_lines(records: list[dict[str, Any]], width: int = 60) -> list[str]:
 
 def classify(config: Config, texts: list[str], file: Path | None, as_json: bool) -> None:
     """The ``selfheal classify`` command body."""
+    from selfheal.model.checkpoint import resolve_checkpoint
+
+    resolve_checkpoint(config.paths.checkpoint)  # fail fast, before any heavy import
     inputs = read_inputs(texts, file)
     from selfheal.services import Services
     from selfheal.session import Session

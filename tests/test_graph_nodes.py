@@ -1,0 +1,171 @@
+"""Each node of the graph on its own, and the routing functions at their edges.
+
+Real classifier and backup models (loaded once per session); the nodes that call
+``interrupt()`` are exercised through the compiled graph in test_graph.py.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from selfheal.graph.nodes import (
+    confidence_check_node,
+    confidence_route,
+    fallback_node,
+    final_decision_node,
+    inference_node,
+    route_after_decision,
+    route_after_fallback,
+    route_by_confidence,
+)
+from selfheal.labels import LABELS
+from selfheal.session import Session
+
+THRESHOLDS = {"accept": 0.75, "clarify": 0.50}
+
+
+def _state(confidence: float, label: str = "Positive", **extra) -> dict:
+    other = 1.0 - confidence
+    probs = {label: confidence, next(lb for lb in LABELS if lb != label): other}
+    return {
+        "request_id": "r-1",
+        "text": "An uneven but oddly charming film.",
+        "thresholds": dict(THRESHOLDS),
+        "inference": {"label": label, "probs": probs, "confidence": confidence},
+        **extra,
+    }
+
+
+@pytest.mark.parametrize(
+    ("confidence", "route", "status"),
+    [
+        (0.75, "accept", "ACCEPT"),  # exactly accept: accepted
+        (0.7499999, "ask_clarify", "LOW"),
+        (0.50, "ask_clarify", "LOW"),  # exactly clarify: asked
+        (0.4999999, "escalate", "VERY_LOW"),
+        (1.0, "accept", "ACCEPT"),
+        (0.0, "escalate", "VERY_LOW"),
+    ],
+)
+def test_confidence_check_routes_at_the_edges(confidence, route, status):
+    update = confidence_check_node(_state(confidence))
+    assert (update["route"], update["status"]) == (route, status)
+    assert route_by_confidence({**_state(confidence), **update}) == route
+    assert update["trace"] == ["ConfidenceCheckNode"]
+
+
+def test_confidence_check_accept_decides_and_fallback_starts_at_the_right_step():
+    accepted = confidence_check_node(_state(0.9))
+    assert (accepted["final_label"], accepted["via"]) == ("Positive", "model")
+    asked = confidence_check_node(_state(0.6))
+    assert asked["stage"] == "clarify" and asked["fallback"]["strategy"] == "ask_clarify"
+    escalated = confidence_check_node(_state(0.3))
+    assert escalated["stage"] == "backup" and escalated["fallback"]["activated"] is True
+
+
+def test_confidence_route_respects_custom_thresholds():
+    assert confidence_route(0.999, accept=0.999, clarify=0.0) == "accept"
+    assert confidence_route(0.0, accept=0.999, clarify=0.0) == "ask_clarify"
+    assert confidence_route(0.5, accept=0.5, clarify=0.5) == "accept"
+
+
+def test_inference_node_uses_the_real_model(services, classifier):
+    state = {"request_id": "r", "text": "A tedious, joyless slog.", "input_truncated": False}
+    update = inference_node(state, services)
+    inf = update["inference"]
+    assert inf["label"] in LABELS
+    assert inf["probs"].keys() == set(LABELS)
+    assert abs(sum(inf["probs"].values()) - 1.0) < 1e-5
+    assert inf["confidence"] == pytest.approx(max(inf["probs"].values()), abs=1e-6)
+    assert inf["latency_ms"] >= 0
+    # the temperature-scaled probabilities of the classifier itself
+    expected = classifier.predict_proba(["A tedious, joyless slog."])[0]
+    assert inf["probs"]["Positive"] == pytest.approx(expected[1], abs=1e-6)
+    assert update["model"]["temperature"] == classifier.temperature
+    assert update["trace"] == ["InferenceNode"] and update["input_truncated"] is False
+
+
+def test_inference_node_flags_text_longer_than_the_model_reads(services):
+    update = inference_node({"request_id": "r", "text": "so very good " * 200}, services)
+    assert update["input_truncated"] is True
+
+
+def test_fallback_non_interactive_clarify_goes_to_the_backups(services):
+    state = _state(
+        0.6, stage="clarify", interactive=False, fallback={"activated": True, "strategy": "ask_clarify"}
+    )
+    update = fallback_node(state, services)
+    assert update["stage"] == "backup"
+    assert update["fallback"]["no_answer_reason"] == "non_interactive"
+    assert (
+        update["fallback"]["question"] == "Could you clarify your intent? Was this a negative review? (y/n)"
+    )
+
+
+def test_fallback_backup_step_runs_the_real_backups(services):
+    state = _state(0.4, stage="backup", fallback={"activated": True, "strategy": "escalate"})
+    update = fallback_node(state, services)
+    backup = update["fallback"]["backup"]
+    assert set(backup["models"]) == {"tfidf", "vader", "embedding"}
+    assert backup["label"] in LABELS and backup["agree"] == (backup["label"] == "Positive")
+    if backup["agree"]:
+        assert (update["stage"], update["via"], update["final_label"]) == ("done", "backup_model", "Positive")
+    else:
+        assert update["stage"] == "review" and "via" not in update
+
+
+def test_fallback_review_without_a_person_is_pending(services):
+    state = _state(
+        0.4, stage="review", interactive=False, fallback={"activated": True, "strategy": "escalate"}
+    )
+    update = fallback_node(state, services)
+    assert (update["stage"], update["via"], update["final_label"]) == ("pending", "pending_review", None)
+    assert route_after_fallback({**state, **update}) == "decide"
+
+
+def test_route_after_fallback_loops_until_decided():
+    assert route_after_fallback({"stage": "backup"}) == "next_step"
+    assert route_after_fallback({"stage": "review"}) == "next_step"
+    assert route_after_fallback({"stage": "done"}) == "decide"
+
+
+def test_final_decision_writes_one_record_and_the_clarified_example(services, graph_config):
+    state = _state(
+        0.6,
+        route="ask_clarify",
+        status="LOW",
+        final_label="Negative",
+        via="user_clarification",
+        fallback={"activated": True, "strategy": "ask_clarify", "user_response": "y"},
+        trace=["InferenceNode", "ConfidenceCheckNode", "FallbackNode"],
+        started_at=0.0,
+    )
+    update = final_decision_node(state, services)
+    assert route_after_decision({**state, **update}) == "end"
+    lines = (graph_config.paths.log_dir / "app.jsonl").read_text().splitlines()
+    assert len(lines) == 1
+    record = json.loads(lines[0])
+    assert record == update["record"]
+    assert record["final_decision"] == {"label": "Negative", "via": "user_clarification"}
+    assert record["trace"][-1] == "FinalDecisionNode"
+    clarified = json.loads(graph_config.paths.clarified.read_text())
+    assert (clarified["label"], clarified["source"], clarified["request_id"]) == (
+        "Negative",
+        "user_clarification",
+        "r-1",
+    )
+    assert "final Negative via user_clarification" in (graph_config.paths.log_dir / "app.log").read_text()
+
+
+def test_final_decision_of_a_pending_request_waits_for_review(services):
+    state = _state(0.3, final_label=None, via="pending_review", fallback={"activated": True}, started_at=0.0)
+    update = final_decision_node(state, services)
+    assert update["stage"] == "queued"
+    assert route_after_decision({**state, **update}) == "wait_for_review"
+
+
+def test_graph_has_exactly_the_four_named_nodes(session: Session):
+    nodes = set(session.graph.get_graph().nodes) - {"__start__", "__end__"}
+    assert nodes == {"InferenceNode", "ConfidenceCheckNode", "FallbackNode", "FinalDecisionNode"}
