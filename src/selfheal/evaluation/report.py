@@ -13,7 +13,7 @@ from typing import Any
 from selfheal.labels import LABELS
 
 MODEL_NAMES = {
-    "primary": "primary: LoRA MiniLM",
+    "primary": "primary model",
     "tfidf": "backup: TF-IDF + LogReg",
     "vader": "backup: VADER lexicon",
     "embedding": "backup: MiniLM embedding zero-shot",
@@ -69,7 +69,8 @@ def _header(m: dict[str, Any]) -> list[str]:
         "Do not edit by hand: every number and figure below comes from that run, which also wrote",
         f"`{Path(m['figures']['reliability']).parent.as_posix()}/metrics.json`. Re-run the command to regenerate this file.",
         "",
-        f"- Checkpoint: `{ck['directory']}` (version `{ck['version']}`), fitted temperature T = {ck['temperature']:.3f}"
+        f"- Primary model: {ck.get('base_model', 'MiniLM')}, fine-tuned ({ck.get('method', 'lora')}); checkpoint "
+        f"`{ck['directory']}` (version `{ck['version']}`), fitted temperature T = {ck['temperature']:.3f}"
         f" ({'used' if ck['temperature_used'] else 'not used: calibration.temperature is false'} by the app).",
         f"- Data: {d['name']} ({d['n']} texts evaluated; {sizes}); {verified}.",
         f"- Thresholds: accept when confidence >= {m['thresholds']['accept']}, ask when >= "
