@@ -169,10 +169,10 @@ def stats(
     csv: Annotated[Path | None, typer.Option(help="Write the trend rows to this CSV file.")] = None,
 ) -> None:
     """Fallback analytics from the decision log: accept/clarify/escalate, final via, confidence."""
-    from selfheal.stats import read_log, render, trend, write_trend_csv
+    from selfheal.stats import default_log, read_log, render, trend, write_trend_csv
 
     cfg = get_config(config, overrides)
-    result = read_log(log if log is not None else Path(cfg.paths.log_dir) / "app.jsonl")
+    result = read_log(log if log is not None else default_log(cfg))
     typer.echo(render(result, last))
     if csv is not None:
         rows = trend(result, last)

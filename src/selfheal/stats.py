@@ -12,8 +12,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from selfheal.config import Config
 from selfheal.data import DataError
 from selfheal.jsonl import read_lines
+from selfheal.logs import JSONL_NAME
 
 STATUSES = ("accept", "clarify", "escalate")
 VIAS = ("model", "user_clarification", "backup_model", "human_review", "pending_review")
@@ -75,6 +77,11 @@ def _parse(record: dict[str, Any]) -> Request | None:
     if not 0.0 <= confidence <= 1.0:
         return None
     return Request(str(record.get("timestamp", "")), request_id, confidence, _status(check), str(via))
+
+
+def default_log(config: Config) -> Path:
+    """The decision log the graph writes: ``<paths.log_dir>/app.jsonl``."""
+    return Path(config.paths.log_dir) / JSONL_NAME
 
 
 def read_log(path: Path) -> LogStats:

@@ -183,11 +183,12 @@ def simulate(
             backups = BackupEnsemble(
                 sim_config, backups=[_LookupBackup(name, texts, p) for name, p in backup_probs.items()]
             )
+            log = LogWriter(sim_config)
             services = Services(
                 sim_config,
                 classifier=_LookupClassifier(texts, probs, model_version, temperature),
                 backups=backups,
-                log=LogWriter(sim_config),
+                log=log,
             )
             session = Session(services, checkpointer=InMemorySaver())
             task = run.progress.add_task(f"simulation: {short}", total=len(texts))
@@ -195,7 +196,7 @@ def simulate(
                 results = _run_scenario(
                     session, texts, truths, answer, lambda task=task: run.progress.update(task, advance=1)
                 )
-                logged = read_log(log_dir / "app.jsonl") if texts else None
+                logged = read_log(log.jsonl_path) if texts else None
             finally:
                 _close_log_handlers(log_dir)
             summary = _summarise(results, truths, model_labels)
