@@ -37,6 +37,8 @@ TRIALS: dict[str, list[str]] = {
         "lora.target_modules=[query,key,value,attention.output.dense]",
         "training.epochs=4",
     ],
+    # Full fine-tuning as a comparison (every weight trained; too large to ship).
+    "full-ft": ["model.pooling=mean", "lora.enabled=false", "training.learning_rate=5e-5", "training.epochs=3"],
 }
 
 

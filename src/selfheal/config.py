@@ -82,8 +82,13 @@ class ModelConfig(_Section):
 
 
 class LoraSettings(_Section):
-    """LoRA adapter hyper-parameters (PEFT, ``task_type=SEQ_CLS``)."""
+    """LoRA adapter hyper-parameters (PEFT, ``task_type=SEQ_CLS``).
 
+    enabled: ``false`` fine-tunes every weight instead (a comparison; the checkpoint is then
+        the full model, ~90 MB, too large to ship in the package).
+    """
+
+    enabled: bool = True
     r: int = Field(8, ge=1, le=256)
     alpha: int = Field(32, ge=1)
     dropout: float = Field(0.1, ge=0, lt=1)

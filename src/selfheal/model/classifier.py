@@ -10,7 +10,7 @@ import numpy as np
 
 from selfheal.labels import LABELS
 from selfheal.model.calibrate import softmax
-from selfheal.model.checkpoint import ModelError, read_meta, resolve_base_model, resolve_checkpoint
+from selfheal.model.checkpoint import FULL_WEIGHTS_FILE, ModelError, read_meta, resolve_base_model, resolve_checkpoint
 
 
 @dataclass(frozen=True)
@@ -54,7 +54,13 @@ class Classifier:
         try:
             self.tokenizer = AutoTokenizer.from_pretrained(str(self.directory))
             model = build_model(base, self.meta["pooling"])
-            self.model = PeftModel.from_pretrained(model, str(self.directory)).to(device).eval()
+            if self.meta.get("method", "lora") == "full":
+                from safetensors.torch import load_model
+
+                load_model(model, str(self.directory / FULL_WEIGHTS_FILE))
+            else:
+                model = PeftModel.from_pretrained(model, str(self.directory))
+            self.model = model.to(device).eval()
         except (OSError, ValueError, KeyError, RuntimeError) as exc:
             raise ModelError(f"cannot load checkpoint {self.directory}: {exc}") from None
         self._torch = torch

@@ -31,6 +31,7 @@ from selfheal.labels import ID2LABEL, LABELS
 from selfheal.model.backup import TfidfBackup
 from selfheal.model.calibrate import fit_temperature, nll, softmax
 from selfheal.model.checkpoint import (
+    FULL_WEIGHTS_FILE,
     MANIFEST_FILE,
     META_FILE,
     METRICS_FILE,
@@ -152,14 +153,15 @@ def train(config: Config, clarified: list[tuple[str, int]] | None = None, quiet:
 
     # --- model --------------------------------------------------------------------------------
     model = build_model(base_path, config.model.pooling, config.model.dropout)
-    lora = LoraConfig(
-        task_type=TaskType.SEQ_CLS,
-        r=config.lora.r,
-        lora_alpha=config.lora.alpha,
-        lora_dropout=config.lora.dropout,
-        target_modules=list(config.lora.target_modules),
-    )
-    model = get_peft_model(model, lora)
+    if config.lora.enabled:
+        lora = LoraConfig(
+            task_type=TaskType.SEQ_CLS,
+            r=config.lora.r,
+            lora_alpha=config.lora.alpha,
+            lora_dropout=config.lora.dropout,
+            target_modules=list(config.lora.target_modules),
+        )
+        model = get_peft_model(model, lora)
     trainable = [p for p in model.parameters() if p.requires_grad]
     n_trainable = sum(p.numel() for p in trainable)
     n_total = sum(p.numel() for p in model.parameters())
@@ -244,7 +246,12 @@ def train(config: Config, clarified: list[tuple[str, int]] | None = None, quiet:
     # --- save -----------------------------------------------------------------------------------
     if accelerator.is_main_process:
         unwrapped = accelerator.unwrap_model(model)
-        unwrapped.save_pretrained(str(out))
+        if config.lora.enabled:
+            unwrapped.save_pretrained(str(out))
+        else:
+            from safetensors.torch import save_model
+
+            save_model(unwrapped, str(out / FULL_WEIGHTS_FILE))
         tokenizer.save_pretrained(str(out))
         backup.save(out)
         write_manifest(manifest, out / MANIFEST_FILE)
@@ -254,6 +261,7 @@ def train(config: Config, clarified: list[tuple[str, int]] | None = None, quiet:
             "format_version": 1,
             "version": datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S"),
             "base_model": config.model.base_model,
+            "method": "lora" if config.lora.enabled else "full",
             "pooling": config.model.pooling,
             "max_length": config.data.max_length,
             "labels": list(LABELS),
