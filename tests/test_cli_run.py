@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
 import re
+import signal
 import time
 
 import pexpect
@@ -72,3 +74,31 @@ def test_run_asks_for_clarification_and_logs_the_answer(tmp_path, cli):
     assert record["final_decision"] == {"label": asked, "via": "user_clarification"}
     assert record["trace"] == ["InferenceNode", "ConfidenceCheckNode", "FallbackNode", "FinalDecisionNode"]
     assert "via user_clarification" in (tmp_path / "logs" / "app.log").read_text()
+
+
+def test_open_question_survives_a_killed_run_and_review_answers_it(tmp_path, cli):
+    child = pexpect.spawn(
+        str(SELFHEAL_BIN),
+        ["run", *cli.args(), "--accept", "1"],
+        cwd=str(tmp_path),
+        env=cli.env,
+        encoding="utf-8",
+        timeout=120,
+    )
+    child.expect_exact(PROMPT)
+    child.sendline("A strange, haunting little film.")
+    child.expect_exact("(y/n)")
+    child.expect_exact("> ")
+    os.kill(child.pid, signal.SIGKILL)  # a crash while the question is open
+    child.expect(pexpect.EOF)
+    child.close()
+    assert not (tmp_path / "logs" / "app.jsonl").exists()  # nothing decided, nothing logged
+
+    listed = cli("review", "--list", check=True)
+    assert "open question" in listed.stdout and "A strange, haunting little film." in listed.stdout
+    reviewed = cli("review", stdin="negative\n", check=True)
+    assert "Final Label: Negative (via human review)" in reviewed.stdout
+    (line,) = (tmp_path / "logs" / "app.jsonl").read_text().splitlines()
+    record = json.loads(line)
+    assert record["final_decision"] == {"label": "Negative", "via": "human_review"}
+    assert record["mode"] == "interactive" and record["fallback"]["review"]["mode"] == "queue"

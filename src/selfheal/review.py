@@ -4,8 +4,7 @@ The queue is the graph's own checkpointer: every paused thread in
 ``<log_dir>/graph_checkpoints.sqlite``. That is mostly escalations that ``classify`` (or a run
 whose user did not answer) logged as pending, but also a question left open by a ``run`` that was
 killed. Answering one resumes its thread (``Command(resume=label)``); FinalDecisionNode then logs
-the decision with ``via: "human_review"`` (or ``user_clarification`` for an open question). No
-model is loaded.
+the decision with ``via: "human_review"``. No model is loaded.
 """
 
 from __future__ import annotations
@@ -76,7 +75,7 @@ def review_one(session: Session, outcome: Outcome, prompter: Prompter, printer: 
         if label is not None:
             break
         printer.line(f"Please answer {choice_hint()}, s or q.", style="")
-    done = session.resume(outcome.request_id, answer)
+    done = session.resume(outcome.request_id, {"answer": answer, "source": "review"})
     printer.final(done.state)
     return "answered"
 

@@ -42,7 +42,7 @@ def clarify_question(label: str) -> str:
 
 def retry_question(label: str) -> str:
     """The question asked again after an unclear answer."""
-    return f"Sorry, I did not get that. Was this a {label.lower()} review? Please answer y or n."
+    return f"Sorry, I did not get that. Was this a {label.lower()} review? Please answer yes or no. (y/n)"
 
 
 def review_question() -> str:
@@ -53,15 +53,23 @@ def review_question() -> str:
 def unpack_answer(resume: Any) -> tuple[str | None, str | None]:
     """``(answer text, no-answer reason)`` from a resume value.
 
-    The caller resumes with the answer text, or with ``None`` / ``{"answer": None, "reason": ...}``
-    when nobody answered (``eof``, ``interrupted``, ``timeout``).
+    The caller resumes with the answer text, or ``{"answer": text, "source": "review"}`` from
+    ``selfheal review``, or ``None`` / ``{"answer": None, "reason": ...}`` when nobody answered
+    (``eof``, ``interrupted``, ``timeout``).
     """
     if isinstance(resume, dict):
         answer = resume.get("answer")
-        return (None if answer is None else str(answer)), resume.get("reason") or "no_answer"
+        if answer is None:
+            return None, resume.get("reason") or "no_answer"
+        return str(answer), None
     if resume is None:
         return None, "no_answer"
     return str(resume), None
+
+
+def from_review(resume: Any) -> bool:
+    """Whether the resume value came from ``selfheal review`` rather than the user at the prompt."""
+    return isinstance(resume, dict) and resume.get("source") == "review"
 
 
 # --- InferenceNode ---------------------------------------------------------------------------
@@ -141,6 +149,11 @@ def _clarify(state: State, services: Services) -> dict[str, Any]:
         if answer is None:
             reason = no_answer or "no_answer"
             break
+        if from_review(resume) and (label := parse_choice(answer)) is not None:
+            # the question was left open by a run that died; a reviewer answered it
+            review = {"mode": "queue", "answer": answer, "label": label}
+            fallback["review"] = review
+            return {"stage": "done", "fallback": fallback, "final_label": label, "via": "human_review"}
         fallback["user_response"] = answer
         label = parse_clarification(answer, asked)
         if label is not None:
@@ -167,7 +180,7 @@ def _review(state: State) -> dict[str, Any]:
     resume = interrupt({"kind": "review", "question": review_question(), "choices": list(LABELS)})
     answer, _ = unpack_answer(resume)
     label = None if answer is None else parse_choice(answer)
-    review = {"mode": "interactive", "answer": answer, "label": label}
+    review = {"mode": "queue" if from_review(resume) else "interactive", "answer": answer, "label": label}
     if label is None:  # nobody answered: leave it to ``selfheal review``
         return pending | {"fallback": fallback | {"review": review | {"mode": "queue"}}}
     return {
