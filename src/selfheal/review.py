@@ -75,6 +75,9 @@ def review_one(session: Session, outcome: Outcome, prompter: Prompter, printer: 
         if label is not None:
             break
         printer.line(f"Please answer {choice_hint()}, s or q.", style="")
+    if session.waiting(outcome.request_id) is None:  # another reviewer was faster
+        printer.line("Already answered elsewhere; skipped.", style="dim")
+        return "skipped"
     done = session.resume(outcome.request_id, {"answer": answer, "source": "review"})
     printer.final(done.state)
     return "answered"
