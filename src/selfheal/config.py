@@ -9,7 +9,7 @@ naming it. The config object is then passed down explicitly.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -74,11 +74,14 @@ class ModelConfig(_Section):
     pooling: how token states become one sentence vector for the head: ``mean`` (what
         all-MiniLM-L6-v2 was trained with) or ``cls`` (the first token).
     dropout: dropout before the classification head.
+    tfidf_weight: weight of the TF-IDF model's log-probabilities added to the LoRA logits
+        (a log-linear ensemble); ``auto`` fits it on validation NLL, ``0`` turns it off.
     """
 
     base_model: str | None = None
     pooling: Literal["mean", "cls"] = "mean"
     dropout: float = Field(0.1, ge=0, lt=1)
+    tfidf_weight: Literal["auto"] | Annotated[float, Field(ge=0, le=10)] = "auto"
 
 
 class LoraSettings(_Section):

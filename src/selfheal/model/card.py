@@ -16,12 +16,16 @@ def _pct(value: float) -> str:
     return f"{100 * value:.1f}%"
 
 
-def _metrics_table(metrics: dict[str, Any]) -> list[str]:
+def _metrics_table(metrics: dict[str, Any], weight: float) -> list[str]:
     rows = [
         "| model | split | accuracy | precision (macro) | recall (macro) | F1 (macro) | n |",
         "|---|---|---|---|---|---|---|",
     ]
-    for name, block in (("LoRA MiniLM (temperature-scaled)", metrics), ("TF-IDF + LogReg backup", metrics["backup_tfidf"])):
+    blocks = [(f"**selfheal primary** (LoRA + {weight:g} x TF-IDF, temperature-scaled)", metrics)]
+    if "encoder_only" in metrics:
+        blocks.append(("LoRA MiniLM alone (temperature-scaled)", metrics["encoder_only"]))
+    blocks.append(("TF-IDF + LogReg alone (the backup)", metrics["backup_tfidf"]))
+    for name, block in blocks:
         for split in ("validation", "test"):
             m = block[split]
             rows.append(
@@ -36,13 +40,18 @@ def _recipe_rows(path: Path) -> list[str]:
         return ["No recipe search has been recorded (run `python scripts/recipe_search.py`)."]
     trials = json.loads(path.read_text(encoding="utf-8"))
     rows = [
-        "| trial | settings | val acc | val F1 | test acc | minutes |",
-        "|---|---|---|---|---|---|",
+        "| trial | overrides | val acc | val F1 | test acc | + TF-IDF: weight, val acc, test acc | minutes |",
+        "|---|---|---|---|---|---|---|",
     ]
     for t in trials:
+        ens = (
+            f"{t['tfidf_weight']:g}, {_pct(t['ensemble_val_accuracy'])}, {_pct(t['ensemble_test_accuracy'])}"
+            if t.get("ensemble_val_accuracy") is not None
+            else "(run before the ensemble existed)"
+        )
         rows.append(
             f"| {t['name']} | `{' '.join(t['overrides']) or '(config.yaml)'}` | {_pct(t['val_accuracy'])} | "
-            f"{_pct(t['val_f1'])} | {_pct(t['test_accuracy'])} | {t['seconds'] / 60:.1f} |"
+            f"{_pct(t['val_f1'])} | {_pct(t['test_accuracy'])} | {ens} | {t['seconds'] / 60:.1f} |"
         )
     return rows
 
@@ -122,13 +131,16 @@ def write_model_card(
         f"  length-grouped batches, seed {tc.seed}; best epoch by validation macro-F1: {meta['best_epoch']}.",
         f"- Temperature scaling fitted on validation logits (LBFGS on NLL): T = {meta['temperature']:.3f}",
         f"  (validation NLL {metrics['validation_nll_raw']:.4f} -> {metrics['validation_nll_scaled']:.4f}).",
-        "- Backup: TF-IDF (word 1-2 grams) + logistic regression on the same training texts.",
+        "- TF-IDF (word 1-2 grams, sublinear tf) + logistic regression on the same training texts:",
+        "  the backup model, and the second half of a log-linear ensemble: the primary model's logits",
+        f"  are the LoRA logits + {meta.get('tfidf_weight', 0.0):g} x the TF-IDF log-probabilities (weight",
+        "  and temperature fitted together on validation NLL; `model.tfidf_weight: 0` turns it off).",
         "",
         *epochs,
         "",
         "## Results",
         "",
-        *_metrics_table(metrics),
+        *_metrics_table(metrics, float(meta.get("tfidf_weight", 0.0))),
         "",
         "## Recipe search",
         "",

@@ -9,8 +9,16 @@ from typing import Any
 import numpy as np
 
 from selfheal.labels import LABELS
+from selfheal.model.backup import TfidfBackup
 from selfheal.model.calibrate import softmax
-from selfheal.model.checkpoint import FULL_WEIGHTS_FILE, ModelError, read_meta, resolve_base_model, resolve_checkpoint
+from selfheal.model.checkpoint import (
+    FULL_WEIGHTS_FILE,
+    ModelError,
+    read_meta,
+    resolve_base_model,
+    resolve_checkpoint,
+)
+from selfheal.model.ensemble import combine
 
 
 @dataclass(frozen=True)
@@ -64,6 +72,9 @@ class Classifier:
         except (OSError, ValueError, KeyError, RuntimeError) as exc:
             raise ModelError(f"cannot load checkpoint {self.directory}: {exc}") from None
         self._torch = torch
+        # The TF-IDF half of the log-linear ensemble (see selfheal.model.ensemble), if any.
+        self.tfidf_weight: float = float(self.meta.get("tfidf_weight", 0.0))
+        self._tfidf = TfidfBackup.load(self.directory) if self.tfidf_weight > 0 else None
 
     @classmethod
     def load(cls, path: Path | None = None, use_temperature: bool = True) -> Classifier:
@@ -80,7 +91,15 @@ class Classifier:
         return len(self.tokenizer(text, truncation=False)["input_ids"]) > self.max_length
 
     def logits(self, texts: list[str], batch_size: int = 128) -> np.ndarray:
-        """Raw (un-scaled) logits, shape ``(len(texts), len(LABELS))``."""
+        """Un-scaled logits of the model (with the TF-IDF ensemble term when the checkpoint
+        has one), shape ``(len(texts), len(LABELS))``."""
+        logits = self.encoder_logits(texts, batch_size)
+        if self._tfidf is None or not texts:
+            return logits
+        return combine(logits, self._tfidf.predict_proba(texts), self.tfidf_weight)
+
+    def encoder_logits(self, texts: list[str], batch_size: int = 128) -> np.ndarray:
+        """Logits of the fine-tuned transformer alone, shape ``(len(texts), len(LABELS))``."""
         torch = self._torch
         out = []
         with torch.inference_mode():

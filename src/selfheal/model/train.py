@@ -11,7 +11,7 @@ import csv
 import shutil
 import time
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +40,7 @@ from selfheal.model.checkpoint import (
     write_json,
 )
 from selfheal.model.classifier import build_model
+from selfheal.model.ensemble import combine, fit_weight
 
 LOG_FIELDS = ["epoch", "train_loss", "val_loss", "val_accuracy", "val_macro_f1", "learning_rate", "seconds"]
 
@@ -58,9 +59,7 @@ class TrainResult:
 
 def load_training_splits(config: Config, clarified: list[tuple[str, int]] | None = None) -> Any:
     """The split for ``config.data``, with the optional sample and clarified examples applied."""
-    splits = prepare_splits(
-        config.data.source, config.data.val_size, config.data.test_size, config.data.seed
-    )
+    splits = prepare_splits(config.data.source, config.data.val_size, config.data.test_size, config.data.seed)
     if config.data.sample is not None:
         splits["train"] = stratified_sample(splits["train"], config.data.sample, config.data.seed)
     if clarified:
@@ -197,7 +196,9 @@ def train(config: Config, clarified: list[tuple[str, int]] | None = None, quiet:
                     scheduler.step()
                     optimizer.zero_grad()
                 losses.append(loss.item())
-                bar.update(task, advance=1, description=f"epoch {epoch}/{tc.epochs} loss {np.mean(losses[-50:]):.4f}")
+                bar.update(
+                    task, advance=1, description=f"epoch {epoch}/{tc.epochs} loss {np.mean(losses[-50:]):.4f}"
+                )
             val_logits, val_labels = _predict_logits(model, val_loader, accelerator)
             val = classification_metrics(val_labels, softmax(val_logits))
             row = {
@@ -225,20 +226,31 @@ def train(config: Config, clarified: list[tuple[str, int]] | None = None, quiet:
     accelerator.unwrap_model(model).load_state_dict(best_state, strict=False)
     val_logits, val_labels = _predict_logits(model, val_loader, accelerator)
     test_logits, test_labels = _predict_logits(model, test_loader, accelerator)
-    temperature = fit_temperature(val_logits, val_labels)
     backup = TfidfBackup.train(list(splits["train"]["text"]), list(splits["train"]["label"]), tc.seed)
+    val_tfidf = backup.predict_proba(list(splits["validation"]["text"]))
+    test_tfidf = backup.predict_proba(list(splits["test"]["text"]))
+    encoder_temperature = fit_temperature(val_logits, val_labels)
+    if config.model.tfidf_weight == "auto":
+        weight, temperature = fit_weight(val_logits, val_tfidf, val_labels)
+    else:
+        weight = float(config.model.tfidf_weight)
+        temperature = fit_temperature(combine(val_logits, val_tfidf, weight), val_labels)
+    val_final = combine(val_logits, val_tfidf, weight)
+    test_final = combine(test_logits, test_tfidf, weight)
     metrics = {
-        "validation": classification_metrics(val_labels, softmax(val_logits, temperature)),
-        "test": classification_metrics(test_labels, softmax(test_logits, temperature)),
-        "validation_nll_raw": nll(val_logits, val_labels),
-        "validation_nll_scaled": nll(val_logits, val_labels, temperature),
+        "validation": classification_metrics(val_labels, softmax(val_final, temperature)),
+        "test": classification_metrics(test_labels, softmax(test_final, temperature)),
+        "validation_nll_raw": nll(val_final, val_labels),
+        "validation_nll_scaled": nll(val_final, val_labels, temperature),
+        "tfidf_weight": weight,
+        "encoder_only": {
+            "temperature": encoder_temperature,
+            "validation": classification_metrics(val_labels, softmax(val_logits, encoder_temperature)),
+            "test": classification_metrics(test_labels, softmax(test_logits, encoder_temperature)),
+        },
         "backup_tfidf": {
-            "validation": classification_metrics(
-                np.asarray(splits["validation"]["label"]), backup.predict_proba(list(splits["validation"]["text"]))
-            ),
-            "test": classification_metrics(
-                np.asarray(splits["test"]["label"]), backup.predict_proba(list(splits["test"]["text"]))
-            ),
+            "validation": classification_metrics(val_labels, val_tfidf),
+            "test": classification_metrics(test_labels, test_tfidf),
         },
     }
     seconds = time.perf_counter() - started
@@ -259,7 +271,7 @@ def train(config: Config, clarified: list[tuple[str, int]] | None = None, quiet:
         (out / "training_config.yaml").write_text(_config_yaml(config), encoding="utf-8")
         meta = {
             "format_version": 1,
-            "version": datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S"),
+            "version": datetime.now(UTC).strftime("%Y%m%d-%H%M%S"),
             "base_model": config.model.base_model,
             "method": "lora" if config.lora.enabled else "full",
             "pooling": config.model.pooling,
@@ -267,6 +279,7 @@ def train(config: Config, clarified: list[tuple[str, int]] | None = None, quiet:
             "labels": list(LABELS),
             "id2label": {str(k): v for k, v in ID2LABEL.items()},
             "temperature": temperature,
+            "tfidf_weight": weight,
             "best_epoch": best_epoch,
             "trainable_parameters": n_trainable,
             "total_parameters": n_total,
