@@ -247,3 +247,13 @@ def test_long_text_is_cut_and_the_record_says_so(session):
     assert record["input_truncated"] is True
     assert record["input_chars"] == len(("a fine film " * 50).strip())
     assert len(record["input_text"]) <= 100
+
+
+def test_forced_choice_is_asked_until_it_is_a_label(session):
+    thresholds(session, accept=1.0, clarify=1.0)
+    session.services.backups = FixedBackup(other_label(session.services.classifier.predict([TEXT])[0].label))
+    _, lines, _ = loop(session, TEXT, "not sure", "positive", "quit")
+    assert "[FallbackNode] The models disagree. Which label is right? (negative/positive)" in lines
+    assert "Please answer negative/positive." in lines
+    assert "Final Label: Positive (via human review)" in lines
+    assert records(session)[0]["fallback"]["review"]["answer"] == "positive"

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
 
+from selfheal.answers import choice_hint, parse_choice
 from selfheal.config import Config
 from selfheal.inputs import prepare_text
 from selfheal.terminal import Printer, Prompter, TerminalPrompter
@@ -124,6 +125,10 @@ def decide_interactively(
         if silent is None:
             printer.question(outcome.waiting)
             answer, silent = _ask(prompter, timeout)
+            # a forced choice has no "unclear": ask until it is a label or nobody answers
+            while outcome.waiting["kind"] == "review" and silent is None and parse_choice(answer) is None:
+                printer.line(f"Please answer {choice_hint()}.")
+                answer, silent = _ask(prompter, timeout)
         else:
             answer = {"answer": None, "reason": silent}
         outcome = session.resume(outcome.request_id, answer, on_update=printer.update)
