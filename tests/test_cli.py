@@ -89,6 +89,7 @@ def test_non_utf8_file_is_a_one_line_error_naming_the_line(cli, tmp_path):
         (["--config", "missing.yaml"], "config file missing.yaml does not exist"),
         (["--config", "broken.yaml"], "config file broken.yaml is not valid YAML"),
         (["--file", "nope.txt"], "cannot read nope.txt"),
+        (["--set", "paths.log_dir=broken.yaml"], "cannot use log directory broken.yaml"),
         ([], "nothing to classify"),
     ],
 )

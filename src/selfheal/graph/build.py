@@ -23,6 +23,7 @@ from typing import Any
 from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.graph import END, START, StateGraph
 
+from selfheal.config import ConfigError
 from selfheal.graph.nodes import (
     CONFIDENCE_CHECK,
     FALLBACK,
@@ -74,10 +75,14 @@ def open_checkpointer(log_dir: Path) -> BaseCheckpointSaver:
     from langgraph.checkpoint.sqlite import SqliteSaver
 
     path = Path(log_dir) / CHECKPOINT_DB
-    path.parent.mkdir(parents=True, exist_ok=True)
-    conn = sqlite3.connect(str(path), check_same_thread=False, timeout=30.0)
-    saver = SqliteSaver(conn)
-    saver.setup()
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        conn = sqlite3.connect(str(path), check_same_thread=False, timeout=30.0)
+        saver = SqliteSaver(conn)
+        saver.setup()
+    except (OSError, sqlite3.Error) as exc:
+        reason = getattr(exc, "strerror", None) or str(exc)
+        raise ConfigError(f"cannot use log directory {log_dir} (paths.log_dir): {reason}") from None
     return saver
 
 
