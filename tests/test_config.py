@@ -20,7 +20,9 @@ def test_repo_config_matches_documented_defaults():
 
 
 def test_overrides_are_typed():
-    cfg = load_config(REPO / "config.yaml", ["training.epochs=5", "lora.target_modules=[query,key]", "data.sample=null"])
+    cfg = load_config(
+        REPO / "config.yaml", ["training.epochs=5", "lora.target_modules=[query,key]", "data.sample=null"]
+    )
     assert cfg.training.epochs == 5
     assert cfg.lora.target_modules == ["query", "key"]
     assert cfg.data.sample is None

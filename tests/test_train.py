@@ -17,9 +17,18 @@ def test_tiny_training_lowers_loss_and_writes_a_checkpoint(tiny_run):
     assert len(history) == 2
     assert history[-1]["train_loss"] < history[0]["train_loss"]
     out = tiny_run.output_dir
-    for name in ("adapter_model.safetensors", "adapter_config.json", "tokenizer.json", META_FILE,
-                 MANIFEST_FILE, TRAINING_LOG_FILE, "metrics.json", "backup_tfidf.json.gz",
-                 "training_config.yaml", "README.md"):
+    for name in (
+        "adapter_model.safetensors",
+        "adapter_config.json",
+        "tokenizer.json",
+        META_FILE,
+        MANIFEST_FILE,
+        TRAINING_LOG_FILE,
+        "metrics.json",
+        "backup_tfidf.json.gz",
+        "training_config.yaml",
+        "README.md",
+    ):
         assert (out / name).exists(), name
     with (out / TRAINING_LOG_FILE).open() as fh:
         rows = list(csv.DictReader(fh))
@@ -33,13 +42,14 @@ def test_tiny_training_lowers_loss_and_writes_a_checkpoint(tiny_run):
 
 
 def test_checkpoint_reloads_and_reproduces_its_test_metrics(tiny_run, tiny_csv):
+    from conftest import REPO, tiny_overrides
     from selfheal.config import load_config
     from selfheal.model.train import load_training_splits
 
-    from .conftest import REPO, tiny_overrides
-
     clf = Classifier(tiny_run.output_dir)
-    splits = load_training_splits(load_config(REPO / "config.yaml", tiny_overrides(tiny_csv, tiny_run.output_dir)))
+    splits = load_training_splits(
+        load_config(REPO / "config.yaml", tiny_overrides(tiny_csv, tiny_run.output_dir))
+    )
     probs = clf.predict_proba(list(splits["test"]["text"]))
     accuracy = float(np.mean(probs.argmax(1) == np.asarray(splits["test"]["label"])))
     assert accuracy == tiny_run.metrics["test"]["accuracy"]
@@ -48,10 +58,9 @@ def test_checkpoint_reloads_and_reproduces_its_test_metrics(tiny_run, tiny_csv):
 
 
 def test_sample_path_uses_the_same_code(tmp_path, tiny_csv):
+    from conftest import REPO, tiny_overrides
     from selfheal.config import load_config
     from selfheal.model.train import train
-
-    from .conftest import REPO, tiny_overrides
 
     overrides = [*tiny_overrides(tiny_csv, tmp_path / "s"), "data.sample=16", "training.epochs=1"]
     result = train(load_config(REPO / "config.yaml", overrides), quiet=True)

@@ -189,9 +189,7 @@ def split_corpus(corpus: Corpus, val_size: float, test_size: float, seed: int) -
     idx = list(range(len(corpus)))
     held = val_size + test_size
     try:
-        train_idx, rest_idx = train_test_split(
-            idx, test_size=held, stratify=corpus.labels, random_state=seed
-        )
+        train_idx, rest_idx = train_test_split(idx, test_size=held, stratify=corpus.labels, random_state=seed)
         rest_labels = [corpus.labels[i] for i in rest_idx]
         val_idx, test_idx = train_test_split(
             rest_idx, test_size=test_size / held, stratify=rest_labels, random_state=seed

@@ -143,9 +143,7 @@ class EmbeddingZeroShotBackup:
         self.tokenizer = AutoTokenizer.from_pretrained(model_path)
         self.model = AutoModel.from_pretrained(model_path).eval()
         self.scale = scale
-        self._anchors = np.stack(
-            [self.embed(LABEL_DESCRIPTIONS[label]).mean(axis=0) for label in LABELS]
-        )
+        self._anchors = np.stack([self.embed(LABEL_DESCRIPTIONS[label]).mean(axis=0) for label in LABELS])
         self._anchors /= np.linalg.norm(self._anchors, axis=1, keepdims=True)
 
     def embed(self, texts: list[str]) -> np.ndarray:
