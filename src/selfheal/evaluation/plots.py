@@ -101,6 +101,7 @@ def risk_coverage_plot(curve: Sequence[dict[str, Any]], threshold: float, path: 
         xs,
         [p["accuracy"] if p["accuracy"] is not None else np.nan for p in curve],
         "o-",
+        markersize=3,
         label="accuracy on accepted",
     )
     ax.plot(xs, [p["coverage"] for p in curve], "s-", markersize=3, label="coverage (share accepted)")

@@ -188,7 +188,9 @@ def _calibration(m: dict[str, Any], figures: dict[str, str]) -> list[str]:
         *_section("Calibration before and after temperature scaling", m),
         f"ECE and MCE over {raw['n_bins']} equal-width confidence bins; the interval is a 95% percentile",
         f"bootstrap over the {m['data']['n']} texts (resampled with replacement). With a few thousand",
-        "texts or fewer a 15-bin ECE is noisy: compare intervals, not just point estimates.",
+        "texts or fewer a 15-bin ECE is noisy: compare intervals, not just point estimates. ECE is",
+        "biased upwards (binning noise adds to it), so the bootstrap interval usually sits mostly above",
+        "the point estimate.",
         "The temperature was fitted on the validation split when the checkpoint was trained.",
         "",
         *_table(["probabilities", "ECE [95% CI]", "MCE", "Brier", "NLL"], rows),
@@ -207,13 +209,21 @@ def _fallback(m: dict[str, Any]) -> list[str]:
             + [f"{pct(f['shares'][s])} ({f['counts'][s]})" for s in ("accept", "clarify", "escalate")]
         )
     t = m["thresholds"]
-    return [
+    out = [
         *_section("Fallback frequency at the configured thresholds", m),
         f"Share of inputs the confidence check accepts (>= {t['accept']}), asks about (>= {t['clarify']})",
         "and escalates (below), from the primary model's probabilities as the app computes them.",
         "",
         *_table(["split", "n", "accept", "ask (clarify)", "escalate"], rows),
     ]
+    if t["clarify"] <= 1 / len(LABELS):
+        out += [
+            "",
+            f"With {len(LABELS)} labels the confidence (the top probability) is never below "
+            f"{1 / len(LABELS):.2f}, so at clarify = {t['clarify']} the model itself never escalates;",
+            "escalation to a person happens only when an unanswered question meets disagreeing backups.",
+        ]
+    return out
 
 
 def _risk_coverage(m: dict[str, Any], figures: dict[str, str]) -> list[str]:
