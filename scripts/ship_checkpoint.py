@@ -9,6 +9,8 @@ import shutil
 import sys
 from pathlib import Path
 
+from selfheal.model.card import rewrite_model_card
+
 SHIPPED = Path(__file__).resolve().parents[1] / "src" / "selfheal" / "checkpoints" / "default"
 
 
@@ -22,6 +24,7 @@ def main(source: str) -> None:
     shutil.copytree(src, tmp)
     shutil.rmtree(SHIPPED, ignore_errors=True)
     tmp.rename(SHIPPED)
+    rewrite_model_card(SHIPPED)  # with the recipe-search table as recorded now
     size = sum(p.stat().st_size for p in SHIPPED.iterdir()) / 1e6
     print(f"shipped {src} -> {SHIPPED} ({size:.1f} MB)")
 

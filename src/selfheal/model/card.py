@@ -100,8 +100,9 @@ def write_model_card(
         "# selfheal sentiment model (MiniLM-L6 + LoRA)",
         "",
         "A binary movie-review sentiment classifier (Negative / Positive): the 6-layer, 384-wide",
-        f"BERT encoder all-MiniLM-L6-v2 ({BUNDLED_BASE if config.model.base_model is None else base}),",
-        f"{config.model.pooling}-pooled, with a linear head, fine-tuned with LoRA (PEFT, task type SEQ_CLS).",
+        f"BERT encoder {BUNDLED_BASE if config.model.base_model is None else base},",
+        f"{config.model.pooling}-pooled, with a linear head, fine-tuned with LoRA (PEFT, task type SEQ_CLS),",
+        "in a log-linear ensemble with a TF-IDF logistic regression (see Training).",
         "It is the primary model of [selfheal](../../../../README.md), which asks the user or",
         "consults backup models when this model's calibrated confidence is low.",
         "",
@@ -162,3 +163,21 @@ def write_model_card(
     path = Path(directory) / "README.md"
     path.write_text("\n".join(front + body), encoding="utf-8")
     return path
+
+
+def rewrite_model_card(directory: Path, recipe_search: Path = RECIPE_SEARCH_FILE) -> Path:
+    """Regenerate a checkpoint's model card from the files its training run wrote
+    (e.g. after more recipe-search trials were recorded)."""
+    import csv
+
+    import yaml
+
+    directory = Path(directory)
+    config = Config.from_dict(
+        yaml.safe_load((directory / "training_config.yaml").read_text(encoding="utf-8"))
+    )
+    meta = json.loads((directory / "selfheal.json").read_text(encoding="utf-8"))
+    metrics = json.loads((directory / "metrics.json").read_text(encoding="utf-8"))
+    with (directory / "training_log.csv").open(encoding="utf-8") as fh:
+        history = [{k: float(v) for k, v in row.items()} for row in csv.DictReader(fh)]
+    return write_model_card(directory, config, meta, metrics, history, recipe_search)
