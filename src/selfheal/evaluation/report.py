@@ -22,8 +22,8 @@ MODEL_NAMES = {
 KIND_TITLES = {
     "confident_right": "Confident and right (accepted, correct)",
     "confident_wrong": "Confident and wrong (accepted, incorrect)",
-    "asked": "Asked (clarify band)",
-    "escalated": "Escalated (below the clarify threshold)",
+    "asked": "Asked (clarify band; model errors first, least confident first)",
+    "escalated": "Escalated (below the clarify threshold, or to human review when nobody answered and the backups disagreed)",
 }
 
 
@@ -69,8 +69,13 @@ def _header(m: dict[str, Any]) -> list[str]:
         "Do not edit by hand: every number and figure below comes from that run, which also wrote",
         f"`{Path(m['figures']['reliability']).parent.as_posix()}/metrics.json`. Re-run the command to regenerate this file.",
         "",
-        f"- Primary model: {ck.get('base_model', 'MiniLM')}, fine-tuned ({ck.get('method', 'lora')}); checkpoint "
-        f"`{ck['directory']}` (version `{ck['version']}`), fitted temperature T = {ck['temperature']:.3f}"
+        f"- Primary model: {ck.get('base_model', 'MiniLM')}, fine-tuned ({ck.get('method', 'lora')})"
+        + (
+            f" in a log-linear ensemble with the TF-IDF model (logits + {ck['tfidf_weight']:g} x log p_tfidf)"
+            if ck.get("tfidf_weight")
+            else ""
+        )
+        + f"; checkpoint `{ck['directory']}` (version `{ck['version']}`), fitted temperature T = {ck['temperature']:.3f}"
         f" ({'used' if ck['temperature_used'] else 'not used: calibration.temperature is false'} by the app).",
         f"- Data: {d['name']} ({d['n']} texts evaluated; {sizes}); {verified}.",
         f"- Thresholds: accept when confidence >= {m['thresholds']['accept']}, ask when >= "
@@ -141,6 +146,12 @@ def _models(m: dict[str, Any]) -> list[str]:
             rows,
         ),
     ]
+    if m["checkpoint"].get("tfidf_weight") and "tfidf" in models:
+        out += [
+            "",
+            "The TF-IDF backup is also a term of the primary ensemble, so its vote is not independent of",
+            "the primary model's.",
+        ]
     per_class = [
         [
             MODEL_NAMES.get(key, key),
@@ -240,10 +251,18 @@ def _risk_coverage(m: dict[str, Any], figures: dict[str, str]) -> list[str]:
         ]
         for p in rc["sweep"]
     ]
+    meets = [p for p in rc["sweep"] if p["accuracy"] is not None and p["accuracy"] >= 0.93]
+    needed = (
+        f"The lowest threshold in the sweep with at least 93% accuracy on accepted predictions is "
+        f"{meets[0]['threshold']:.2f} (coverage {pct(meets[0]['coverage'])})."
+        if meets
+        else "No threshold in the sweep reaches 93% accuracy on accepted predictions."
+    )
     return [
         *_section("Risk-coverage: accuracy of auto-accepted predictions", m),
         f"At the configured accept threshold {at['threshold']}: **{pct(at['accuracy'])} accuracy on the "
         f"{at['accepted']} accepted predictions, coverage {pct(at['coverage'])}** ({at['errors']} accepted errors).",
+        needed,
         "",
         *_table(["accept threshold", "coverage", "accuracy on accepted", "risk", "accepted", "errors"], rows),
         "",

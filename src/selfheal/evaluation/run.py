@@ -163,18 +163,23 @@ def _examples(
     labels: np.ndarray,
     probs: np.ndarray,
     status: np.ndarray,
-    finals: dict[str, list[str]],
+    finals: dict[str, list[dict[str, Any]]],
     k: int,
 ) -> dict[str, list[dict[str, Any]]]:
-    """Real inputs of each kind: confident and right/wrong (accepted), asked, escalated, with
-    the simulation's final decision per scenario (``finals``)."""
+    """Real inputs of each kind, with the simulation's final decision per scenario (``finals``).
+
+    Confident and right / wrong: accepted, highest confidence first. Asked: the clarify band,
+    model errors first (what a clarification heals), least confident first. Escalated: below
+    the clarify threshold, or sent to human review when nobody answered and the backups
+    disagreed (``no_user`` scenario), least confident first.
+    """
     confidence = probs.max(axis=1)
     preds = probs.argmax(axis=1)
     correct = preds == labels
     order = np.argsort(-confidence, kind="stable")
 
-    def pick(mask: np.ndarray, reverse: bool = False) -> list[dict[str, Any]]:
-        ids = [int(i) for i in (order[::-1] if reverse else order) if mask[i]][:k]
+    def pick(mask: np.ndarray, n: int, least_confident: bool = False) -> list[dict[str, Any]]:
+        ids = [int(i) for i in (order[::-1] if least_confident else order) if mask[i]][:n]
         rows = []
         for i in ids:
             row = {
@@ -185,16 +190,23 @@ def _examples(
                 "status": str(status[i]),
             }
             for scenario, outcomes in finals.items():
-                row[scenario] = outcomes[i]
+                final = outcomes[i]
+                row[scenario] = (
+                    "pending review" if final["label"] is None else f"{final['label']} via {final['via']}"
+                )
             rows.append(row)
         return rows
 
-    accepted = status == "accept"
+    accepted, asked = status == "accept", status == "clarify"
+    reviewed = np.array([f["via"] == "pending_review" for f in finals.get("no_user", [])], dtype=bool)
+    escalated = (status == "escalate") | (reviewed if len(reviewed) else np.zeros(len(status), dtype=bool))
+    asked_rows = pick(asked & ~correct, (k + 1) // 2, least_confident=True)
+    asked_rows += pick(asked & correct, k - len(asked_rows), least_confident=True)
     return {
-        "confident_right": pick(accepted & correct),
-        "confident_wrong": pick(accepted & ~correct),
-        "asked": pick(status == "clarify"),
-        "escalated": pick(status == "escalate", reverse=True),
+        "confident_right": pick(accepted & correct, k),
+        "confident_wrong": pick(accepted & ~correct, k),
+        "asked": asked_rows,
+        "escalated": pick(escalated, k, least_confident=True),
     }
 
 
@@ -304,6 +316,7 @@ def evaluate(config: Config, options: EvalOptions) -> EvalOutputs:
                     "directory": _display(checkpoint),
                     "version": classifier.version,
                     "method": str(classifier.meta.get("method", "lora")),
+                    "tfidf_weight": float(classifier.meta.get("tfidf_weight", 0.0)),
                     "base_model": classifier.meta.get("base_model") or "all-MiniLM-L6-v2 (bundled)",
                     "temperature": temperature,
                     "temperature_used": config.calibration.temperature,

@@ -173,7 +173,7 @@ def simulate(
     expected_routes = route(probs.max(axis=1), config.thresholds.accept, config.thresholds.clarify)
     expected_routes = [{"clarify": "ask_clarify"}.get(str(r), str(r)) for r in expected_routes]
     scenarios: dict[str, Any] = {}
-    per_input: dict[str, list[str]] = {}
+    per_input: dict[str, list[dict[str, Any]]] = {}
     with tempfile.TemporaryDirectory(prefix="selfheal-sim-") as tmp:
         for key, (title, short, answer) in SCENARIOS.items():
             log_dir = Path(tmp) / key
@@ -209,9 +209,7 @@ def simulate(
                 "logged_requests": 0 if logged is None else len(logged.requests),
             }
             scenarios[key] = summary
-            per_input[key] = [
-                "pending review" if r["label"] is None else f"{r['label']} via {r['via']}" for r in results
-            ]
+            per_input[key] = [{"label": r["label"], "via": r["via"]} for r in results]
     method = [
         "Each evaluated text went through the real compiled LangGraph graph (`selfheal.session.Session`,",
         "the driver of `selfheal run`, in interactive mode) with an in-memory checkpointer and a",
