@@ -30,12 +30,12 @@ TRIALS: dict[str, list[str]] = {
         "training.epochs=5",
         "training.learning_rate=2e-3",
     ],
-    # All attention projections, rank 16.
-    "mean-qkvo-r16": [
+    # Every linear layer of the encoder (attention and feed-forward), rank 16.
+    "mean-all-r16": [
         "model.pooling=mean",
         "lora.r=16",
-        "lora.target_modules=[query,key,value,attention.output.dense]",
-        "training.epochs=4",
+        "lora.target_modules=[query,key,value,dense]",
+        "training.epochs=3",
     ],
     # Full fine-tuning as a comparison (every weight trained; too large to ship).
     "full-ft": [
