@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 ARGS   ?=
 
-.PHONY: help install run run-cli train ship eval stats test lint format dashboard bench clean
+.PHONY: help install run run-cli train ship eval stats test lint format bench clean
 
 help:  ## list targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
@@ -41,12 +41,15 @@ test: install  ## run the test suite
 	$(BIN)/python -m pytest -q $(ARGS)
 
 lint: install  ## ruff lint + format check
-	$(BIN)/ruff check src tests scripts
-	$(BIN)/ruff format --check src tests scripts
+	$(BIN)/ruff check src tests scripts benchmarks
+	$(BIN)/ruff format --check src tests scripts benchmarks
 
 format: install  ## apply ruff fixes and formatting
-	$(BIN)/ruff check --fix src tests scripts
-	$(BIN)/ruff format src tests scripts
+	$(BIN)/ruff check --fix src tests scripts benchmarks
+	$(BIN)/ruff format src tests scripts benchmarks
+
+bench: install  ## time to the first prompt vs baselines measured in the same run
+	$(BIN)/python benchmarks/bench_startup.py $(ARGS)
 
 clean:  ## remove caches (keeps .venv, logs and checkpoints)
 	rm -rf .pytest_cache .ruff_cache build src/*.egg-info

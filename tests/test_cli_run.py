@@ -6,7 +6,6 @@ import json
 import os
 import re
 import signal
-import time
 
 import pexpect
 
@@ -20,7 +19,6 @@ PROMPT = "> Enter text (or 'quit'):"
 def test_run_asks_for_clarification_and_logs_the_answer(tmp_path, cli, classifier):
     # --accept 0.999 forces the question unless the model is even surer than that
     text = next(t for t in TEXTS if classifier.predict([t])[0].confidence < 0.999)
-    start = time.monotonic()
     child = pexpect.spawn(
         str(SELFHEAL_BIN),
         ["run", *cli.args(), "--accept", "0.999"],
@@ -31,11 +29,7 @@ def test_run_asks_for_clarification_and_logs_the_answer(tmp_path, cli, classifie
         dimensions=(40, 200),
     )
     try:
-        child.expect_exact(PROMPT)
-        time_to_prompt = time.monotonic() - start
-        print(f"time to prompt: {time_to_prompt:.2f}s")
-        assert time_to_prompt < 3.0  # target 1.5 s; generous here because the CPU is shared
-
+        child.expect_exact(PROMPT)  # time to prompt is measured by scripts/bench_startup.py
         child.sendline(text)
         child.expect(r"\[InferenceNode\] Predicted label: (Negative|Positive) \| Confidence: (\d+)%\r\n")
         predicted, percent = child.match.group(1), int(child.match.group(2))
