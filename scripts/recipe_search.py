@@ -26,6 +26,7 @@ TRIALS: dict[str, list[str]] = {
     # Longer, with a higher peak learning rate.
     "mean-5ep-lr2e-3": [
         "model.pooling=mean",
+        "lora.r=8",
         "lora.target_modules=[query,value]",
         "training.epochs=5",
         "training.learning_rate=2e-3",
