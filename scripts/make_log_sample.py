@@ -66,10 +66,10 @@ def main() -> None:
             child.sendline(answer)
 
     say("The movie was painfully slow and boring.", "y", "negative")
-    say("It's a decent enough time-killer, I suppose.", "hmm", "No, it was positive enough.", "positive")
+    say("Not bad, not good, just there.", "hmm", "Yes, it was definitely negative.", "negative")
     say("A warm, funny and moving film.", "n", "positive")
     child.expect_exact(PROMPT)
-    child.sendline("Worth seeing once, if only for the score.")
+    child.sendline("The plot makes no sense, yet I couldn't look away.")
     if child.expect_exact(["(y/n)", "Final Label"]) == 0:
         child.expect_exact("> ")
         child.sendeof()  # no answer: the backup models decide, and the loop ends
