@@ -147,6 +147,8 @@ def write_model_card(
         "",
         "Each row is one run of `selfheal train` with the given overrides on top of `config.yaml`,",
         "recorded by `python scripts/recipe_search.py` (selection by validation score, never test).",
+        '"val/test acc" are the transformer alone; the TF-IDF column is the ensemble that ships.',
+        "Minutes are wall-clock on a 2-core CPU; some trials ran while other jobs shared the CPU.",
         "",
         *_recipe_rows(recipe_search),
         "",

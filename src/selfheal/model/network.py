@@ -1,9 +1,10 @@
 """The network: a pre-trained encoder, a pooling step and a linear classification head.
 
-all-MiniLM-L6-v2 was trained as a sentence encoder with *mean* pooling, so mean-pooled token
-states are a much better starting point for a classifier than the untrained ``[CLS]`` pooler
-that ``AutoModelForSequenceClassification`` would use (measured: see the model card). The head
-is named ``classifier`` so PEFT's ``SEQ_CLS`` task type trains and saves it with the adapter.
+all-MiniLM-L6-v2 was trained as a sentence encoder with *mean* pooling, which is the default
+here; the ``[CLS]`` vector is the alternative (``model.pooling: cls``). After 3 epochs of LoRA
+the two are on par (the model card's recipe search: 83.0% vs 83.4% validation accuracy at r=8).
+The head is named ``classifier`` so PEFT's ``SEQ_CLS`` task type trains and saves it with the
+adapter.
 """
 
 from __future__ import annotations
