@@ -52,7 +52,7 @@ def record(name: str, out: Path) -> dict[str, object]:
     """The trial's row, read from the files its training run wrote."""
     m = json.loads((out / "metrics.json").read_text())
     meta = json.loads((out / "selfheal.json").read_text())
-    alone = m.get("encoder_only", m)  # runs from before the TF-IDF ensemble have only this
+    alone = m["encoder_only"]
     return {
         "name": name,
         "overrides": TRIALS[name],
@@ -60,9 +60,9 @@ def record(name: str, out: Path) -> dict[str, object]:
         "val_f1": alone["validation"]["f1_macro"],
         "test_accuracy": alone["test"]["accuracy"],
         "test_f1": alone["test"]["f1_macro"],
-        "tfidf_weight": m.get("tfidf_weight"),
-        "ensemble_val_accuracy": m["validation"]["accuracy"] if "encoder_only" in m else None,
-        "ensemble_test_accuracy": m["test"]["accuracy"] if "encoder_only" in m else None,
+        "tfidf_weight": m["tfidf_weight"],
+        "ensemble_val_accuracy": m["validation"]["accuracy"],
+        "ensemble_test_accuracy": m["test"]["accuracy"],
         "best_epoch": meta["best_epoch"],
         "temperature": meta["temperature"],
         "seconds": meta["train_seconds"],

@@ -21,10 +21,11 @@ def _metrics_table(metrics: dict[str, Any], weight: float) -> list[str]:
         "| model | split | accuracy | precision (macro) | recall (macro) | F1 (macro) | n |",
         "|---|---|---|---|---|---|---|",
     ]
-    blocks = [(f"**selfheal primary** (LoRA + {weight:g} x TF-IDF, temperature-scaled)", metrics)]
-    if "encoder_only" in metrics:
-        blocks.append(("LoRA MiniLM alone (temperature-scaled)", metrics["encoder_only"]))
-    blocks.append(("TF-IDF + LogReg alone (the backup)", metrics["backup_tfidf"]))
+    blocks = [
+        (f"**selfheal primary** (LoRA + {weight:g} x TF-IDF, temperature-scaled)", metrics),
+        ("LoRA MiniLM alone (temperature-scaled)", metrics["encoder_only"]),
+        ("TF-IDF + LogReg alone (the backup)", metrics["backup_tfidf"]),
+    ]
     for name, block in blocks:
         for split in ("validation", "test"):
             m = block[split]
@@ -46,8 +47,6 @@ def _recipe_rows(path: Path) -> list[str]:
     for t in trials:
         ens = (
             f"{t['tfidf_weight']:g}, {_pct(t['ensemble_val_accuracy'])}, {_pct(t['ensemble_test_accuracy'])}"
-            if t.get("ensemble_val_accuracy") is not None
-            else "(run before the ensemble existed)"
         )
         rows.append(
             f"| {t['name']} | `{' '.join(t['overrides']) or '(config.yaml)'}` | {_pct(t['val_accuracy'])} | "
@@ -134,14 +133,14 @@ def write_model_card(
         f"  (validation NLL {metrics['validation_nll_raw']:.4f} -> {metrics['validation_nll_scaled']:.4f}).",
         "- TF-IDF (word 1-2 grams, sublinear tf) + logistic regression on the same training texts:",
         "  the backup model, and the second half of a log-linear ensemble: the primary model's logits",
-        f"  are the LoRA logits + {meta.get('tfidf_weight', 0.0):g} x the TF-IDF log-probabilities (weight",
+        f"  are the LoRA logits + {meta['tfidf_weight']:g} x the TF-IDF log-probabilities (weight",
         "  and temperature fitted together on validation NLL; `model.tfidf_weight: 0` turns it off).",
         "",
         *epochs,
         "",
         "## Results",
         "",
-        *_metrics_table(metrics, float(meta.get("tfidf_weight", 0.0))),
+        *_metrics_table(metrics, float(meta["tfidf_weight"])),
         "",
         "## Recipe search",
         "",
