@@ -61,9 +61,14 @@ def test_eval_writes_metrics_figures_and_report(evaluated, tiny_run):
         cal = metrics["calibration"][part]
         assert len(cal["bins"]) == 15 and sum(b["count"] for b in cal["bins"]) == n
         assert cal["ece_ci95"][0] <= cal["ece_ci95"][1]
+        assert 0 <= cal["ece_if_calibrated"]["p_value"] <= 1
     assert set(metrics["fallback"]) == {"validation", "test"}
     assert sum(metrics["fallback"]["test"]["counts"].values()) == n
     sweep = metrics["risk_coverage"]["sweep"]
+    matched = {c["coverage"]: c for c in metrics["risk_coverage"]["at_coverage"]}
+    assert set(matched) == {0.7, 0.8, 0.9} and matched[0.7]["accepted"] == round(0.7 * n)
+    bounded = [t for t in metrics["targets"] if "bound" in t]
+    assert [t["bound"]["kind"] for t in bounded][:2] == ["if perfectly calibrated", "most confident 70%"]
     assert sweep[0]["threshold"] == 0.5 and sweep[0]["coverage"] == 1.0 and sweep[-1]["threshold"] == 1.0
 
     sim = metrics["simulation"]
@@ -89,10 +94,11 @@ def test_eval_writes_metrics_figures_and_report(evaluated, tiny_run):
         "## Training run",
     ):
         assert heading in report
+    assert "what this model allows" in report and "ECE if calibrated" in report
     assert "![Reliability diagrams" in report and "(reports/reliability.png)" in report
     assert f"{100 * primary['accuracy']:.1f}%" in report
     assert "Produced by `selfheal eval --config" in report
-    assert "primary accuracy" in output and "wrote" in output
+    assert "primary accuracy" in output and "wrote" in output and "what this model allows" in output
     # The simulation logged to a temporary directory: no logs/ or clarified examples were written.
     assert not (tmp / "logs").exists() and not (tmp / "data").exists()
 

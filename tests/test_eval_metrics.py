@@ -10,16 +10,19 @@ from selfheal.evaluation.calibration import (
     calibration_report,
     ece,
     ece_bootstrap_ci,
+    ece_if_calibrated,
     mce,
     nll,
     reliability_bins,
 )
 from selfheal.evaluation.metrics import (
+    aurc,
     detailed_metrics,
     fallback_frequency,
     risk_coverage,
     route,
     selective_accuracy,
+    selective_at_coverage,
 )
 
 # Four predictions (P(Negative), P(Positive)); confidences 0.9, 0.8, 0.6, 0.7.
@@ -100,3 +103,45 @@ def test_detailed_metrics_per_class_confusion_and_auc():
     # P(Positive): 0.1 (neg) vs 0.8, 0.4, 0.7 (pos): every positive ranks above the negative.
     assert m["roc_auc"] == 1.0
     assert detailed_metrics(np.array([1, 1]), PROBS[:2])["roc_auc"] is None
+
+
+def test_ece_if_calibrated_is_the_binning_noise_floor():
+    # Confidence 1.0 is always right when calibrated: no noise at all.
+    assert np.all(ece_if_calibrated(np.array([[0.0, 1.0]] * 50), n_sims=20) == 0)
+    # One bin at 0.8 over n texts: ECE = |mean(Bernoulli(0.8)) - 0.8|, whose mean is about
+    # sqrt(2 / pi) * sqrt(0.8 * 0.2 / n) = 0.0319 for n = 100.
+    values = ece_if_calibrated(np.array([[0.2, 0.8]] * 100), n_sims=4000, seed=1)
+    assert values.mean() == pytest.approx(np.sqrt(2 / np.pi) * np.sqrt(0.16 / 100), rel=0.08)
+    np.testing.assert_array_equal(
+        values, ece_if_calibrated(np.array([[0.2, 0.8]] * 100), n_sims=4000, seed=1)
+    )
+    # More texts, less noise.
+    assert ece_if_calibrated(np.array([[0.2, 0.8]] * 2500), n_sims=500).mean() < values.mean() / 3
+
+
+def test_calibration_report_tells_noise_from_miscalibration():
+    rng = np.random.default_rng(123)  # not the report's seed 0, whose draws would repeat these
+    conf = rng.uniform(0.5, 1.0, 2000)
+    probs = np.stack([1 - conf, conf], axis=1)
+    calibrated = (rng.random(2000) < conf).astype(int)  # Positive with probability = confidence
+    report = calibration_report(calibrated, probs, n_boot=400)
+    floor = report["ece_if_calibrated"]
+    assert floor["range95"][0] <= floor["mean"] <= floor["range95"][1]
+    assert report["ece"] > 0 and floor["p_value"] > 0.05  # noise, not miscalibration
+    overconfident = (rng.random(2000) < conf - 0.2).astype(int)
+    assert calibration_report(overconfident, probs, n_boot=400)["ece_if_calibrated"]["p_value"] == 0.0
+
+
+def test_selective_accuracy_at_a_coverage_and_aurc_by_hand():
+    # Confidence order: 0.9 (right), 0.8 (right), 0.7 (right), 0.6 (wrong).
+    half = selective_at_coverage(LABELS, PROBS, 0.5)
+    assert half == {"coverage": 0.5, "accepted": 2, "accuracy": 1.0, "errors": 0, "final_with_user": 1.0}
+    full = selective_at_coverage(LABELS, PROBS, 1.0)
+    assert full["accuracy"] == 0.75 and full["errors"] == 1 and full["final_with_user"] == 0.75
+    # Scaling the logits (any temperature) keeps the order, so the result does not change.
+    logits = np.log(PROBS)
+    for t in (0.5, 3.0):
+        scaled = np.exp(logits / t) / np.exp(logits / t).sum(axis=1, keepdims=True)
+        assert selective_at_coverage(LABELS, scaled, 0.75) == selective_at_coverage(LABELS, PROBS, 0.75)
+    # Error rates of the top 1, 2, 3, 4: 0, 0, 0, 1/4.
+    assert aurc(LABELS, PROBS) == pytest.approx(0.25 / 4)

@@ -1,5 +1,5 @@
 """Calibration metrics: ECE and MCE over equal-width confidence bins, Brier score, NLL,
-and a bootstrap confidence interval for ECE.
+a bootstrap confidence interval for ECE, and the ECE a perfectly calibrated model would get.
 
 Confidence is the probability of the predicted label. Bin ``b`` of ``n_bins`` holds
 confidences in ``(b / n_bins, (b + 1) / n_bins]`` (the first bin also holds 0), as in
@@ -126,14 +126,50 @@ def ece_bootstrap_ci(
     return float(low), float(high)
 
 
+def ece_if_calibrated(probs: np.ndarray, n_bins: int = 15, n_sims: int = 1000, seed: int = 0) -> np.ndarray:
+    """``n_sims`` ECE values these confidences would show on this many texts if they were
+    perfectly calibrated.
+
+    Consistency resampling (Bröcker & Smith, 2007, *Increasing the reliability of reliability
+    diagrams*): each prediction is made right with probability equal to its own confidence, and
+    the ECE of that perfectly calibrated sample is computed. Binning noise alone gives a positive
+    ECE, larger for fewer texts: this is the floor a measured ECE is compared with.
+    """
+    confidence = np.asarray(probs, dtype=np.float64).max(axis=1)
+    n = len(confidence)
+    if n == 0:
+        return np.zeros(n_sims)
+    rng = np.random.default_rng(seed)
+    idx = _bin_index(confidence, n_bins)
+    correct = rng.random((n_sims, n)) < confidence  # right with probability = confidence
+    keys = (np.arange(n_sims)[:, None] * n_bins + idx[None, :]).ravel()
+    gap = (correct - confidence).ravel()
+    per_bin = np.bincount(keys, weights=gap, minlength=n_sims * n_bins).reshape(n_sims, n_bins)
+    return np.abs(per_bin).sum(axis=1) / n
+
+
 def calibration_report(
     labels: np.ndarray, probs: np.ndarray, n_bins: int = 15, n_boot: int = 1000, seed: int = 0
 ) -> dict[str, Any]:
-    """ECE (with bootstrap 95% interval), MCE, Brier, NLL and the reliability bins."""
+    """ECE (with bootstrap 95% interval and the perfectly-calibrated floor), MCE, Brier, NLL and
+    the reliability bins.
+
+    ``ece_if_calibrated`` holds the floor's mean and 95% range, and ``p_value``: the share of
+    perfectly calibrated samples whose ECE is at least the measured one (a small value means the
+    miscalibration is real, not binning noise).
+    """
     low, high = ece_bootstrap_ci(labels, probs, n_bins=n_bins, n_boot=n_boot, seed=seed)
+    observed = ece(labels, probs, n_bins)
+    floor = ece_if_calibrated(probs, n_bins=n_bins, n_sims=n_boot, seed=seed)
     return {
-        "ece": ece(labels, probs, n_bins),
+        "ece": observed,
         "ece_ci95": [low, high],
+        "ece_if_calibrated": {
+            "mean": float(floor.mean()),
+            "range95": [float(v) for v in np.quantile(floor, [0.025, 0.975])],
+            "p_value": float((floor >= observed - 1e-12).mean()),
+            "n_sims": len(floor),
+        },
         "mce": mce(labels, probs, n_bins),
         "brier": brier(labels, probs),
         "nll": nll(labels, probs),

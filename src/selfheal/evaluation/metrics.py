@@ -115,3 +115,38 @@ def risk_coverage(
     """:func:`selective_accuracy` for accept thresholds ``start, start+step, ..., stop``."""
     count = round((stop - start) / step) + 1
     return [selective_accuracy(labels, probs, round(start + i * step, 6)) for i in range(count)]
+
+
+def selective_at_coverage(labels: np.ndarray, probs: np.ndarray, coverage: float) -> dict[str, Any]:
+    """Accuracy on the most confident ``coverage`` share of inputs, and the final accuracy if a
+    person labelled all the others correctly.
+
+    Unlike :func:`selective_accuracy` this depends on neither a threshold nor calibration (any
+    monotone rescaling of the confidence keeps the order): it is the best an accept threshold
+    can do at that coverage, so a target missed here needs a better model, not another
+    threshold or temperature.
+    """
+    labels, probs = np.asarray(labels), np.asarray(probs)
+    n = len(labels)
+    k = round(coverage * n)
+    order = np.argsort(-probs.max(axis=1), kind="stable")
+    correct = (probs.argmax(axis=1) == labels)[order]
+    kept_right = int(correct[:k].sum())
+    return {
+        "coverage": float(coverage),
+        "accepted": k,
+        "accuracy": kept_right / k if k else None,
+        "errors": k - kept_right,
+        "final_with_user": (kept_right + n - k) / n if n else None,
+    }
+
+
+def aurc(labels: np.ndarray, probs: np.ndarray) -> float:
+    """Area under the risk-coverage curve: the mean, over k = 1..n, of the error rate of the k
+    most confident predictions (Geifman et al., 2019). Lower is better; 0 for a perfect model."""
+    labels, probs = np.asarray(labels), np.asarray(probs)
+    if len(labels) == 0:
+        return 0.0
+    order = np.argsort(-probs.max(axis=1), kind="stable")
+    wrong = (probs.argmax(axis=1) != labels)[order]
+    return float(np.mean(np.cumsum(wrong) / np.arange(1, len(wrong) + 1)))

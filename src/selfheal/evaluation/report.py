@@ -83,6 +83,16 @@ def _header(m: dict[str, Any]) -> list[str]:
     ]
 
 
+def _bound(t: dict[str, Any]) -> str:
+    """The "what this model allows" cell of a target row."""
+    b = t.get("bound")
+    if b is None:
+        return ""
+    if "range95" in b:
+        return f"{pct(b['mean'], 2)} (95% range {pct(b['range95'][0], 2)}-{pct(b['range95'][1], 2)}; p = {b['p_value']:.2f})"
+    return f"{pct(b['value'], 2)} ({b['kind']})"
+
+
 def _targets(m: dict[str, Any]) -> list[str]:
     rows = [
         [
@@ -90,10 +100,21 @@ def _targets(m: dict[str, Any]) -> list[str]:
             pct(t["value"], 2)
             + (f" [95% CI {pct(t['ci95'][0], 2)}, {pct(t['ci95'][1], 2)}]" if "ci95" in t else ""),
             "yes" if t["met"] else "**no**",
+            _bound(t),
         ]
         for t in m["targets"]
     ]
-    out = [*_section("Targets", m), *_table(["target", "measured", "met"], rows)]
+    out = [
+        *_section("Targets", m),
+        "The last column is what the same model allows whatever the threshold or temperature: for ECE,",
+        "what a *perfectly calibrated* model with these confidences would score on this many texts",
+        "(consistency resampling; p is the share of such samples with an ECE at least the measured one,",
+        "so a large p means the measured ECE is binning noise); for the accuracy targets, the best any",
+        "accept threshold keeping coverage >= 70% (at most 30% asked) can give. A target missed in that",
+        "column needs a better model, not a better threshold or temperature.",
+        "",
+        *_table(["target", "measured", "met", "what this model allows"], rows),
+    ]
     if m["simulation"].get("status") != "done":
         out += [
             "",
@@ -186,6 +207,9 @@ def _calibration(m: dict[str, Any], figures: dict[str, str]) -> list[str]:
         [
             name,
             f"{pct(c['ece'], 2)} [{pct(c['ece_ci95'][0], 2)}, {pct(c['ece_ci95'][1], 2)}]",
+            f"{pct(c['ece_if_calibrated']['mean'], 2)} [{pct(c['ece_if_calibrated']['range95'][0], 2)}, "
+            f"{pct(c['ece_if_calibrated']['range95'][1], 2)}]",
+            f"{c['ece_if_calibrated']['p_value']:.3f}",
             pct(c["mce"], 2),
             _num(c["brier"]),
             _num(c["nll"]),
@@ -201,10 +225,16 @@ def _calibration(m: dict[str, Any], figures: dict[str, str]) -> list[str]:
         f"bootstrap over the {m['data']['n']} texts (resampled with replacement). With a few thousand",
         "texts or fewer a 15-bin ECE is noisy: compare intervals, not just point estimates. ECE is",
         "biased upwards (binning noise adds to it), so the bootstrap interval usually sits mostly above",
-        "the point estimate.",
+        'the point estimate. "ECE if calibrated" is the ECE these same confidences would show if they',
+        "were perfectly calibrated (each prediction drawn right with probability equal to its confidence,",
+        f"{scaled['ece_if_calibrated']['n_sims']:,} times): the binning-noise floor. p is the share of those draws with an ECE at least the",
+        "measured one; a small p means real miscalibration.",
         "The temperature was fitted on the validation split when the checkpoint was trained.",
         "",
-        *_table(["probabilities", "ECE [95% CI]", "MCE", "Brier", "NLL"], rows),
+        *_table(
+            ["probabilities", "ECE [95% CI]", "ECE if calibrated [95% range]", "p", "MCE", "Brier", "NLL"],
+            rows,
+        ),
         "",
         f"![Reliability diagrams before and after temperature scaling]({figures['reliability']})",
         "",
@@ -258,6 +288,16 @@ def _risk_coverage(m: dict[str, Any], figures: dict[str, str]) -> list[str]:
         if meets
         else "No threshold in the sweep reaches 93% accuracy on accepted predictions."
     )
+    matched = [
+        [
+            pct(c["coverage"], 0),
+            str(c["accepted"]),
+            pct(c["accuracy"]),
+            str(c["errors"]),
+            pct(c["final_with_user"]),
+        ]
+        for c in rc.get("at_coverage", [])
+    ]
     return [
         *_section("Risk-coverage: accuracy of auto-accepted predictions", m),
         f"At the configured accept threshold {at['threshold']}: **{pct(at['accuracy'])} accuracy on the "
@@ -267,6 +307,15 @@ def _risk_coverage(m: dict[str, Any], figures: dict[str, str]) -> list[str]:
         *_table(["accept threshold", "coverage", "accuracy on accepted", "risk", "accepted", "errors"], rows),
         "",
         f"![Risk-coverage curve]({figures['risk_coverage']})",
+        "",
+        "Coverage-matched (no threshold, no calibration involved): accuracy on the most confident share of",
+        "inputs, and the final accuracy if a person labelled the rest correctly. Area under the",
+        f"risk-coverage curve (AURC, lower is better): {_num(rc.get('aurc'))}.",
+        "",
+        *_table(
+            ["coverage", "accepted", "accuracy on accepted", "errors", "final, rest labelled by a person"],
+            matched,
+        ),
     ]
 
 

@@ -10,6 +10,8 @@ from selfheal.config import Config
 from selfheal.model.checkpoint import BUNDLED_BASE
 
 RECIPE_SEARCH_FILE = Path("reports/recipe_search.json")
+TRIAL_ENSEMBLES_FILE = Path("reports/trial_ensembles.json")
+ENSEMBLE_ROWS = 5  # best combinations by validation accuracy shown in the card
 
 
 def _pct(value: float) -> str:
@@ -55,6 +57,30 @@ def _recipe_rows(path: Path) -> list[str]:
     return rows
 
 
+def _ensemble_rows(path: Path) -> list[str]:
+    """The best trial combinations by validation accuracy, the best single trial and all trials."""
+    if not path.exists():
+        return ["No trial ensembles have been scored (run `python scripts/trial_ensembles.py`)."]
+    combos = sorted(json.loads(path.read_text(encoding="utf-8")), key=lambda r: -r["val_accuracy"])
+    single = next(r for r in combos if len(r["members"]) == 1)
+    every = max(combos, key=lambda r: len(r["members"]))
+    shown = combos[:ENSEMBLE_ROWS] + [r for r in (single, every) if r not in combos[:ENSEMBLE_ROWS]]
+    rows = [
+        f"{len(combos)} combinations of {len(every['members'])} trials; the {ENSEMBLE_ROWS} best by validation accuracy,",
+        "then the best single trial and the average of all trials:",
+        "",
+        "| trials averaged | val acc | test acc | test ECE | test acc, most confident 70% | test acc at 0.75 / coverage |",
+        "|---|---|---|---|---|---|",
+    ]
+    for r in shown:
+        rows.append(
+            f"| {' + '.join(r['members'])} | {_pct(r['val_accuracy'])} | {_pct(r['test_accuracy'])} | "
+            f"{_pct(r['test_ece'])} | {_pct(r['test_accuracy_top70'])} | "
+            f"{_pct(r['test_accepted_accuracy_075'])} / {_pct(r['test_coverage_075'])} |"
+        )
+    return rows
+
+
 def write_model_card(
     directory: Path,
     config: Config,
@@ -62,6 +88,7 @@ def write_model_card(
     metrics: dict[str, Any],
     history: list[dict[str, float]],
     recipe_search: Path = RECIPE_SEARCH_FILE,
+    trial_ensembles: Path = TRIAL_ENSEMBLES_FILE,
 ) -> Path:
     """Write ``directory/README.md`` from a finished training run."""
     tc, lora = config.training, config.lora
@@ -151,6 +178,14 @@ def write_model_card(
         "",
         *_recipe_rows(recipe_search),
         "",
+        "### Ensembles of the trials",
+        "",
+        "Would averaging the trained trials close the gap? `python scripts/trial_ensembles.py` averages",
+        "the encoder logits of every combination of the trials above, adds the TF-IDF term, and fits",
+        "weight and temperature on validation only (test figures for information, never for choosing).",
+        "",
+        *_ensemble_rows(trial_ensembles),
+        "",
         "## Intended use and limits",
         "",
         "- For English, short, opinionated texts such as movie-review sentences. Other domains",
@@ -166,7 +201,9 @@ def write_model_card(
     return path
 
 
-def rewrite_model_card(directory: Path, recipe_search: Path = RECIPE_SEARCH_FILE) -> Path:
+def rewrite_model_card(
+    directory: Path, recipe_search: Path = RECIPE_SEARCH_FILE, trial_ensembles: Path = TRIAL_ENSEMBLES_FILE
+) -> Path:
     """Regenerate a checkpoint's model card from the files its training run wrote
     (e.g. after more recipe-search trials were recorded)."""
     import csv
@@ -181,4 +218,4 @@ def rewrite_model_card(directory: Path, recipe_search: Path = RECIPE_SEARCH_FILE
     metrics = json.loads((directory / "metrics.json").read_text(encoding="utf-8"))
     with (directory / "training_log.csv").open(encoding="utf-8") as fh:
         history = [{k: float(v) for k, v in row.items()} for row in csv.DictReader(fh)]
-    return write_model_card(directory, config, meta, metrics, history, recipe_search)
+    return write_model_card(directory, config, meta, metrics, history, recipe_search, trial_ensembles)
