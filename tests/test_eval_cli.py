@@ -81,6 +81,7 @@ def test_eval_writes_metrics_figures_and_report(evaluated, tiny_run):
     # A correct user fixes everything the graph asks about: only accepted errors remain.
     accepted_errors = metrics["risk_coverage"]["at_threshold"]["errors"]
     assert user["accuracy"] == pytest.approx(1 - accepted_errors / n) and user["pending_share"] == 0.0
+    assert user["accuracy_ci95"][0] <= user["accuracy"] <= user["accuracy_ci95"][1]
     assert "pending_review" not in user["via"] or user["via"]["pending_review"] == 0
 
     report = (tmp / "EVALUATION.md").read_text()

@@ -16,6 +16,7 @@ from selfheal.evaluation.calibration import (
     reliability_bins,
 )
 from selfheal.evaluation.metrics import (
+    accuracy_ci,
     aurc,
     detailed_metrics,
     fallback_frequency,
@@ -145,3 +146,15 @@ def test_selective_accuracy_at_a_coverage_and_aurc_by_hand():
         assert selective_at_coverage(LABELS, scaled, 0.75) == selective_at_coverage(LABELS, PROBS, 0.75)
     # Error rates of the top 1, 2, 3, 4: 0, 0, 0, 1/4.
     assert aurc(LABELS, PROBS) == pytest.approx(0.25 / 4)
+
+
+def test_accuracy_ci_brackets_the_accuracy_and_narrows_with_more_inputs():
+    correct = np.array([True] * 80 + [False] * 20)
+    low, high = accuracy_ci(correct, n_boot=2000)
+    assert low < 0.8 < high and high - low == pytest.approx(2 * 1.96 * np.sqrt(0.16 / 100), abs=0.03)
+    many_low, many_high = accuracy_ci(np.tile(correct, 16), n_boot=2000)
+    assert many_high - many_low < (high - low) / 3
+    # Over a subset: only the kept inputs count; nothing kept gives None.
+    kept = np.array([True] * 50 + [False] * 50)
+    assert accuracy_ci(correct, kept) == [1.0, 1.0]
+    assert accuracy_ci(correct, np.zeros(100, dtype=bool)) is None

@@ -150,3 +150,27 @@ def aurc(labels: np.ndarray, probs: np.ndarray) -> float:
     order = np.argsort(-probs.max(axis=1), kind="stable")
     wrong = (probs.argmax(axis=1) != labels)[order]
     return float(np.mean(np.cumsum(wrong) / np.arange(1, len(wrong) + 1)))
+
+
+def accuracy_ci(
+    correct: np.ndarray,
+    kept: np.ndarray | None = None,
+    n_boot: int = 1000,
+    level: float = 0.95,
+    seed: int = 0,
+) -> list[float] | None:
+    """Percentile bootstrap interval of the accuracy over the ``kept`` inputs (all by default).
+
+    Inputs are resampled with replacement, so the number kept varies between resamples, as it
+    would on another test set of the same size. ``None`` when nothing is kept.
+    """
+    correct = np.asarray(correct, dtype=bool)
+    kept = np.ones(len(correct), dtype=bool) if kept is None else np.asarray(kept, dtype=bool)
+    if not kept.any():
+        return None
+    draws = np.random.default_rng(seed).integers(0, len(correct), size=(n_boot, len(correct)))
+    n_kept = kept[draws].sum(axis=1)
+    right = (correct & kept)[draws].sum(axis=1)
+    values = right[n_kept > 0] / n_kept[n_kept > 0]
+    alpha = (1 - level) / 2
+    return [float(v) for v in np.quantile(values, [alpha, 1 - alpha])]

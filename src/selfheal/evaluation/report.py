@@ -301,7 +301,12 @@ def _risk_coverage(m: dict[str, Any], figures: dict[str, str]) -> list[str]:
     return [
         *_section("Risk-coverage: accuracy of auto-accepted predictions", m),
         f"At the configured accept threshold {at['threshold']}: **{pct(at['accuracy'])} accuracy on the "
-        f"{at['accepted']} accepted predictions, coverage {pct(at['coverage'])}** ({at['errors']} accepted errors).",
+        f"{at['accepted']} accepted predictions, coverage {pct(at['coverage'])}** ({at['errors']} accepted errors"
+        + (
+            f"; 95% bootstrap CI of the accuracy {pct(at['accuracy_ci95'][0])}-{pct(at['accuracy_ci95'][1])})."
+            if at.get("accuracy_ci95")
+            else ")."
+        ),
         needed,
         "",
         *_table(["accept threshold", "coverage", "accuracy on accepted", "risk", "accepted", "errors"], rows),
@@ -328,7 +333,7 @@ def _simulation(m: dict[str, Any]) -> list[str]:
     rows = [
         [
             s["title"],
-            pct(s["accuracy"]),
+            f"{pct(s['accuracy'])} [{pct(s['accuracy_ci95'][0])}, {pct(s['accuracy_ci95'][1])}]",
             f"{pct(s['decided_accuracy'])} ({pct(s['decided_share'])} decided)",
             pct(s["asked_share"]),
             pct(s["human_share"]),
@@ -340,7 +345,7 @@ def _simulation(m: dict[str, Any]) -> list[str]:
     out += _table(
         [
             "scenario",
-            "final accuracy (pending = not correct)",
+            "final accuracy [95% CI] (pending = not correct)",
             "accuracy on decided",
             "asked a clarifying question",
             "needed a human",

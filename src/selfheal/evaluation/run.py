@@ -30,6 +30,7 @@ from selfheal.data import (
 )
 from selfheal.evaluation.calibration import calibration_report
 from selfheal.evaluation.metrics import (
+    accuracy_ci,
     aurc,
     detailed_metrics,
     fallback_frequency,
@@ -286,6 +287,9 @@ def evaluate(config: Config, options: EvalOptions) -> EvalOutputs:
             sweep = risk_coverage(labels, probs, 0.5, 1.0, ec.sweep_step)
             curve = risk_coverage(labels, probs, 0.5, 1.0, 0.01)
             at_threshold = selective_accuracy(labels, probs, accept)
+            at_threshold["accuracy_ci95"] = accuracy_ci(
+                probs.argmax(axis=1) == labels, probs.max(axis=1) >= accept, ec.bootstrap, seed=ec.seed
+            )
             at_coverage = [selective_at_coverage(labels, probs, c) for c in COVERAGES]
 
         # --- the self-healing simulation through the real graph ---------------------------------
@@ -376,6 +380,7 @@ def targets(metrics: dict[str, Any]) -> list[dict[str, Any]]:
         {
             "target": f"accuracy on auto-accepted >= 93% at threshold {at['threshold']}",
             "value": at["accuracy"],
+            "ci95": at["accuracy_ci95"],
             "met": at["accuracy"] is not None and at["accuracy"] >= 0.93,
             "bound": bounds["accepted_accuracy"],
         },
@@ -391,6 +396,7 @@ def targets(metrics: dict[str, Any]) -> list[dict[str, Any]]:
             {
                 "target": "final accuracy with correct clarifications >= 95%",
                 "value": user["accuracy"],
+                "ci95": user["accuracy_ci95"],
                 "met": user["accuracy"] >= 0.95,
                 "bound": bounds["final_accuracy"],
             },
@@ -471,6 +477,8 @@ def print_summary(outputs: EvalOutputs, console: Any) -> None:
     raw, scaled = m["calibration"]["raw"], m["calibration"]["scaled"]
     at = m["risk_coverage"]["at_threshold"]
     acc_at = "n/a" if at["accuracy"] is None else f"{100 * at['accuracy']:.1f}%"
+    if at.get("accuracy_ci95"):
+        acc_at += f" [{100 * at['accuracy_ci95'][0]:.1f}, {100 * at['accuracy_ci95'][1]:.1f}]"
     lines = [
         f"{m['data']['name']}: {m['data']['n']} texts, primary accuracy {100 * m['models']['primary']['accuracy']:.1f}%"
         f", macro-F1 {100 * m['models']['primary']['f1_macro']:.1f}%",
@@ -489,7 +497,8 @@ def print_summary(outputs: EvalOutputs, console: Any) -> None:
     )
     for s in m["simulation"].get("scenarios", {}).values():
         lines.append(
-            f"simulation, {s['title']}: final accuracy {100 * s['accuracy']:.1f}%, "
+            f"simulation, {s['title']}: final accuracy {100 * s['accuracy']:.1f}% "
+            f"[{100 * s['accuracy_ci95'][0]:.1f}, {100 * s['accuracy_ci95'][1]:.1f}], "
             f"asked {100 * s['asked_share']:.1f}%, needed a human {100 * s['human_share']:.1f}%"
         )
     if m["simulation"].get("status") != "done":

@@ -27,6 +27,7 @@ from typing import Any
 import numpy as np
 
 from selfheal.config import Config
+from selfheal.evaluation.metrics import accuracy_ci
 from selfheal.labels import LABELS, other_label
 
 HUMAN_VIAS = ("user_clarification", "human_review", "pending_review")
@@ -119,7 +120,9 @@ def _run_scenario(
     return results
 
 
-def _summarise(results: list[dict[str, Any]], truths: list[str], model_labels: list[str]) -> dict[str, Any]:
+def _summarise(
+    results: list[dict[str, Any]], truths: list[str], model_labels: list[str], n_boot: int, seed: int
+) -> dict[str, Any]:
     n = len(results)
     correct = [r["label"] == t for r, t in zip(results, truths, strict=True)]
     decided = [r["label"] is not None for r in results]
@@ -127,6 +130,7 @@ def _summarise(results: list[dict[str, Any]], truths: list[str], model_labels: l
     return {
         "n": n,
         "accuracy": sum(correct) / n,
+        "accuracy_ci95": accuracy_ci(np.array(correct), n_boot=n_boot, seed=seed),
         "decided_share": sum(decided) / n,
         "decided_accuracy": (sum(correct) / sum(decided)) if any(decided) else None,
         "asked_share": sum(r["asked"] for r in results) / n,
@@ -199,7 +203,9 @@ def simulate(
                 logged = read_log(log.jsonl_path) if texts else None
             finally:
                 _close_log_handlers(log_dir)
-            summary = _summarise(results, truths, model_labels)
+            summary = _summarise(
+                results, truths, model_labels, config.evaluation.bootstrap, config.evaluation.seed
+            )
             summary |= {
                 "title": title,
                 "short": short,
