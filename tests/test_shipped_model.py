@@ -35,6 +35,19 @@ def test_shipped_backup_loads_and_predicts():
     assert probs[0, 1] > 0.5 > probs[1, 1]
 
 
+def test_backup_save_round_trips_and_is_byte_reproducible(tmp_path, monkeypatch):
+    import time
+
+    import numpy as np
+
+    backup = TfidfBackup.load(shipped_checkpoint())
+    texts = ["a masterpiece, beautiful and moving", "boring, dull and stupid", "It was fine."]
+    first = backup.save(tmp_path).read_bytes()
+    monkeypatch.setattr(time, "time", lambda: 2_000_000_000.0)  # a later clock: same bytes
+    assert backup.save(tmp_path).read_bytes() == first
+    np.testing.assert_allclose(TfidfBackup.load(tmp_path).predict_proba(texts), backup.predict_proba(texts))
+
+
 def test_shipped_checkpoint_is_small():
     size = sum(p.stat().st_size for p in shipped_checkpoint().iterdir())
     assert size < 8_000_000

@@ -72,8 +72,9 @@ class TfidfBackup:
             "classes": clf.classes_.tolist(),  # type: ignore[attr-defined]
         }
         path = Path(directory) / TFIDF_FILE
-        with gzip.open(path, "wt", encoding="utf-8") as fh:
-            json.dump(payload, fh)
+        # mtime=0: the same model gives the same bytes, so a retrained checkpoint can be compared.
+        with open(path, "wb") as raw, gzip.GzipFile(fileobj=raw, mode="wb", mtime=0) as gz:
+            gz.write(json.dumps(payload).encode("utf-8"))
         return path
 
     @classmethod
