@@ -51,6 +51,7 @@ def test_eval_writes_metrics_figures_and_report(evaluated, tiny_run):
         assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", name
     data = metrics["data"]
     assert data["manifest_verified"] and data["evaluated"] == "test"
+    assert 0 < data["tokens"]["mean"] <= data["tokens"]["max"] and data["tokens"]["truncated"] >= 0
     n = data["n"]
     primary = metrics["models"]["primary"]
     # The evaluation reproduces the test accuracy recorded by training (same split, same model).
@@ -114,6 +115,7 @@ def test_eval_on_a_user_file_and_bad_inputs(tiny_run, tiny_csv, tmp_path):
         ("Works exactly as described; setup took five minutes.", "positive"),
         ("Great sound for the price, I use it every day.", "positive"),
         ("Sturdy, quiet and the kids love it.", "positive"),
+        ("Lovely. " * 300, "positive"),  # longer than any max_length: cut, and the report says so
     ]
     ood.write_text("".join(json.dumps({"text": t, "label": y}) + "\n" for t, y in rows))
     result = runner.invoke(
@@ -123,9 +125,11 @@ def test_eval_on_a_user_file_and_bad_inputs(tiny_run, tiny_csv, tmp_path):
     assert result.exit_code == 0, result.output
     out_dir = tmp_path / "reports" / "data-products"
     metrics = json.loads((out_dir / "metrics.json").read_text())
-    assert metrics["data"]["n"] == 6 and not metrics["data"]["manifest_verified"]
+    assert metrics["data"]["n"] == 7 and not metrics["data"]["manifest_verified"]
+    assert metrics["data"]["tokens"]["truncated"] == 1 and metrics["data"]["tokens"]["max"] > 300
     assert set(metrics["fallback"]) == {"file"} and metrics["simulation"]["status"] == "skipped"
-    assert (out_dir / "EVALUATION.md").exists() and not (tmp_path / "EVALUATION.md").exists()
+    assert "1 of 7 texts were longer than" in (out_dir / "EVALUATION.md").read_text()
+    assert not (tmp_path / "EVALUATION.md").exists()
 
     bad = tmp_path / "bad.csv"
     bad.write_text("review,stars\nnice,5\n")

@@ -78,6 +78,9 @@ def _header(m: dict[str, Any]) -> list[str]:
         + f"; checkpoint `{ck['directory']}` (version `{ck['version']}`), fitted temperature T = {ck['temperature']:.3f}"
         f" ({'used' if ck['temperature_used'] else 'not used: calibration.temperature is false'} by the app).",
         f"- Data: {d['name']} ({d['n']} texts evaluated; {sizes}); {verified}.",
+        f"- Length: {d['tokens']['mean']:.0f} tokens on average, {d['tokens']['max']} at most; "
+        f"{d['tokens']['truncated']} of {d['n']} texts were longer than the model's {d['tokens']['max_length']} "
+        "tokens and were cut.",
         f"- Thresholds: accept when confidence >= {m['thresholds']['accept']}, ask when >= "
         f"{m['thresholds']['clarify']}, otherwise escalate.",
     ]

@@ -258,6 +258,7 @@ def evaluate(config: Config, options: EvalOptions) -> EvalOutputs:
             for name, (texts, _) in data["sets"].items()
         }
         texts, labels = data["sets"][data["eval_set"]]
+        lengths = classifier.token_lengths(texts)
         raw = softmax(logits[data["eval_set"]])
         scaled = softmax(logits[data["eval_set"]], temperature)
         probs = softmax(logits[data["eval_set"]], deployed_t)
@@ -338,6 +339,12 @@ def evaluate(config: Config, options: EvalOptions) -> EvalOutputs:
                     "sizes": {name: len(t) for name, (t, _) in data["sets"].items()},
                     "manifest_verified": data["manifest_verified"],
                     "train_overlap": data["train_overlap"],
+                    "tokens": {
+                        "mean": float(lengths.mean()) if len(lengths) else 0.0,
+                        "max": int(lengths.max()) if len(lengths) else 0,
+                        "max_length": classifier.max_length,
+                        "truncated": int((lengths > classifier.max_length).sum()),
+                    },
                 },
                 "thresholds": {"accept": accept, "clarify": clarify},
                 "models": models,

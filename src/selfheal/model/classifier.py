@@ -90,6 +90,12 @@ class Classifier:
         """Whether ``text`` is longer than the model's input limit (it will be cut)."""
         return len(self.tokenizer(text, truncation=False)["input_ids"]) > self.max_length
 
+    def token_lengths(self, texts: list[str]) -> np.ndarray:
+        """Tokens per text before truncation (special tokens included)."""
+        if not texts:
+            return np.zeros(0, dtype=int)
+        return np.array([len(ids) for ids in self.tokenizer(texts, truncation=False)["input_ids"]])
+
     def logits(self, texts: list[str], batch_size: int = 128) -> np.ndarray:
         """Un-scaled logits of the model (with the TF-IDF ensemble term when the checkpoint
         has one), shape ``(len(texts), len(LABELS))``."""
