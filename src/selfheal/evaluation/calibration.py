@@ -100,6 +100,15 @@ def nll(labels: np.ndarray, probs: np.ndarray, eps: float = 1e-12) -> float:
     return float(-np.mean(np.log(probs[np.arange(len(probs)), np.asarray(labels)] + eps)))
 
 
+def _ece_rows(bins: np.ndarray, gap: np.ndarray, n_bins: int) -> np.ndarray:
+    """ECE of each row of a ``(replicates, n)`` sample, given each input's bin and its
+    ``correct - confidence`` gap: one weighted bincount over (replicate, bin) keys."""
+    replicates, n = gap.shape
+    keys = (np.arange(replicates)[:, None] * n_bins + bins).ravel()
+    per_bin = np.bincount(keys, weights=gap.ravel(), minlength=replicates * n_bins)
+    return np.abs(per_bin.reshape(replicates, n_bins)).sum(axis=1) / n
+
+
 def ece_bootstrap_ci(
     labels: np.ndarray,
     probs: np.ndarray,
@@ -113,14 +122,9 @@ def ece_bootstrap_ci(
     n = len(confidence)
     if n == 0:
         return (0.0, 0.0)
-    rng = np.random.default_rng(seed)
+    draws = np.random.default_rng(seed).integers(0, n, size=(n_boot, n))
     idx = _bin_index(confidence, n_bins)
-    # One weighted bincount per replicate over (replicate, bin) keys keeps this vectorised.
-    draws = rng.integers(0, n, size=(n_boot, n))
-    keys = (np.arange(n_boot)[:, None] * n_bins + idx[draws]).ravel()
-    gap = (correct.astype(float) - confidence)[draws].ravel()
-    per_bin = np.bincount(keys, weights=gap, minlength=n_boot * n_bins).reshape(n_boot, n_bins)
-    values = np.abs(per_bin).sum(axis=1) / n
+    values = _ece_rows(idx[draws], (correct.astype(float) - confidence)[draws], n_bins)
     alpha = (1 - level) / 2
     low, high = np.quantile(values, [alpha, 1 - alpha])
     return float(low), float(high)
@@ -139,13 +143,9 @@ def ece_if_calibrated(probs: np.ndarray, n_bins: int = 15, n_sims: int = 1000, s
     n = len(confidence)
     if n == 0:
         return np.zeros(n_sims)
-    rng = np.random.default_rng(seed)
-    idx = _bin_index(confidence, n_bins)
-    correct = rng.random((n_sims, n)) < confidence  # right with probability = confidence
-    keys = (np.arange(n_sims)[:, None] * n_bins + idx[None, :]).ravel()
-    gap = (correct - confidence).ravel()
-    per_bin = np.bincount(keys, weights=gap, minlength=n_sims * n_bins).reshape(n_sims, n_bins)
-    return np.abs(per_bin).sum(axis=1) / n
+    correct = np.random.default_rng(seed).random((n_sims, n)) < confidence  # right w.p. = confidence
+    idx = np.broadcast_to(_bin_index(confidence, n_bins), (n_sims, n))
+    return _ece_rows(idx, correct - confidence, n_bins)
 
 
 def calibration_report(

@@ -299,7 +299,7 @@ def _risk_coverage(m: dict[str, Any], figures: dict[str, str]) -> list[str]:
             str(c["errors"]),
             pct(c["final_with_user"]),
         ]
-        for c in rc.get("at_coverage", [])
+        for c in rc["at_coverage"]
     ]
     return [
         *_section("Risk-coverage: accuracy of auto-accepted predictions", m),
@@ -318,7 +318,7 @@ def _risk_coverage(m: dict[str, Any], figures: dict[str, str]) -> list[str]:
         "",
         "Coverage-matched (no threshold, no calibration involved): accuracy on the most confident share of",
         "inputs, and the final accuracy if a person labelled the rest correctly. Area under the",
-        f"risk-coverage curve (AURC, lower is better): {_num(rc.get('aurc'))}.",
+        f"risk-coverage curve (AURC, lower is better): {_num(rc['aurc'])}.",
         "",
         *_table(
             ["coverage", "accepted", "accuracy on accepted", "errors", "final, rest labelled by a person"],
