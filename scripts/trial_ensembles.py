@@ -69,6 +69,10 @@ def score(members: tuple[str, ...], logits: dict, tfidf: dict, labels: dict) -> 
 def main(names: list[str]) -> None:
     """Score every combination of the named (default: all finished) trials."""
     names = names or sorted(p.parent.name for p in TRIALS.glob("*/selfheal.json"))
+    missing = [n for n in names if not (TRIALS / n / "selfheal.json").exists()]
+    if not names or missing:
+        what = f"trial {', '.join(missing)}" if missing else "trials"
+        sys.exit(f"error: no finished {what} in {TRIALS} (run python scripts/recipe_search.py first)")
     cfg = load_config()
     splits = prepare_splits(cfg.data.source, cfg.data.val_size, cfg.data.test_size, cfg.data.seed)
     texts = {s: list(splits[s]["text"]) for s in ("validation", "test")}
