@@ -6,6 +6,8 @@ are skipped, so the script can be stopped and resumed; the shipped checkpoint's 
 rewritten with the table at the end. The recipe is chosen on validation scores, never on test
 accuracy; a difference smaller than the spread between two seeds of the same recipe
 (mean-all-r16 vs mean-all-r16-seed7) counts as a tie, and a tie keeps the shipped checkpoint.
+Trials compare fine-tuning recipes, so they train without the frozen sentence embedder (which
+does not depend on the recipe; `embedder.enabled=false`) and their ensemble is LoRA + TF-IDF.
 
 Usage: python scripts/recipe_search.py [TRIAL ...]      (default: all trials)
 """
@@ -121,7 +123,8 @@ def main(names: list[str]) -> None:
             continue
         out = Path(f"runs/trials/{name}")
         if not (out / "selfheal.json").exists():  # not trained yet (else: record the finished run)
-            train(load_config(overrides=[*TRIALS[name], f"paths.output_dir={out}"]), quiet=True)
+            overrides = [*TRIALS[name], "embedder.enabled=false", f"paths.output_dir={out}"]
+            train(load_config(overrides=overrides), quiet=True)
         done.append(record(name, out))
         OUT.parent.mkdir(parents=True, exist_ok=True)
         OUT.write_text(json.dumps(done, indent=2) + "\n")

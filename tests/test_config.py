@@ -42,6 +42,8 @@ def test_round_trip():
         (["thresholds.accept=0.4"], "thresholds.clarify (0.5) must be <= thresholds.accept (0.4)"),
         (["training.scheduler=warp"], "'training.scheduler'"),
         (["novalue"], "not of the form key.path=value"),
+        (["embedder.precision=fp16"], "'embedder.precision'"),
+        (["embedder.weight=-1"], "'embedder.weight'"),
     ],
 )
 def test_bad_values_give_one_line_error_naming_the_key(override, message):

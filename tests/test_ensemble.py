@@ -39,3 +39,17 @@ def test_useless_second_model_gets_no_weight():
 def test_zero_weight_is_identity():
     logits, probs, _ = _data(3, 10)
     assert np.array_equal(combine(logits, probs, 0.0), logits)
+
+
+def test_two_members_fitted_jointly_and_a_one_value_grid_fixes_a_weight():
+    from selfheal.model.ensemble import combine_all, fit_weights
+
+    logits, probs, labels = _data(4)
+    noise = softmax(np.random.default_rng(5).normal(0, 2, size=logits.shape))
+    grid = (0.0, 0.5, 1.0, 2.0)
+    (w_probs, w_noise), temperature = fit_weights(logits, [probs, noise], labels, [grid, grid])
+    assert w_probs >= 0.5 and w_noise == 0.0 and temperature > 0
+    (fixed, _), _ = fit_weights(logits, [probs, noise], labels, [(0.25,), grid])
+    assert fixed == 0.25
+    expected = combine(combine(logits, probs, 1.0), noise, 2.0)
+    np.testing.assert_allclose(combine_all(logits, [probs, noise], [1.0, 2.0]), expected)

@@ -125,7 +125,9 @@ class Services:
 
                 quiet_hf()
                 self._classifier = Classifier.load(
-                    self.config.paths.checkpoint, use_temperature=self.config.calibration.temperature
+                    self.config.paths.checkpoint,
+                    use_temperature=self.config.calibration.temperature,
+                    use_embedder=self.config.embedder.enabled,
                 )
             return self._classifier
 

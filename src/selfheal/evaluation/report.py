@@ -70,11 +70,7 @@ def _header(m: dict[str, Any]) -> list[str]:
         f"`{Path(m['figures']['reliability']).parent.as_posix()}/metrics.json`. Re-run the command to regenerate this file.",
         "",
         f"- Primary model: {ck.get('base_model', 'MiniLM')}, fine-tuned ({ck.get('method', 'lora')})"
-        + (
-            f" in a log-linear ensemble with the TF-IDF model (logits + {ck['tfidf_weight']:g} x log p_tfidf)"
-            if ck.get("tfidf_weight")
-            else ""
-        )
+        + _ensemble_text(ck)
         + f"; checkpoint `{ck['directory']}` (version `{ck['version']}`), fitted temperature T = {ck['temperature']:.3f}"
         f" ({'used' if ck['temperature_used'] else 'not used: calibration.temperature is false'} by the app).",
         f"- Data: {d['name']} ({d['n']} texts evaluated; {sizes}); {verified}.",
@@ -84,6 +80,23 @@ def _header(m: dict[str, Any]) -> list[str]:
         f"- Thresholds: accept when confidence >= {m['thresholds']['accept']}, ask when >= "
         f"{m['thresholds']['clarify']}, otherwise escalate.",
     ]
+
+
+MEMBER_NAMES = {
+    "tfidf": "TF-IDF model",
+    "embedder": "frozen all-mpnet-base-v2 embedding + logistic regression",
+}
+
+
+def _ensemble_text(ck: dict[str, Any]) -> str:
+    """How the primary model's logits are built, from the checkpoint's ensemble members."""
+    members = ck.get("members") or ({"tfidf": ck["tfidf_weight"]} if ck.get("tfidf_weight") else {})
+    others = {k: w for k, w in members.items() if k != "lora" and w}
+    if not others:
+        return ""
+    terms = " + ".join(f"{w:g} x log p_{k}" for k, w in others.items())
+    names = " and the ".join(MEMBER_NAMES.get(k, k) for k in others)
+    return f" in a log-linear ensemble with the {names} (LoRA logits + {terms})"
 
 
 def _bound(t: dict[str, Any]) -> str:

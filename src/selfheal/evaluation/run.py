@@ -250,8 +250,10 @@ def evaluate(config: Config, options: EvalOptions) -> EvalOutputs:
 
         # --- data and the primary model ----------------------------------------------------------
         with run.step("loading the checkpoint"):
-            classifier = Classifier.load(checkpoint, use_temperature=False)
-        temperature = float(classifier.meta.get("temperature", 1.0))
+            classifier = Classifier.load(
+                checkpoint, use_temperature=False, use_embedder=config.embedder.enabled
+            )
+        temperature = classifier.fitted_temperature
         deployed_t = temperature if config.calibration.temperature else 1.0
         logits = {
             name: run.map(f"primary model on {name}", classifier.logits, texts)
@@ -326,7 +328,8 @@ def evaluate(config: Config, options: EvalOptions) -> EvalOutputs:
                     "directory": _display(checkpoint),
                     "version": classifier.version,
                     "method": str(classifier.meta.get("method", "lora")),
-                    "tfidf_weight": float(classifier.meta.get("tfidf_weight", 0.0)),
+                    "tfidf_weight": classifier.tfidf_weight,
+                    "members": classifier.members,
                     "base_model": classifier.meta.get("base_model") or "all-MiniLM-L6-v2 (bundled)",
                     "temperature": temperature,
                     "temperature_used": config.calibration.temperature,

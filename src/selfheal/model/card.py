@@ -18,16 +18,24 @@ def _pct(value: float) -> str:
     return f"{100 * value:.1f}%"
 
 
-def _metrics_table(metrics: dict[str, Any], weight: float) -> list[str]:
+def _metrics_table(metrics: dict[str, Any], meta: dict[str, Any]) -> list[str]:
     rows = [
         "| model | split | accuracy | precision (macro) | recall (macro) | F1 (macro) | n |",
         "|---|---|---|---|---|---|---|",
     ]
-    blocks = [
-        (f"**selfheal primary** (LoRA + {weight:g} x TF-IDF, temperature-scaled)", metrics),
+    terms = f"{meta['tfidf_weight']:g} x TF-IDF"
+    if meta.get("embedder_weight"):
+        terms += f" + {meta['embedder_weight']:g} x embedder"
+    blocks = [(f"**selfheal primary** (LoRA + {terms}, temperature-scaled)", metrics)]
+    if "without_embedder" in metrics:
+        small = metrics["without_embedder"]
+        blocks.append((f"LoRA + {small['tfidf_weight']:g} x TF-IDF (without the embedder)", small))
+    blocks += [
         ("LoRA MiniLM alone (temperature-scaled)", metrics["encoder_only"]),
         ("TF-IDF + LogReg alone (the backup)", metrics["backup_tfidf"]),
     ]
+    if "backup_embedder" in metrics:
+        blocks.append(("frozen all-mpnet-base-v2 + LogReg alone", metrics["backup_embedder"]))
     for name, block in blocks:
         for split in ("validation", "test"):
             m = block[split]
@@ -36,6 +44,22 @@ def _metrics_table(metrics: dict[str, Any], weight: float) -> list[str]:
                 f"{_pct(m['recall_macro'])} | {_pct(m['f1_macro'])} | {m['n']} |"
             )
     return rows
+
+
+def _embedder_lines(meta: dict[str, Any], metrics: dict[str, Any], config: Config) -> list[str]:
+    if not meta.get("embedder_weight"):
+        return []
+    small = metrics["without_embedder"]
+    return [
+        "- Frozen sentence embedder: all-mpnet-base-v2 (sentence-transformers, 12 layers x 768, 109M",
+        "  parameters, never fine-tuned here), mean-pooled and L2-normalised, feeds a logistic",
+        f"  regression (C={config.embedder.c:g}) trained on the same training texts; its log-probabilities",
+        f"  enter the ensemble with weight {meta['embedder_weight']:g} (fitted with the TF-IDF weight and",
+        "  the temperature on validation NLL). It adds one forward pass of a 109M-parameter encoder per",
+        "  text; `embedder.enabled: false` drops it, and the checkpoint then uses its LoRA + TF-IDF",
+        f"  ensemble (weight {small['tfidf_weight']:g}, T = {small['temperature']:.3f}), which is also used when",
+        "  the embedder's weights are not installed.",
+    ]
 
 
 def _recipe_rows(path: Path) -> list[str]:
@@ -128,7 +152,13 @@ def write_model_card(
         "A binary movie-review sentiment classifier (Negative / Positive): the 6-layer, 384-wide",
         f"BERT encoder {BUNDLED_BASE if config.model.base_model is None else base},",
         f"{config.model.pooling}-pooled, with a linear head, fine-tuned with LoRA (PEFT, task type SEQ_CLS),",
-        "in a log-linear ensemble with a TF-IDF logistic regression (see Training).",
+        "in a log-linear ensemble with a TF-IDF logistic regression"
+        + (
+            " and a logistic regression over frozen all-mpnet-base-v2 sentence embeddings"
+            if meta.get("embedder_weight")
+            else ""
+        )
+        + " (see Training).",
         "It is the primary model of [selfheal](../../../../README.md), which asks the user or",
         "consults backup models when this model's calibrated confidence is low.",
         "",
@@ -162,12 +192,13 @@ def write_model_card(
         "  the backup model, and the second half of a log-linear ensemble: the primary model's logits",
         f"  are the LoRA logits + {meta['tfidf_weight']:g} x the TF-IDF log-probabilities (weight",
         "  and temperature fitted together on validation NLL; `model.tfidf_weight: 0` turns it off).",
+        *_embedder_lines(meta, metrics, config),
         "",
         *epochs,
         "",
         "## Results",
         "",
-        *_metrics_table(metrics, float(meta["tfidf_weight"])),
+        *_metrics_table(metrics, meta),
         "",
         "## Recipe search",
         "",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -18,7 +19,9 @@ from selfheal.model.checkpoint import (
     resolve_base_model,
     resolve_checkpoint,
 )
-from selfheal.model.ensemble import combine
+from selfheal.model.ensemble import combine_all
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -46,9 +49,16 @@ def build_model(base_path: str, pooling: str, dropout: float = 0.1) -> Any:
 
 
 class Classifier:
-    """A LoRA checkpoint loaded for CPU inference, with optional temperature scaling."""
+    """A LoRA checkpoint loaded for CPU inference, with optional temperature scaling.
 
-    def __init__(self, directory: Path, use_temperature: bool = True, device: str = "cpu") -> None:
+    The checkpoint's ensemble members (TF-IDF, the frozen sentence embedder) are loaded with it.
+    Without the embedder (``use_embedder=False``, or its weights are not installed) the LoRA +
+    TF-IDF ensemble fitted without it is used, with its own weight and temperature.
+    """
+
+    def __init__(
+        self, directory: Path, use_temperature: bool = True, device: str = "cpu", use_embedder: bool = True
+    ) -> None:
         import torch
         from peft import PeftModel
         from transformers import AutoTokenizer
@@ -56,7 +66,6 @@ class Classifier:
         self.directory = Path(directory)
         self.meta = read_meta(self.directory)
         self.max_length: int = int(self.meta["max_length"])
-        self.temperature: float = float(self.meta.get("temperature", 1.0)) if use_temperature else 1.0
         self.device = device
         base = resolve_base_model(self.meta.get("base_model"))
         try:
@@ -72,14 +81,46 @@ class Classifier:
         except (OSError, ValueError, KeyError, RuntimeError) as exc:
             raise ModelError(f"cannot load checkpoint {self.directory}: {exc}") from None
         self._torch = torch
-        # The TF-IDF half of the log-linear ensemble (see selfheal.model.ensemble), if any.
-        self.tfidf_weight: float = float(self.meta.get("tfidf_weight", 0.0))
+        # The other members of the log-linear ensemble (see selfheal.model.ensemble), if any.
+        self._embedder = self._load_embedder() if use_embedder else None
+        combo = self.meta if self._embedder is not None else self.meta.get("without_embedder", self.meta)
+        self.fitted_temperature: float = float(combo.get("temperature", 1.0))
+        self.temperature: float = self.fitted_temperature if use_temperature else 1.0
+        self.tfidf_weight: float = float(combo.get("tfidf_weight", 0.0))
+        self.embedder_weight: float = float(self.meta.get("embedder_weight", 0.0)) if self._embedder else 0.0
         self._tfidf = TfidfBackup.load(self.directory) if self.tfidf_weight > 0 else None
 
+    def _load_embedder(self) -> Any:
+        """The checkpoint's embedder member, or ``None`` (logged) when it has none or it is missing."""
+        if float(self.meta.get("embedder_weight", 0.0)) <= 0:
+            return None
+        from selfheal.model.embedder import EmbedderMember, EmbeddingHead, SentenceEncoder, resolve_embedder
+
+        try:
+            encoder = SentenceEncoder(
+                resolve_embedder(self.meta.get("embedder_model")), max_length=self.max_length
+            )
+            return EmbedderMember(encoder, EmbeddingHead.load(self.directory))
+        except ModelError as exc:
+            logger.warning("ensemble without the sentence embedder (%s)", exc)
+            return None
+
+    @property
+    def members(self) -> dict[str, float]:
+        """The ensemble members in use and their weights (the LoRA model has weight 1)."""
+        members = {"lora": 1.0}
+        if self._tfidf is not None:
+            members["tfidf"] = self.tfidf_weight
+        if self._embedder is not None:
+            members["embedder"] = self.embedder_weight
+        return members
+
     @classmethod
-    def load(cls, path: Path | None = None, use_temperature: bool = True) -> Classifier:
+    def load(
+        cls, path: Path | None = None, use_temperature: bool = True, use_embedder: bool = True
+    ) -> Classifier:
         """Load the configured checkpoint (the shipped one for ``None``)."""
-        return cls(resolve_checkpoint(path), use_temperature=use_temperature)
+        return cls(resolve_checkpoint(path), use_temperature=use_temperature, use_embedder=use_embedder)
 
     @property
     def version(self) -> str:
@@ -97,12 +138,14 @@ class Classifier:
         return np.array([len(ids) for ids in self.tokenizer(texts, truncation=False)["input_ids"]])
 
     def logits(self, texts: list[str], batch_size: int = 128) -> np.ndarray:
-        """Un-scaled logits of the model (with the TF-IDF ensemble term when the checkpoint
-        has one), shape ``(len(texts), len(LABELS))``."""
+        """Un-scaled logits of the ensemble (LoRA logits plus each member's weighted
+        log-probabilities), shape ``(len(texts), len(LABELS))``."""
         logits = self.encoder_logits(texts, batch_size)
-        if self._tfidf is None or not texts:
+        if not texts:
             return logits
-        return combine(logits, self._tfidf.predict_proba(texts), self.tfidf_weight)
+        pairs = [(self._tfidf, self.tfidf_weight), (self._embedder, self.embedder_weight)]
+        pairs = [(member, weight) for member, weight in pairs if member is not None]
+        return combine_all(logits, [m.predict_proba(texts) for m, _ in pairs], [w for _, w in pairs])
 
     def encoder_logits(self, texts: list[str], batch_size: int = 128) -> np.ndarray:
         """Logits of the fine-tuned transformer alone, shape ``(len(texts), len(LABELS))``."""

@@ -40,7 +40,8 @@ from selfheal.model.checkpoint import (
     write_json,
 )
 from selfheal.model.classifier import build_model
-from selfheal.model.ensemble import combine, fit_weight
+from selfheal.model.embedder import EmbeddingHead, SentenceEncoder, resolve_embedder
+from selfheal.model.ensemble import WEIGHT_GRID, combine_all, fit_weights
 
 LOG_FIELDS = ["epoch", "train_loss", "val_loss", "val_accuracy", "val_macro_f1", "learning_rate", "seconds"]
 
@@ -226,33 +227,12 @@ def train(config: Config, clarified: list[tuple[str, int]] | None = None, quiet:
     accelerator.unwrap_model(model).load_state_dict(best_state, strict=False)
     val_logits, val_labels = _predict_logits(model, val_loader, accelerator)
     test_logits, test_labels = _predict_logits(model, test_loader, accelerator)
-    backup = TfidfBackup.train(list(splits["train"]["text"]), list(splits["train"]["label"]), tc.seed)
-    val_tfidf = backup.predict_proba(list(splits["validation"]["text"]))
-    test_tfidf = backup.predict_proba(list(splits["test"]["text"]))
-    encoder_temperature = fit_temperature(val_logits, val_labels)
-    if config.model.tfidf_weight == "auto":
-        weight, temperature = fit_weight(val_logits, val_tfidf, val_labels)
-    else:
-        weight = float(config.model.tfidf_weight)
-        temperature = fit_temperature(combine(val_logits, val_tfidf, weight), val_labels)
-    val_final = combine(val_logits, val_tfidf, weight)
-    test_final = combine(test_logits, test_tfidf, weight)
-    metrics = {
-        "validation": classification_metrics(val_labels, softmax(val_final, temperature)),
-        "test": classification_metrics(test_labels, softmax(test_final, temperature)),
-        "validation_nll_raw": nll(val_final, val_labels),
-        "validation_nll_scaled": nll(val_final, val_labels, temperature),
-        "tfidf_weight": weight,
-        "encoder_only": {
-            "temperature": encoder_temperature,
-            "validation": classification_metrics(val_labels, softmax(val_logits, encoder_temperature)),
-            "test": classification_metrics(test_labels, softmax(test_logits, encoder_temperature)),
-        },
-        "backup_tfidf": {
-            "validation": classification_metrics(val_labels, val_tfidf),
-            "test": classification_metrics(test_labels, test_tfidf),
-        },
-    }
+    for name, got in (("validation", val_labels), ("test", test_labels)):
+        if not np.array_equal(got, np.asarray(splits[name]["label"])):  # logits must align with texts
+            raise RuntimeError(f"{name} predictions are out of order with the {name} split")
+    ensemble = fit_ensemble(config, splits, val_logits, test_logits, quiet or not accelerator.is_main_process)
+    metrics = ensemble.metrics
+    temperature = ensemble.temperature
     seconds = time.perf_counter() - started
 
     # --- save -----------------------------------------------------------------------------------
@@ -265,7 +245,9 @@ def train(config: Config, clarified: list[tuple[str, int]] | None = None, quiet:
 
             save_model(unwrapped, str(out / FULL_WEIGHTS_FILE))
         tokenizer.save_pretrained(str(out))
-        backup.save(out)
+        ensemble.tfidf.save(out)
+        if ensemble.head is not None:
+            ensemble.head.save(out)
         write_manifest(manifest, out / MANIFEST_FILE)
         write_json(out / METRICS_FILE, metrics)
         (out / "training_config.yaml").write_text(_config_yaml(config), encoding="utf-8")
@@ -279,7 +261,10 @@ def train(config: Config, clarified: list[tuple[str, int]] | None = None, quiet:
             "labels": list(LABELS),
             "id2label": {str(k): v for k, v in ID2LABEL.items()},
             "temperature": temperature,
-            "tfidf_weight": weight,
+            "tfidf_weight": ensemble.weights["tfidf"],
+            "embedder_weight": ensemble.weights.get("embedder", 0.0),
+            "embedder_model": config.embedder.model,
+            "without_embedder": ensemble.without_embedder,
             "best_epoch": best_epoch,
             "trainable_parameters": n_trainable,
             "total_parameters": n_total,
@@ -295,6 +280,93 @@ def train(config: Config, clarified: list[tuple[str, int]] | None = None, quiet:
     if run is not None:
         run.finish()
     return TrainResult(out, best_epoch, temperature, metrics, history, seconds)
+
+
+@dataclass
+class Ensemble:
+    """The fitted members around the LoRA model, their weights, temperature and metrics."""
+
+    tfidf: TfidfBackup
+    head: EmbeddingHead | None
+    weights: dict[str, float]
+    temperature: float
+    without_embedder: dict[str, float] | None
+    metrics: dict[str, Any]
+
+
+def _weight_grid(setting: str | float) -> tuple[float, ...]:
+    return WEIGHT_GRID if setting == "auto" else (float(setting),)
+
+
+def _embed_splits(config: Config, splits: Any, quiet: bool) -> dict[str, np.ndarray]:
+    """Sentence embeddings of every split with the frozen embedder (one pass, no training)."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    encoder = SentenceEncoder(
+        resolve_embedder(config.embedder.model),
+        config.embedder.batch_size,
+        config.embedder.precision,
+        config.data.max_length,
+    )
+    names = ["train", "validation", "test"]
+    total = sum(len(splits[n]) for n in names)
+    columns = [TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn()]
+    with Progress(*columns, disable=quiet, transient=False) as bar:
+        task = bar.add_task("embedding (frozen encoder)", total=total)
+        return {n: encoder.encode(list(splits[n]["text"]), lambda k: bar.advance(task, k)) for n in names}
+
+
+def fit_ensemble(
+    config: Config, splits: Any, val_logits: np.ndarray, test_logits: np.ndarray, quiet: bool = True
+) -> Ensemble:
+    """Train the TF-IDF model (and the embedder head), fit member weights and the temperature on
+    validation NLL, and measure every combination on validation and test."""
+    labels = {s: np.asarray(splits[s]["label"]) for s in ("train", "validation", "test")}
+    logits = {"validation": val_logits, "test": test_logits}
+    tc = config.training
+    tfidf = TfidfBackup.train(list(splits["train"]["text"]), list(labels["train"]), tc.seed)
+    members = {"tfidf": {s: tfidf.predict_proba(list(splits[s]["text"])) for s in logits}}
+    grids = {"tfidf": _weight_grid(config.model.tfidf_weight)}
+    head = None
+    if config.embedder.enabled:
+        embeddings = _embed_splits(config, splits, quiet)
+        head = EmbeddingHead.train(embeddings["train"], labels["train"], config.embedder.c, tc.seed)
+        members["embedder"] = {s: head.predict_proba(embeddings[s]) for s in logits}
+        grids["embedder"] = _weight_grid(config.embedder.weight)
+
+    def fit(names: list[str]) -> tuple[dict[str, float], float, dict[str, Any]]:
+        w, t = fit_weights(
+            val_logits,
+            [members[n]["validation"] for n in names],
+            labels["validation"],
+            [grids[n] for n in names],
+        )
+        final = {s: combine_all(logits[s], [members[n][s] for n in names], w) for s in logits}
+        scored = {s: classification_metrics(labels[s], softmax(final[s], t)) for s in logits}
+        scored["validation_nll_raw"] = nll(final["validation"], labels["validation"])
+        scored["validation_nll_scaled"] = nll(final["validation"], labels["validation"], t)
+        return dict(zip(names, w, strict=True)), t, scored
+
+    weights, temperature, metrics = fit(list(members))
+    encoder_t = fit_temperature(val_logits, labels["validation"])
+    metrics.update(
+        {
+            "tfidf_weight": weights["tfidf"],
+            "embedder_weight": weights.get("embedder", 0.0),
+            "encoder_only": {
+                "temperature": encoder_t,
+                **{s: classification_metrics(labels[s], softmax(logits[s], encoder_t)) for s in logits},
+            },
+        }
+    )
+    for name in members:
+        metrics[f"backup_{name}"] = {s: classification_metrics(labels[s], members[name][s]) for s in logits}
+    without = None
+    if head is not None:
+        w_small, t_small, m_small = fit(["tfidf"])
+        without = {"tfidf_weight": w_small["tfidf"], "temperature": t_small}
+        metrics["without_embedder"] = {**without, **m_small}
+    return Ensemble(tfidf, head, weights, temperature, without, metrics)
 
 
 def _write_log(path: Path, history: list[dict[str, float]]) -> None:

