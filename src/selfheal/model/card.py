@@ -11,6 +11,7 @@ from selfheal.model.checkpoint import BUNDLED_BASE
 
 RECIPE_SEARCH_FILE = Path("reports/recipe_search.json")
 TRIAL_ENSEMBLES_FILE = Path("reports/trial_ensembles.json")
+EMBEDDER_LAYERS_FILE = Path("reports/embedder_layers.json")
 ENSEMBLE_ROWS = 5  # best combinations by validation accuracy shown in the card
 
 
@@ -52,7 +53,9 @@ def _embedder_lines(meta: dict[str, Any], metrics: dict[str, Any], config: Confi
     small = metrics["without_embedder"]
     return [
         "- Frozen sentence embedder: all-mpnet-base-v2 (sentence-transformers, 12 layers x 768, 109M",
-        "  parameters, never fine-tuned here), mean-pooled and L2-normalised, feeds a logistic",
+        "  parameters, never fine-tuned here). The token states of layers"
+        f" {', '.join(str(i) for i in config.embedder.layers)}, each",
+        "  mean-pooled and L2-normalised, concatenated (layers chosen on the train split, see below), feed a logistic",
         f"  regression (C={config.embedder.c:g}) trained on the same training texts; its log-probabilities",
         f"  enter the ensemble with weight {meta['embedder_weight']:g} (fitted with the TF-IDF weight and",
         "  the temperature on validation NLL). It adds one forward pass of a 109M-parameter encoder per",
@@ -60,6 +63,24 @@ def _embedder_lines(meta: dict[str, Any], metrics: dict[str, Any], config: Confi
         f"  ensemble (weight {small['tfidf_weight']:g}, T = {small['temperature']:.3f}), which is also used when",
         "  the embedder's weights are not installed.",
     ]
+
+
+def _layer_rows(path: Path) -> list[str]:
+    if not path.exists():
+        return ["No layer comparison has been recorded (run `python scripts/embedder_layers.py`)."]
+    data = json.loads(path.read_text(encoding="utf-8"))
+    rows = [
+        f"`{data['command']}`: {data['folds']}-fold cross-validation accuracy of the logistic regression",
+        f"(C={data['c']:g}) on the train split alone, per set of all-mpnet-base-v2 layers (each mean-pooled",
+        "and normalised, then concatenated; 12 is the last layer, the sentence embedding itself):",
+        "",
+        "| layers | CV accuracy (sd) |",
+        "|---|---|",
+    ]
+    for r in data["rows"]:
+        layers = ", ".join(str(i) for i in r["layers"])
+        rows.append(f"| {layers} | {_pct(r['cv_accuracy'])} ({100 * r['cv_std']:.1f}) |")
+    return rows
 
 
 def _recipe_rows(path: Path) -> list[str]:
@@ -218,6 +239,10 @@ def write_model_card(
         "weight and temperature on validation only (test figures for information, never for choosing).",
         "",
         *_ensemble_rows(trial_ensembles),
+        "",
+        "### Layers of the frozen embedder",
+        "",
+        *_layer_rows(EMBEDDER_LAYERS_FILE),
         "",
         "## Intended use and limits",
         "",

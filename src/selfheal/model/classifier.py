@@ -97,10 +97,10 @@ class Classifier:
         from selfheal.model.embedder import EmbedderMember, EmbeddingHead, SentenceEncoder, resolve_embedder
 
         try:
-            encoder = SentenceEncoder(
-                resolve_embedder(self.meta.get("embedder_model")), max_length=self.max_length
-            )
-            return EmbedderMember(encoder, EmbeddingHead.load(self.directory))
+            head = EmbeddingHead.load(self.directory)
+            path = resolve_embedder(self.meta.get("embedder_model"))
+            encoder = SentenceEncoder(path, head.layers, max_length=self.max_length)
+            return EmbedderMember(encoder, head)
         except ModelError as exc:
             logger.warning("ensemble without the sentence embedder (%s)", exc)
             return None

@@ -24,6 +24,7 @@ import os
 import shutil
 import tempfile
 import zipfile
+from collections.abc import Sequence
 from importlib import metadata
 from pathlib import Path
 from typing import Literal
@@ -178,10 +179,21 @@ def bf16_available() -> bool:
 
 
 class SentenceEncoder:
-    """Mean-pooled, L2-normalised sentence embeddings of a frozen transformer."""
+    """Mean-pooled, L2-normalised sentence embeddings of a frozen transformer.
+
+    ``layers`` picks the hidden layers (1 = the first transformer layer, -1 = the last); each
+    is mean-pooled and normalised on its own, and the results are concatenated. Intermediate
+    layers of a sentence-embedding model keep more of the lexical and sentiment signal that its
+    last, similarity-trained layer abstracts away (see the model card).
+    """
 
     def __init__(
-        self, path: str, batch_size: int = 32, precision: Precision = "auto", max_length: int = 128
+        self,
+        path: str,
+        layers: Sequence[int] = (-1,),
+        batch_size: int = 32,
+        precision: Precision = "auto",
+        max_length: int = 128,
     ) -> None:
         import torch
         from transformers import AutoModel, AutoTokenizer
@@ -191,6 +203,13 @@ class SentenceEncoder:
             self.model = AutoModel.from_pretrained(path).eval()
         except (OSError, ValueError) as exc:
             raise ModelError(f"cannot load the sentence embedder {path}: {exc}") from None
+        depth = int(self.model.config.num_hidden_layers)
+        bad = [layer for layer in layers if not -depth <= layer <= depth or layer == 0]
+        if bad or not layers:
+            raise ModelError(
+                f"embedder layers {list(layers)}: each must be 1..{depth} (or negative from the top)"
+            )
+        self.layers = tuple(layer if layer > 0 else depth + 1 + layer for layer in layers)
         self.batch_size = batch_size
         self.max_length = max_length
         self.bf16 = precision == "bf16" or (precision == "auto" and bf16_available())
@@ -198,8 +217,8 @@ class SentenceEncoder:
 
     @property
     def dim(self) -> int:
-        """Embedding size."""
-        return int(self.model.config.hidden_size)
+        """Embedding size (hidden size x number of layers)."""
+        return int(self.model.config.hidden_size) * len(self.layers)
 
     def encode(self, texts: list[str], progress: object | None = None) -> np.ndarray:
         """Embeddings, shape ``(len(texts), dim)``; texts are batched by length (less padding).
@@ -219,10 +238,14 @@ class SentenceEncoder:
                     max_length=self.max_length,
                     return_tensors="pt",
                 )
-                states = self.model(**batch).last_hidden_state.float()
+                hidden = self.model(**batch, output_hidden_states=True).hidden_states
                 mask = batch["attention_mask"].unsqueeze(-1).float()
-                pooled = (states * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
-                out[idx] = torch.nn.functional.normalize(pooled, dim=-1).numpy()
+                pooled = [
+                    (hidden[i].float() * mask).sum(1) / mask.sum(1).clamp(min=1e-9) for i in self.layers
+                ]
+                out[idx] = torch.cat(
+                    [torch.nn.functional.normalize(p, dim=-1) for p in pooled], dim=-1
+                ).numpy()
                 if callable(progress):
                     progress(len(idx))
         return out
@@ -231,19 +254,21 @@ class SentenceEncoder:
 class EmbeddingHead:
     """Logistic regression over sentence embeddings, stored as plain JSON (no pickle)."""
 
-    def __init__(self, coef: np.ndarray, intercept: float) -> None:
+    def __init__(self, coef: np.ndarray, intercept: float, layers: Sequence[int] = (-1,)) -> None:
         self.coef = np.asarray(coef, dtype=np.float64)
         self.intercept = float(intercept)
+        self.layers = tuple(int(layer) for layer in layers)
 
     @classmethod
     def train(
-        cls, embeddings: np.ndarray, labels: np.ndarray, c: float = 1.0, seed: int = 0
+        cls, embeddings: np.ndarray, labels: np.ndarray, layers: Sequence[int], c: float = 1.0, seed: int = 0
     ) -> EmbeddingHead:
-        """Fit an L2-regularised logistic regression (binary: Positive vs Negative)."""
+        """Fit an L2-regularised logistic regression (binary: Positive vs Negative) on
+        embeddings of the encoder ``layers``."""
         from sklearn.linear_model import LogisticRegression
 
         model = LogisticRegression(C=c, max_iter=5000, random_state=seed).fit(embeddings, labels)
-        return cls(model.coef_[0], float(model.intercept_[0]))
+        return cls(model.coef_[0], float(model.intercept_[0]), layers)
 
     def predict_proba(self, embeddings: np.ndarray) -> np.ndarray:
         """Probabilities in label order, shape ``(n, 2)``."""
@@ -253,7 +278,12 @@ class EmbeddingHead:
 
     def save(self, directory: Path) -> Path:
         """Write ``directory/embedder_head.json.gz`` (byte-identical for the same model)."""
-        payload = {"labels": list(LABELS), "coef": self.coef.tolist(), "intercept": self.intercept}
+        payload = {
+            "labels": list(LABELS),
+            "layers": list(self.layers),
+            "coef": self.coef.tolist(),
+            "intercept": self.intercept,
+        }
         path = Path(directory) / EMBEDDER_HEAD_FILE
         with open(path, "wb") as raw, gzip.GzipFile(fileobj=raw, mode="wb", mtime=0) as gz:
             gz.write(json.dumps(payload).encode("utf-8"))
@@ -265,7 +295,7 @@ class EmbeddingHead:
         path = Path(directory) / EMBEDDER_HEAD_FILE
         try:
             payload = json.loads(gzip.decompress(path.read_bytes()))
-            return cls(np.array(payload["coef"]), float(payload["intercept"]))
+            return cls(np.array(payload["coef"]), float(payload["intercept"]), payload.get("layers", [-1]))
         except (OSError, ValueError, KeyError) as exc:
             raise ModelError(f"cannot read {path}: {exc}") from None
 

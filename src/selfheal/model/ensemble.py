@@ -15,7 +15,7 @@ import numpy as np
 
 from selfheal.model.calibrate import fit_temperature, nll
 
-WEIGHT_GRID: tuple[float, ...] = tuple(float(w) for w in np.arange(0.0, 3.001, 0.125))
+WEIGHT_GRID: tuple[float, ...] = tuple(float(w) for w in np.arange(0.0, 5.001, 0.125))
 
 
 def combine(logits: np.ndarray, probs: np.ndarray, weight: float) -> np.ndarray:

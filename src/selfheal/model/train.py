@@ -304,6 +304,7 @@ def _embed_splits(config: Config, splits: Any, quiet: bool) -> dict[str, np.ndar
 
     encoder = SentenceEncoder(
         resolve_embedder(config.embedder.model),
+        config.embedder.layers,
         config.embedder.batch_size,
         config.embedder.precision,
         config.data.max_length,
@@ -330,7 +331,8 @@ def fit_ensemble(
     head = None
     if config.embedder.enabled:
         embeddings = _embed_splits(config, splits, quiet)
-        head = EmbeddingHead.train(embeddings["train"], labels["train"], config.embedder.c, tc.seed)
+        layers = config.embedder.layers
+        head = EmbeddingHead.train(embeddings["train"], labels["train"], layers, config.embedder.c, tc.seed)
         members["embedder"] = {s: head.predict_proba(embeddings[s]) for s in logits}
         grids["embedder"] = _weight_grid(config.embedder.weight)
 
