@@ -69,7 +69,7 @@ def main() -> None:
     say("Not bad, not good, just there.", "hmm", "Yes, it was definitely negative.", "negative")
     say("A warm, funny and moving film.", "n", "positive")
     child.expect_exact(PROMPT)
-    child.sendline("The plot makes no sense, yet I couldn't look away.")
+    child.sendline("Visually stunning, emotionally empty.")
     if child.expect_exact(["(y/n)", "Final Label"]) == 0:
         child.expect_exact("> ")
         child.sendeof()  # no answer: the backup models decide, and the loop ends
