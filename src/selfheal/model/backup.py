@@ -20,6 +20,7 @@ from typing import Protocol
 import numpy as np
 
 from selfheal.labels import LABELS
+from selfheal.model.checkpoint import write_json_gz
 
 TFIDF_FILE = "backup_tfidf.json.gz"
 
@@ -71,11 +72,7 @@ class TfidfBackup:
             "intercept": clf.intercept_.tolist(),  # type: ignore[attr-defined]
             "classes": clf.classes_.tolist(),  # type: ignore[attr-defined]
         }
-        path = Path(directory) / TFIDF_FILE
-        # mtime=0: the same model gives the same bytes, so a retrained checkpoint can be compared.
-        with open(path, "wb") as raw, gzip.GzipFile(fileobj=raw, mode="wb", mtime=0) as gz:
-            gz.write(json.dumps(payload).encode("utf-8"))
-        return path
+        return write_json_gz(Path(directory) / TFIDF_FILE, payload)
 
     @classmethod
     def load(cls, directory: Path) -> TfidfBackup:

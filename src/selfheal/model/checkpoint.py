@@ -7,6 +7,7 @@ the training config, the per-epoch log, the split manifest, the TF-IDF backup an
 
 from __future__ import annotations
 
+import gzip
 import json
 from importlib import resources
 from pathlib import Path
@@ -78,3 +79,11 @@ def write_json(path: Path, payload: Any) -> None:
     """Write pretty JSON, creating parent directories."""
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(payload, indent=2) + "\n", encoding="utf-8")
+
+
+def write_json_gz(path: Path, payload: Any) -> Path:
+    """Write compact gzipped JSON with a zero gzip timestamp: the same payload always gives the
+    same bytes, so a retrained checkpoint can be compared file by file."""
+    with open(path, "wb") as raw, gzip.GzipFile(fileobj=raw, mode="wb", mtime=0) as gz:
+        gz.write(json.dumps(payload).encode("utf-8"))
+    return Path(path)

