@@ -26,6 +26,7 @@ def test_tiny_training_lowers_loss_and_writes_a_checkpoint(tiny_run):
         TRAINING_LOG_FILE,
         "metrics.json",
         "backup_tfidf.json.gz",
+        "embedder_head.json.gz",
         "training_config.yaml",
         "README.md",
     ):
@@ -37,6 +38,7 @@ def test_tiny_training_lowers_loss_and_writes_a_checkpoint(tiny_run):
     meta = json.loads((out / META_FILE).read_text())
     assert meta["temperature"] == tiny_run.temperature > 0
     assert meta["labels"] == list(LABELS)
+    assert meta["without_embedder"]["temperature"] > 0 and meta["embedder_weight"] >= 0
     card = (out / "README.md").read_text()
     assert card.startswith("---\nlibrary_name: peft") and "Pang" in card
 
@@ -65,3 +67,17 @@ def test_sample_path_uses_the_same_code(tmp_path, tiny_csv):
     overrides = [*tiny_overrides(tiny_csv, tmp_path / "s"), "data.sample=16", "training.epochs=1"]
     result = train(load_config(REPO / "config.yaml", overrides), quiet=True)
     assert json.loads((result.output_dir / META_FILE).read_text())["train_size"] == 16
+
+
+def test_a_missing_embedder_fails_before_training(tmp_path, tiny_csv):
+    import pytest
+
+    from conftest import REPO, tiny_overrides
+    from selfheal.config import load_config
+    from selfheal.model.checkpoint import ModelError
+    from selfheal.model.train import train
+
+    overrides = [*tiny_overrides(tiny_csv, tmp_path / "never"), f"embedder.model={tmp_path / 'absent'}"]
+    with pytest.raises(ModelError, match=r"embedder\.model"):
+        train(load_config(REPO / "config.yaml", overrides), quiet=True)
+    assert not (tmp_path / "never").exists()  # nothing was trained or written

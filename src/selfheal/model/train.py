@@ -144,6 +144,8 @@ def train(config: Config, clarified: list[tuple[str, int]] | None = None, quiet:
     manifest = build_manifest(splits, config.data.source, config.data.seed)
     check_no_leak(manifest)
     base_path = resolve_base_model(config.model.base_model)
+    if config.embedder.enabled:  # fail before the long part, not after it
+        resolve_embedder(config.embedder.model)
     tokenizer = AutoTokenizer.from_pretrained(base_path)
     encoded = _tokenize(splits, tokenizer, config.data.max_length)
     collate = DataCollatorWithPadding(tokenizer)
