@@ -81,3 +81,18 @@ def test_a_missing_embedder_fails_before_training(tmp_path, tiny_csv):
     with pytest.raises(ModelError, match=r"embedder\.model"):
         train(load_config(REPO / "config.yaml", overrides), quiet=True)
     assert not (tmp_path / "never").exists()  # nothing was trained or written
+
+
+def test_a_checkpoint_trained_without_the_embedder_loads_and_predicts(tmp_path, tiny_csv):
+    from conftest import REPO, tiny_overrides
+    from selfheal.config import load_config
+    from selfheal.model.train import train
+
+    overrides = [*tiny_overrides(tiny_csv, tmp_path / "small"), "embedder.enabled=false", "training.epochs=1"]
+    result = train(load_config(REPO / "config.yaml", overrides), quiet=True)
+    assert not (result.output_dir / "embedder_head.json.gz").exists()
+    clf = Classifier(result.output_dir)
+    assert "embedder" not in clf.members
+    assert clf.fitted_temperature == result.temperature
+    preds = clf.predict(["A warm, funny and moving film.", "Dull."])
+    assert all(p.label in LABELS and abs(sum(p.probs.values()) - 1) < 1e-6 for p in preds)

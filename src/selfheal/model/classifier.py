@@ -83,7 +83,9 @@ class Classifier:
         self._torch = torch
         # The other members of the log-linear ensemble (see selfheal.model.ensemble), if any.
         self._embedder = self._load_embedder() if use_embedder else None
-        combo = self.meta if self._embedder is not None else self.meta.get("without_embedder", self.meta)
+        # Without the embedder: the LoRA + TF-IDF fit stored beside it; a checkpoint trained without
+        # one stores null there, and its own weight and temperature are that fit.
+        combo = self.meta if self._embedder is not None else (self.meta.get("without_embedder") or self.meta)
         self.fitted_temperature: float = float(combo.get("temperature", 1.0))
         self.temperature: float = self.fitted_temperature if use_temperature else 1.0
         self.tfidf_weight: float = float(combo.get("tfidf_weight", 0.0))
