@@ -20,6 +20,7 @@ from selfheal.model.card import EMBEDDER_LAYERS_FILE
 from selfheal.model.embedder import SentenceEncoder, resolve_embedder
 from selfheal.model.train import load_training_splits
 
+EVERY_LAYER = list(range(1, 13))  # all-mpnet-base-v2 has 12
 CANDIDATES: list[list[int]] = [
     [12],  # the sentence embedding itself (what the model was trained to output)
     [10],
@@ -27,7 +28,7 @@ CANDIDATES: list[list[int]] = [
     [12, 10, 8],
     [12, 11, 10, 9, 8],
     [4, 6, 8, 10, 12],
-    list(range(1, 13)),
+    EVERY_LAYER,
 ]
 FOLDS = 5
 
@@ -41,9 +42,9 @@ def main() -> None:
     train = load_training_splits(config)["train"]
     started = time.perf_counter()
     encoder = SentenceEncoder(
-        resolve_embedder(config.embedder.model), list(range(1, 13)), config.embedder.batch_size
+        resolve_embedder(config.embedder.model), EVERY_LAYER, config.embedder.batch_size
     )
-    dim = encoder.dim // 12
+    dim = encoder.dim // len(EVERY_LAYER)
     vectors = encoder.encode(list(train["text"]))
     labels = np.asarray(train["label"])
     print(f"encoded {len(labels)} train texts in {time.perf_counter() - started:.0f} s", flush=True)

@@ -90,8 +90,7 @@ MEMBER_NAMES = {
 
 def _ensemble_text(ck: dict[str, Any]) -> str:
     """How the primary model's logits are built, from the checkpoint's ensemble members."""
-    members = ck.get("members") or ({"tfidf": ck["tfidf_weight"]} if ck.get("tfidf_weight") else {})
-    others = {k: w for k, w in members.items() if k != "lora" and w}
+    others = {k: w for k, w in ck["members"].items() if k != "lora" and w}
     if not others:
         return ""
     terms = " + ".join(f"{w:g} x log p_{k}" for k, w in others.items())

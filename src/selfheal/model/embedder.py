@@ -16,9 +16,11 @@ half-written behind.
 
 from __future__ import annotations
 
+import bisect
 import gzip
 import hashlib
 import io
+import itertools
 import json
 import os
 import shutil
@@ -58,7 +60,7 @@ class ConcatenatedFile(io.RawIOBase):
     def __init__(self, paths: list[Path]) -> None:
         self._paths = [Path(p) for p in paths]
         self._sizes = [p.stat().st_size for p in self._paths]
-        self._starts = list(np.cumsum([0, *self._sizes[:-1]]))
+        self._starts = list(itertools.accumulate(self._sizes[:-1], initial=0))
         self._total = sum(self._sizes)
         self._pos = 0
         self._handles = [p.open("rb") for p in self._paths]
@@ -81,8 +83,8 @@ class ConcatenatedFile(io.RawIOBase):
         view = memoryview(buffer).cast("B")
         done = 0
         while done < len(view) and self._pos < self._total:
-            part = int(np.searchsorted(self._starts, self._pos, side="right")) - 1
-            inner = self._pos - int(self._starts[part])
+            part = bisect.bisect_right(self._starts, self._pos) - 1
+            inner = self._pos - self._starts[part]
             handle = self._handles[part]
             handle.seek(inner)
             want = min(len(view) - done, self._sizes[part] - inner)

@@ -144,8 +144,8 @@ def train(config: Config, clarified: list[tuple[str, int]] | None = None, quiet:
     manifest = build_manifest(splits, config.data.source, config.data.seed)
     check_no_leak(manifest)
     base_path = resolve_base_model(config.model.base_model)
-    if config.embedder.enabled:  # fail before the long part, not after it
-        resolve_embedder(config.embedder.model)
+    # Resolved before the long part, so a missing embedder fails in seconds.
+    embedder_path = resolve_embedder(config.embedder.model) if config.embedder.enabled else None
     tokenizer = AutoTokenizer.from_pretrained(base_path)
     encoded = _tokenize(splits, tokenizer, config.data.max_length)
     collate = DataCollatorWithPadding(tokenizer)
@@ -232,7 +232,8 @@ def train(config: Config, clarified: list[tuple[str, int]] | None = None, quiet:
     for name, got in (("validation", val_labels), ("test", test_labels)):
         if not np.array_equal(got, np.asarray(splits[name]["label"])):  # logits must align with texts
             raise RuntimeError(f"{name} predictions are out of order with the {name} split")
-    ensemble = fit_ensemble(config, splits, val_logits, test_logits, quiet or not accelerator.is_main_process)
+    quiet_bar = quiet or not accelerator.is_main_process
+    ensemble = fit_ensemble(config, splits, val_logits, test_logits, embedder_path, quiet_bar)
     metrics = ensemble.metrics
     temperature = ensemble.temperature
     seconds = time.perf_counter() - started
@@ -300,12 +301,12 @@ def _weight_grid(setting: str | float) -> tuple[float, ...]:
     return WEIGHT_GRID if setting == "auto" else (float(setting),)
 
 
-def _embed_splits(config: Config, splits: Any, quiet: bool) -> dict[str, np.ndarray]:
-    """Sentence embeddings of every split with the frozen embedder (one pass, no training)."""
+def _embed_splits(config: Config, splits: Any, path: str, quiet: bool) -> dict[str, np.ndarray]:
+    """Sentence embeddings of every split with the frozen embedder at ``path`` (one pass, no training)."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     encoder = SentenceEncoder(
-        resolve_embedder(config.embedder.model),
+        path,
         config.embedder.layers,
         config.embedder.batch_size,
         config.embedder.precision,
@@ -320,10 +321,15 @@ def _embed_splits(config: Config, splits: Any, quiet: bool) -> dict[str, np.ndar
 
 
 def fit_ensemble(
-    config: Config, splits: Any, val_logits: np.ndarray, test_logits: np.ndarray, quiet: bool = True
+    config: Config,
+    splits: Any,
+    val_logits: np.ndarray,
+    test_logits: np.ndarray,
+    embedder_path: str | None,
+    quiet: bool = True,
 ) -> Ensemble:
-    """Train the TF-IDF model (and the embedder head), fit member weights and the temperature on
-    validation NLL, and measure every combination on validation and test."""
+    """Train the TF-IDF model (and, given ``embedder_path``, the embedder head), fit member weights
+    and the temperature on validation NLL, and measure every combination on validation and test."""
     labels = {s: np.asarray(splits[s]["label"]) for s in ("train", "validation", "test")}
     logits = {"validation": val_logits, "test": test_logits}
     tc = config.training
@@ -331,8 +337,8 @@ def fit_ensemble(
     members = {"tfidf": {s: tfidf.predict_proba(list(splits[s]["text"])) for s in logits}}
     grids = {"tfidf": _weight_grid(config.model.tfidf_weight)}
     head = None
-    if config.embedder.enabled:
-        embeddings = _embed_splits(config, splits, quiet)
+    if embedder_path is not None:
+        embeddings = _embed_splits(config, splits, embedder_path, quiet)
         layers = config.embedder.layers
         head = EmbeddingHead.train(embeddings["train"], labels["train"], layers, config.embedder.c, tc.seed)
         members["embedder"] = {s: head.predict_proba(embeddings[s]) for s in logits}
