@@ -71,4 +71,12 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    import sys
+
+    from selfheal.config import ConfigError
+    from selfheal.model.checkpoint import ModelError
+
+    try:
+        main()
+    except (ConfigError, ModelError) as exc:
+        sys.exit(f"error: {exc}")
