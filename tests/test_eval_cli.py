@@ -82,6 +82,9 @@ def test_eval_writes_metrics_figures_and_report(evaluated, tiny_run):
     # A correct user fixes everything the graph asks about: only accepted errors remain.
     accepted_errors = metrics["risk_coverage"]["at_threshold"]["errors"]
     assert user["accuracy"] == pytest.approx(1 - accepted_errors / n) and user["pending_share"] == 0.0
+    at = metrics["risk_coverage"]["at_threshold"]
+    assert at["final_with_user"] == pytest.approx(user["accuracy"])  # the sweep's column = the graph
+    assert 0.5 <= at["final_predicted"] <= 1.0
     assert user["accuracy_ci95"][0] <= user["accuracy"] <= user["accuracy_ci95"][1]
     assert "pending_review" not in user["via"] or user["via"]["pending_review"] == 0
 
@@ -97,6 +100,7 @@ def test_eval_writes_metrics_figures_and_report(evaluated, tiny_run):
     ):
         assert heading in report
     assert "what this model allows" in report and "ECE if calibrated" in report
+    assert "final the confidences predict" in report and "themselves predict a final" in report
     assert "![Reliability diagrams" in report and "(reports/reliability.png)" in report
     assert f"{100 * primary['accuracy']:.1f}%" in report
     assert "Produced by `selfheal eval --config" in report

@@ -88,8 +88,13 @@ def test_routing_and_fallback_frequency():
 def test_selective_accuracy_and_sweep():
     at = selective_accuracy(LABELS, PROBS, 0.75)  # accepts 0.9 and 0.8, both right
     assert at["coverage"] == 0.5 and at["accuracy"] == 1.0 and at["errors"] == 0
+    # Nothing accepted is wrong and the two asked are answered correctly: final 4/4. The
+    # confidences predict 1 - ((1 - 0.9) + (1 - 0.8)) / 4 = 0.925 for that threshold.
+    assert at["final_with_user"] == 1.0 and at["final_predicted"] == pytest.approx(0.925)
     everything = selective_accuracy(LABELS, PROBS, 0.5)
     assert everything["coverage"] == 1.0 and everything["accuracy"] == 0.75
+    assert everything["final_with_user"] == 0.75
+    assert everything["final_predicted"] == pytest.approx(1 - (0.1 + 0.2 + 0.4 + 0.3) / 4)
     sweep = risk_coverage(LABELS, PROBS, 0.5, 1.0, 0.05)
     assert [p["threshold"] for p in sweep][:3] == [0.5, 0.55, 0.6] and sweep[-1]["threshold"] == 1.0
     assert sweep[-1]["accuracy"] is None and sweep[-1]["coverage"] == 0.0

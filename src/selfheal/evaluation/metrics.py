@@ -93,19 +93,30 @@ def fallback_frequency(confidence: np.ndarray, accept: float, clarify: float) ->
 def selective_accuracy(labels: np.ndarray, probs: np.ndarray, threshold: float) -> dict[str, Any]:
     """Accuracy of the predictions whose confidence is >= ``threshold``, and their coverage.
 
+    Also the final accuracy if a person correctly labelled every input below the threshold
+    (``final_with_user``: only accepted errors remain), and the final accuracy the confidences
+    themselves predict (``final_predicted``: 1 - sum of (1 - confidence) over the accepted inputs,
+    divided by n). The two agree for a calibrated model, so when ``final_predicted`` misses a
+    target at a threshold, no calibration can meet it there: it is the confidence distribution,
+    not its calibration, that sets the final accuracy of a threshold.
+
     ``accuracy`` is ``None`` when nothing is accepted.
     """
     labels, probs = np.asarray(labels), np.asarray(probs)
+    n = len(labels)
     confidence = probs.max(axis=1)
     kept = confidence >= threshold
     n_kept = int(kept.sum())
     correct = probs.argmax(axis=1) == labels
+    errors = int((~correct[kept]).sum())
     return {
         "threshold": float(threshold),
-        "coverage": n_kept / len(labels) if len(labels) else 0.0,
+        "coverage": n_kept / n if n else 0.0,
         "accuracy": float(correct[kept].mean()) if n_kept else None,
         "accepted": n_kept,
-        "errors": int((~correct[kept]).sum()),
+        "errors": errors,
+        "final_with_user": (n - errors) / n if n else None,
+        "final_predicted": float(1 - (1 - confidence[kept]).sum() / n) if n else None,
     }
 
 

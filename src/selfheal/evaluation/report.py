@@ -130,6 +130,16 @@ def _targets(m: dict[str, Any]) -> list[str]:
         "",
         *_table(["target", "measured", "met", "what this model allows"], rows),
     ]
+    at = m["risk_coverage"]["at_threshold"]
+    out += [
+        "",
+        f"At the accept threshold {at['threshold']} the calibrated confidences themselves predict a final",
+        f"accuracy of {pct(at['final_predicted'], 2)} with every input below it labelled correctly by a person",
+        f"(measured: {pct(at['final_with_user'], 2)}): an accepted input at confidence c is wrong with",
+        "probability 1 - c, so a final-accuracy target that this prediction misses cannot be met at this",
+        "threshold by a calibrated model with these confidences. The risk-coverage table below gives it",
+        "for every threshold.",
+    ]
     if m["simulation"].get("status") != "done":
         out += [
             "",
@@ -293,6 +303,8 @@ def _risk_coverage(m: dict[str, Any], figures: dict[str, str]) -> list[str]:
             pct(None if p["accuracy"] is None else 1 - p["accuracy"]),
             str(p["accepted"]),
             str(p["errors"]),
+            pct(p["final_with_user"]),
+            pct(p["final_predicted"]),
         ]
         for p in rc["sweep"]
     ]
@@ -302,6 +314,14 @@ def _risk_coverage(m: dict[str, Any], figures: dict[str, str]) -> list[str]:
         f"{meets[0]['threshold']:.2f} (coverage {pct(meets[0]['coverage'])})."
         if meets
         else "No threshold in the sweep reaches 93% accuracy on accepted predictions."
+    )
+    healed = [p for p in rc["sweep"] if p["final_with_user"] >= 0.95 and p["coverage"] >= 0.70]
+    needed += " " + (
+        f"The lowest with a final accuracy of at least 95% while at most 30% go to a person is "
+        f"{healed[0]['threshold']:.2f} (final {pct(healed[0]['final_with_user'])}, "
+        f"{pct(1 - healed[0]['coverage'])} to a person)."
+        if healed
+        else "No threshold in the sweep gives a final accuracy of 95% with at most 30% going to a person."
     )
     matched = [
         [
@@ -324,7 +344,26 @@ def _risk_coverage(m: dict[str, Any], figures: dict[str, str]) -> list[str]:
         ),
         needed,
         "",
-        *_table(["accept threshold", "coverage", "accuracy on accepted", "risk", "accepted", "errors"], rows),
+        "The last two columns are the final accuracy if a person labels every input below the threshold",
+        "correctly (only the accepted errors remain), and the final accuracy the calibrated confidences",
+        "themselves predict, 1 - sum(1 - confidence over the accepted) / n. They agree when the model is",
+        "calibrated, so where the predicted column is below a target, no temperature or calibration can",
+        "meet that target at that threshold: every accepted input at confidence c is wrong with",
+        "probability 1 - c, and only fewer inputs just above the threshold, or a higher threshold, helps.",
+        "",
+        *_table(
+            [
+                "accept threshold",
+                "coverage",
+                "accuracy on accepted",
+                "risk",
+                "accepted",
+                "errors",
+                "final, rest labelled by a person",
+                "final the confidences predict",
+            ],
+            rows,
+        ),
         "",
         f"![Risk-coverage curve]({figures['risk_coverage']})",
         "",

@@ -495,7 +495,9 @@ def print_summary(outputs: EvalOutputs, console: Any) -> None:
         f"ECE {100 * raw['ece']:.2f}% [{100 * raw['ece_ci95'][0]:.2f}, {100 * raw['ece_ci95'][1]:.2f}] before, "
         f"{100 * scaled['ece']:.2f}% [{100 * scaled['ece_ci95'][0]:.2f}, {100 * scaled['ece_ci95'][1]:.2f}] "
         f"after temperature scaling (T={m['checkpoint']['temperature']:.3f})",
-        f"at accept {at['threshold']}: accuracy on accepted {acc_at}, coverage {100 * at['coverage']:.1f}%",
+        f"at accept {at['threshold']}: accuracy on accepted {acc_at}, coverage {100 * at['coverage']:.1f}%; "
+        f"final {100 * at['final_with_user']:.1f}% if a person labels the rest correctly "
+        f"(the confidences predict {100 * at['final_predicted']:.1f}%)",
     ]
     bounds = target_bounds(m)
     floor = bounds["ece"]
