@@ -71,12 +71,6 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    import sys
+    from selfheal.errors import exit_on_user_error
 
-    from selfheal.config import ConfigError
-    from selfheal.model.checkpoint import ModelError
-
-    try:
-        main()
-    except (ConfigError, ModelError) as exc:
-        sys.exit(f"error: {exc}")
+    exit_on_user_error(main)

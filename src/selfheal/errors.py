@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import sys
+from collections.abc import Callable
+
 from selfheal.config import ConfigError
 from selfheal.data import DataError
 from selfheal.inputs import InputError
@@ -15,4 +18,14 @@ USER_ERRORS: tuple[type[Exception], ...] = (
     FileNotFoundError,
 )
 
-__all__ = ["USER_ERRORS", "ConfigError", "DataError", "InputError", "ModelError"]
+
+def exit_on_user_error(main: Callable[[], object]) -> None:
+    """Run a script's ``main``; a user error ends it with one line ``error: ...`` on stderr and
+    exit code 1 instead of a traceback."""
+    try:
+        main()
+    except USER_ERRORS as exc:
+        sys.exit(f"error: {exc}")
+
+
+__all__ = ["USER_ERRORS", "ConfigError", "DataError", "InputError", "ModelError", "exit_on_user_error"]

@@ -14,6 +14,13 @@ from selfheal.labels import LABELS
 
 STATUSES = ("accept", "clarify", "escalate")
 
+# The evaluation issue's targets, used by the targets table and the report.
+TARGET_ECE = 0.02  # ECE after temperature scaling, at most
+TARGET_ACCEPTED = 0.93  # accuracy on auto-accepted predictions, at least
+TARGET_COVERAGE = 0.7  # coverage at the accept threshold, at least
+TARGET_FINAL = 0.95  # final accuracy with correct clarifications, at least
+TARGET_ASKED = 0.30  # share of inputs that needed a person, at most
+
 
 def classification_metrics(labels: np.ndarray, probs: np.ndarray) -> dict[str, float]:
     """Accuracy, macro precision/recall/F1 and NLL of predicted probabilities."""

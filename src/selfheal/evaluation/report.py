@@ -10,6 +10,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+from selfheal.evaluation.metrics import TARGET_ACCEPTED, TARGET_COVERAGE, TARGET_FINAL
 from selfheal.labels import LABELS
 
 MODEL_NAMES = {
@@ -308,14 +309,16 @@ def _risk_coverage(m: dict[str, Any], figures: dict[str, str]) -> list[str]:
         ]
         for p in rc["sweep"]
     ]
-    meets = [p for p in rc["sweep"] if p["accuracy"] is not None and p["accuracy"] >= 0.93]
+    meets = [p for p in rc["sweep"] if p["accuracy"] is not None and p["accuracy"] >= TARGET_ACCEPTED]
     needed = (
         f"The lowest threshold in the sweep with at least 93% accuracy on accepted predictions is "
         f"{meets[0]['threshold']:.2f} (coverage {pct(meets[0]['coverage'])})."
         if meets
         else "No threshold in the sweep reaches 93% accuracy on accepted predictions."
     )
-    healed = [p for p in rc["sweep"] if p["final_with_user"] >= 0.95 and p["coverage"] >= 0.70]
+    healed = [
+        p for p in rc["sweep"] if p["final_with_user"] >= TARGET_FINAL and p["coverage"] >= TARGET_COVERAGE
+    ]
     needed += " " + (
         f"The lowest with a final accuracy of at least 95% while at most 30% go to a person is "
         f"{healed[0]['threshold']:.2f} (final {pct(healed[0]['final_with_user'])}, "

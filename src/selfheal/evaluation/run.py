@@ -30,6 +30,11 @@ from selfheal.data import (
 )
 from selfheal.evaluation.calibration import calibration_report
 from selfheal.evaluation.metrics import (
+    TARGET_ACCEPTED,
+    TARGET_ASKED,
+    TARGET_COVERAGE,
+    TARGET_ECE,
+    TARGET_FINAL,
     accuracy_ci,
     aurc,
     detailed_metrics,
@@ -50,7 +55,6 @@ RELIABILITY_PNG = "reliability.png"
 HISTOGRAM_PNG = "confidence_histogram.png"
 RISK_COVERAGE_PNG = "risk_coverage.png"
 BATCH = 128
-TARGET_COVERAGE = 0.7  # the minimum coverage at the accept threshold (30% asked at most)
 COVERAGES = (TARGET_COVERAGE, 0.8, 0.9)  # coverage-matched selective accuracy (threshold-free)
 
 
@@ -384,14 +388,14 @@ def targets(metrics: dict[str, Any]) -> list[dict[str, Any]]:
             "target": "ECE after temperature scaling <= 2%",
             "value": scaled["ece"],
             "ci95": scaled["ece_ci95"],
-            "met": scaled["ece"] <= 0.02,
+            "met": scaled["ece"] <= TARGET_ECE,
             "bound": bounds["ece"],
         },
         {
             "target": f"accuracy on auto-accepted >= 93% at threshold {at['threshold']}",
             "value": at["accuracy"],
             "ci95": at["accuracy_ci95"],
-            "met": at["accuracy"] is not None and at["accuracy"] >= 0.93,
+            "met": at["accuracy"] is not None and at["accuracy"] >= TARGET_ACCEPTED,
             "bound": bounds["accepted_accuracy"],
         },
         {
@@ -407,13 +411,13 @@ def targets(metrics: dict[str, Any]) -> list[dict[str, Any]]:
                 "target": "final accuracy with correct clarifications >= 95%",
                 "value": user["accuracy"],
                 "ci95": user["accuracy_ci95"],
-                "met": user["accuracy"] >= 0.95,
+                "met": user["accuracy"] >= TARGET_FINAL,
                 "bound": bounds["final_accuracy"],
             },
             {
                 "target": "inputs that needed a person (clarification or review) <= 30%",
                 "value": user["human_share"],
-                "met": user["human_share"] <= 0.30,
+                "met": user["human_share"] <= TARGET_ASKED,
             },
         ]
     return rows

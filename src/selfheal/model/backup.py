@@ -12,15 +12,13 @@ Each backup maps a list of texts to an ``(n, 2)`` array of probabilities in labe
 
 from __future__ import annotations
 
-import gzip
-import json
 from pathlib import Path
 from typing import Protocol
 
 import numpy as np
 
 from selfheal.labels import LABELS
-from selfheal.model.checkpoint import write_json_gz
+from selfheal.model.checkpoint import read_json_gz, write_json_gz
 
 TFIDF_FILE = "backup_tfidf.json.gz"
 
@@ -80,8 +78,7 @@ class TfidfBackup:
         from sklearn.feature_extraction.text import TfidfVectorizer
         from sklearn.linear_model import LogisticRegression
 
-        with gzip.open(Path(directory) / TFIDF_FILE, "rt", encoding="utf-8") as fh:
-            payload = json.load(fh)
+        payload = read_json_gz(Path(directory) / TFIDF_FILE)
         vectorizer = TfidfVectorizer(
             ngram_range=tuple(payload["ngram_range"]),
             sublinear_tf=payload["sublinear_tf"],

@@ -87,3 +87,8 @@ def write_json_gz(path: Path, payload: Any) -> Path:
     with open(path, "wb") as raw, gzip.GzipFile(fileobj=raw, mode="wb", mtime=0) as gz:
         gz.write(json.dumps(payload).encode("utf-8"))
     return Path(path)
+
+
+def read_json_gz(path: Path) -> Any:
+    """Read JSON written by :func:`write_json_gz`."""
+    return json.loads(gzip.decompress(Path(path).read_bytes()))

