@@ -35,7 +35,17 @@ def evaluated(tiny_run, tiny_csv, tmp_path_factory):
     try:
         result = runner.invoke(
             app,
-            ["eval", "--quiet", "--config", str(REPO / "config.yaml"), *eval_args(tiny_run, tiny_csv, tmp)],
+            [
+                "eval",
+                "--quiet",
+                "--config",
+                str(REPO / "config.yaml"),
+                *eval_args(tiny_run, tiny_csv, tmp),
+                # The tiny model meets no real target: ask for the lowest threshold with no accepted
+                # error on validation, whatever the share asked, so an operating point exists.
+                *("--set", "evaluation.min_final=1.0", "--set", "evaluation.max_human=1.0"),
+                *("--set", "evaluation.min_accepted=0"),
+            ],
         )
     finally:
         os.chdir(cwd)
@@ -88,7 +98,28 @@ def test_eval_writes_metrics_figures_and_report(evaluated, tiny_run):
     assert user["accuracy_ci95"][0] <= user["accuracy"] <= user["accuracy_ci95"][1]
     assert "pending_review" not in user["via"] or user["via"]["pending_review"] == 0
 
+    op = metrics["operating_point"]
+    assert op["status"] == "done" and op["chosen_on"] == "validation"
+    assert op["criteria"] == {"min_final": 1.0, "max_human": 1.0, "min_accepted": 0.0}
+    assert op["validation"]["final_with_user"] == 1.0  # no accepted error on validation
+    lower = [p for p in op["validation_sweep"] if p["threshold"] < op["threshold"]]
+    assert all(p["final_with_user"] < 1.0 for p in lower)  # the lowest threshold meeting it
+    # The chosen threshold, measured on test through the real graph: a correct user leaves only the
+    # accepted errors at that threshold, and the graph routed exactly like it.
+    at_op = next(p for p in sweep if p["threshold"] == op["threshold"])
+    assert op["evaluated"]["final_with_user"] == at_op["final_with_user"]
+    assert op["simulation"]["accept"] == op["threshold"] and op["simulation"]["route_mismatches"] == 0
+    assert op["simulation"]["accuracy"] == pytest.approx(at_op["final_with_user"])
+    assert op["simulation"]["human_share"] == pytest.approx(1 - at_op["coverage"])
+    if op["threshold"] != at["threshold"]:
+        assert next(t["target"] for t in metrics["targets"] if t.get("operating_point")).endswith(
+            f"at accept {op['threshold']:.2f} (chosen on validation)"
+        )
+
     report = (tmp / "EVALUATION.md").read_text()
+    assert "## Operating point chosen on validation" in report
+    assert f"**Chosen: accept = {op['threshold']:.2f}**" in report
+    assert "operating point chosen on validation: accept" in output
     for heading in (
         "## Targets",
         "## Calibration",
@@ -132,6 +163,7 @@ def test_eval_on_a_user_file_and_bad_inputs(tiny_run, tiny_csv, tmp_path):
     assert metrics["data"]["n"] == 7 and not metrics["data"]["manifest_verified"]
     assert metrics["data"]["tokens"]["truncated"] == 1 and metrics["data"]["tokens"]["max"] > 300
     assert set(metrics["fallback"]) == {"file"} and metrics["simulation"]["status"] == "skipped"
+    assert metrics["operating_point"]["status"] == "skipped"  # chosen on validation, not loaded here
     assert "1 of 7 texts were longer than" in (out_dir / "EVALUATION.md").read_text()
     assert not (tmp_path / "EVALUATION.md").exists()
 

@@ -20,6 +20,7 @@ from selfheal.evaluation.metrics import (
     aurc,
     detailed_metrics,
     fallback_frequency,
+    lowest_threshold,
     risk_coverage,
     route,
     selective_accuracy,
@@ -98,6 +99,38 @@ def test_selective_accuracy_and_sweep():
     sweep = risk_coverage(LABELS, PROBS, 0.5, 1.0, 0.05)
     assert [p["threshold"] for p in sweep][:3] == [0.5, 0.55, 0.6] and sweep[-1]["threshold"] == 1.0
     assert sweep[-1]["accuracy"] is None and sweep[-1]["coverage"] == 0.0
+
+
+def test_lowest_threshold_meeting_the_targets_by_hand():
+    sweep = risk_coverage(LABELS, PROBS, 0.5, 1.0, 0.05)
+    # Up to 0.6 the wrong 0.6 prediction is accepted (final 3/4); from 0.65 only 0.9, 0.8 and 0.7
+    # are, all right: final 4/4 with 1/4 asked. From 0.75 on half is asked.
+    point = lowest_threshold(sweep, min_final=0.95, max_human=0.30)
+    assert point["threshold"] == 0.65 and point["coverage"] == 0.75 and point["final_with_user"] == 1.0
+    assert lowest_threshold(sweep, min_final=0.95, max_human=0.2) is None  # 0.65 already asks 25%
+    assert lowest_threshold(sweep, min_final=0.7, max_human=0.0)["threshold"] == 0.5  # 3/4 >= 0.7
+    assert lowest_threshold(sweep, min_final=0.0, max_human=1.0, min_accepted=0.8)["threshold"] == 0.65
+    assert lowest_threshold(list(reversed(sweep)), min_final=0.95, max_human=0.5)["threshold"] == 0.65
+
+
+def test_operating_point_is_chosen_on_validation_only():
+    from selfheal.config import Config
+    from selfheal.evaluation.run import operating_point
+
+    logits = {"validation": np.log(PROBS), "test": np.log(PROBS[::-1])}
+    data = {"sets": {"validation": ([""] * 4, LABELS), "test": ([""] * 4, LABELS)}, "eval_set": "test"}
+    config = Config()
+    config.evaluation.min_final, config.evaluation.max_human, config.evaluation.min_accepted = 0.95, 0.3, 0.93
+    op = operating_point(config, data, logits, temperature=1.0)
+    assert op["status"] == "done" and op["threshold"] == 0.65 and op["chosen_on"] == "validation"
+    assert op["validation"]["final_with_user"] == 1.0
+    config.thresholds.clarify = 0.7  # never below the clarify threshold
+    assert operating_point(config, data, logits, temperature=1.0)["threshold"] == 0.7
+    config.evaluation.max_human = 0.2
+    assert operating_point(config, data, logits, temperature=1.0)["status"] == "none"
+    assert operating_point(config, {**data, "eval_set": "validation"}, logits, 1.0)["status"] == "skipped"
+    file_only = {"sets": {"file": ([""] * 4, LABELS)}, "eval_set": "file"}
+    assert operating_point(config, file_only, {"file": np.log(PROBS)}, 1.0)["status"] == "skipped"
 
 
 def test_detailed_metrics_per_class_confusion_and_auc():

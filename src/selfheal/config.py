@@ -229,6 +229,9 @@ class EvaluationConfig(_Section):
     seed: seed of the bootstrap.
     sweep_step: step of the accept-threshold sweep (0.5 to 1.0) in the risk-coverage table.
     examples: real inputs shown per kind (confident and right/wrong, asked, escalated).
+    min_final, max_human, min_accepted: what the operating point must give on validation: the
+        final accuracy with a correct person, the share sent to a person, the accuracy on
+        accepted (defaults: the evaluation targets).
     """
 
     bins: int = Field(15, ge=2, le=100)
@@ -236,6 +239,9 @@ class EvaluationConfig(_Section):
     seed: int = 0
     sweep_step: float = Field(0.05, gt=0, le=0.5)
     examples: int = Field(3, ge=0, le=50)
+    min_final: float = Field(0.95, ge=0, le=1)
+    max_human: float = Field(0.30, ge=0, le=1)
+    min_accepted: float = Field(0.93, ge=0, le=1)
 
 
 class Config(_Section):

@@ -135,6 +135,30 @@ def risk_coverage(
     return [selective_accuracy(labels, probs, round(start + i * step, 6)) for i in range(count)]
 
 
+def lowest_threshold(
+    sweep: list[dict[str, Any]],
+    min_final: float = TARGET_FINAL,
+    max_human: float = TARGET_ASKED,
+    min_accepted: float | None = None,
+) -> dict[str, Any] | None:
+    """The sweep point with the lowest threshold whose final accuracy with a correct person is at
+    least ``min_final`` while at most ``max_human`` of the inputs go to a person (and, if given,
+    whose accuracy on accepted is at least ``min_accepted``); ``None`` when no point does.
+
+    The lowest such threshold asks the fewest people. Choose it on validation, never on the split
+    it is reported on.
+    """
+    for point in sorted(sweep, key=lambda p: p["threshold"]):
+        if point["final_with_user"] is None or point["final_with_user"] < min_final - 1e-12:
+            continue
+        if 1 - point["coverage"] > max_human + 1e-12:
+            continue
+        if min_accepted is not None and (point["accuracy"] is None or point["accuracy"] < min_accepted):
+            continue
+        return point
+    return None
+
+
 def selective_at_coverage(labels: np.ndarray, probs: np.ndarray, coverage: float) -> dict[str, Any]:
     """Accuracy on the most confident ``coverage`` share of inputs, and the final accuracy if a
     person labelled all the others correctly.

@@ -10,7 +10,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from selfheal.evaluation.metrics import TARGET_ACCEPTED, TARGET_COVERAGE, TARGET_FINAL
+from selfheal.evaluation.metrics import TARGET_ACCEPTED, lowest_threshold
 from selfheal.labels import LABELS
 
 MODEL_NAMES = {
@@ -141,6 +141,15 @@ def _targets(m: dict[str, Any]) -> list[str]:
         "threshold by a calibrated model with these confidences. The risk-coverage table below gives it",
         "for every threshold.",
     ]
+    op = m.get("operating_point", {})
+    if any(t.get("operating_point") for t in m["targets"]):
+        out += [
+            "",
+            f"The last rows are the same targets at accept {op['threshold']:.2f}, the lowest threshold of the",
+            "*validation* sweep that meets every target there (see [Operating point](#operating-point-chosen-on-validation));",
+            "the test split played no part in choosing it. Run the app at it with",
+            f"`--set thresholds.accept={op['threshold']:.2f}`.",
+        ]
     if m["simulation"].get("status") != "done":
         out += [
             "",
@@ -309,20 +318,18 @@ def _risk_coverage(m: dict[str, Any], figures: dict[str, str]) -> list[str]:
         ]
         for p in rc["sweep"]
     ]
-    meets = [p for p in rc["sweep"] if p["accuracy"] is not None and p["accuracy"] >= TARGET_ACCEPTED]
+    meets = lowest_threshold(rc["sweep"], min_final=0.0, max_human=1.0, min_accepted=TARGET_ACCEPTED)
     needed = (
         f"The lowest threshold in the sweep with at least 93% accuracy on accepted predictions is "
-        f"{meets[0]['threshold']:.2f} (coverage {pct(meets[0]['coverage'])})."
+        f"{meets['threshold']:.2f} (coverage {pct(meets['coverage'])})."
         if meets
         else "No threshold in the sweep reaches 93% accuracy on accepted predictions."
     )
-    healed = [
-        p for p in rc["sweep"] if p["final_with_user"] >= TARGET_FINAL and p["coverage"] >= TARGET_COVERAGE
-    ]
+    healed = lowest_threshold(rc["sweep"])
     needed += " " + (
         f"The lowest with a final accuracy of at least 95% while at most 30% go to a person is "
-        f"{healed[0]['threshold']:.2f} (final {pct(healed[0]['final_with_user'])}, "
-        f"{pct(1 - healed[0]['coverage'])} to a person)."
+        f"{healed['threshold']:.2f} (final {pct(healed['final_with_user'])}, "
+        f"{pct(1 - healed['coverage'])} to a person)."
         if healed
         else "No threshold in the sweep gives a final accuracy of 95% with at most 30% going to a person."
     )
@@ -469,6 +476,66 @@ def _training_log(m: dict[str, Any]) -> list[str]:
     ]
 
 
+def _operating_point(m: dict[str, Any]) -> list[str]:
+    op = m.get("operating_point")
+    if not op:
+        return []
+    out = _section("Operating point chosen on validation", m)
+    c = op.get("criteria", {})
+    if c:
+        out += [
+            "The lowest accept threshold of the validation sweep at which, on validation, a person labelling",
+            f"everything below it correctly gives a final accuracy of at least {pct(c['min_final'], 0)}, at most",
+            f"{pct(c['max_human'], 0)} of the inputs go to a person, and the accepted predictions are at least",
+            f"{pct(c['min_accepted'], 0)} right. The lowest such threshold asks the fewest people. It is then",
+            f"measured on the {m['data']['evaluated']} split, which played no part in the choice.",
+            "",
+        ]
+    if op["status"] != "done":
+        return [*out, f"Not chosen: {op['reason']}."]
+    v, e, sim = op["validation"], op["evaluated"], op.get("simulation")
+    rows = [
+        [
+            "validation (chosen here)",
+            pct(v["accuracy"]),
+            pct(v["coverage"]),
+            pct(v["final_with_user"]),
+            pct(1 - v["coverage"]),
+        ],
+        [
+            m["data"]["evaluated"],
+            pct(e["accuracy"])
+            + (
+                f" [{pct(e['accuracy_ci95'][0])}, {pct(e['accuracy_ci95'][1])}]"
+                if e.get("accuracy_ci95")
+                else ""
+            ),
+            pct(e["coverage"]),
+            pct(e["final_with_user"])
+            if sim is None
+            else f"{pct(sim['accuracy'])} [{pct(sim['accuracy_ci95'][0])}, {pct(sim['accuracy_ci95'][1])}]"
+            " through the graph",
+            pct(1 - e["coverage"] if sim is None else sim["human_share"]),
+        ],
+    ]
+    configured = m["thresholds"]["accept"]
+    out += [
+        f"**Chosen: accept = {op['threshold']:.2f}** (configured: {configured}).",
+        "",
+        *_table(
+            ["split", "accuracy on accepted", "coverage", "final accuracy, correct user", "to a person"],
+            rows,
+        ),
+    ]
+    if op["threshold"] != configured:
+        out += [
+            "",
+            f"`config.yaml` keeps accept = {configured}; to run the app at the chosen operating point use",
+            f"`selfheal run --set thresholds.accept={op['threshold']:.2f}` (or set it in `config.yaml`).",
+        ]
+    return out
+
+
 def render_report(m: dict[str, Any], figures: dict[str, str]) -> str:
     """The Markdown report for the metrics dict ``m``; ``figures`` are links relative to the report."""
     parts = [
@@ -479,6 +546,7 @@ def render_report(m: dict[str, Any], figures: dict[str, str]) -> str:
         _fallback(m),
         _risk_coverage(m, figures),
         _simulation(m),
+        _operating_point(m),
         _examples(m),
         _training_log(m),
     ]

@@ -162,8 +162,10 @@ def simulate(
     run: Any,
     model_version: str = "",
     temperature: float = 1.0,
+    scenarios: tuple[str, ...] = tuple(SCENARIOS),
 ) -> dict[str, Any]:
-    """Run every input through the graph with no user and with a user who answers correctly."""
+    """Run every input through the graph in each of ``scenarios`` (keys of :data:`SCENARIOS`):
+    by default with no user and with a user who answers correctly."""
     from langgraph.checkpoint.memory import InMemorySaver
 
     from selfheal.evaluation.metrics import route
@@ -176,10 +178,11 @@ def simulate(
     model_labels = [LABELS[int(i)] for i in probs.argmax(axis=1)]
     expected_routes = route(probs.max(axis=1), config.thresholds.accept, config.thresholds.clarify)
     expected_routes = [{"clarify": "ask_clarify"}.get(str(r), str(r)) for r in expected_routes]
-    scenarios: dict[str, Any] = {}
+    summaries: dict[str, Any] = {}
     per_input: dict[str, list[dict[str, Any]]] = {}
     with tempfile.TemporaryDirectory(prefix="selfheal-sim-") as tmp:
-        for key, (title, short, answer) in SCENARIOS.items():
+        for key in scenarios:
+            title, short, answer = SCENARIOS[key]
             log_dir = Path(tmp) / key
             sim_config = config.model_copy(deep=True)
             sim_config.paths.log_dir = log_dir
@@ -195,7 +198,9 @@ def simulate(
                 log=log,
             )
             session = Session(services, checkpointer=InMemorySaver())
-            task = run.progress.add_task(f"simulation: {short}", total=len(texts))
+            task = run.progress.add_task(
+                f"simulation: {short}, accept {config.thresholds.accept:g}", total=len(texts)
+            )
             try:
                 results = _run_scenario(
                     session, texts, truths, answer, lambda task=task: run.progress.update(task, advance=1)
@@ -209,12 +214,13 @@ def simulate(
             summary |= {
                 "title": title,
                 "short": short,
+                "accept": config.thresholds.accept,
                 "route_mismatches": sum(
                     r["route"] != e for r, e in zip(results, expected_routes, strict=True)
                 ),
                 "logged_requests": 0 if logged is None else len(logged.requests),
             }
-            scenarios[key] = summary
+            summaries[key] = summary
             per_input[key] = [{"label": r["label"], "via": r["via"]} for r in results]
     method = [
         "Each evaluated text went through the real compiled LangGraph graph (`selfheal.session.Session`,",
@@ -228,9 +234,9 @@ def simulate(
         "question gets `y`/`n` according to the true label, and a review gets the true label.",
         "Needed a human = decided by a clarification or a review, or left pending for one.",
         "Cross-checks: routes that differ from `thresholds` applied to the batch probabilities: "
-        + ", ".join(f"{s['short']} {s['route_mismatches']}" for s in scenarios.values())
+        + ", ".join(f"{s['short']} {s['route_mismatches']}" for s in summaries.values())
         + "; requests found in the temporary `app.jsonl`: "
-        + ", ".join(f"{s['short']} {s['logged_requests']}" for s in scenarios.values())
+        + ", ".join(f"{s['short']} {s['logged_requests']}" for s in summaries.values())
         + f" (of {len(texts)}).",
     ]
-    return {"status": "done", "method": method, "scenarios": scenarios, "per_input": per_input}
+    return {"status": "done", "method": method, "scenarios": summaries, "per_input": per_input}
