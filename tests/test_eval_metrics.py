@@ -117,20 +117,20 @@ def test_operating_point_is_chosen_on_validation_only():
     from selfheal.config import Config
     from selfheal.evaluation.run import operating_point
 
-    logits = {"validation": np.log(PROBS), "test": np.log(PROBS[::-1])}
+    probs = {"validation": PROBS, "test": PROBS[::-1]}
     data = {"sets": {"validation": ([""] * 4, LABELS), "test": ([""] * 4, LABELS)}, "eval_set": "test"}
     config = Config()
     config.evaluation.min_final, config.evaluation.max_human, config.evaluation.min_accepted = 0.95, 0.3, 0.93
-    op = operating_point(config, data, logits, temperature=1.0)
+    op = operating_point(config, data, probs)
     assert op["status"] == "done" and op["threshold"] == 0.65 and op["chosen_on"] == "validation"
     assert op["validation"]["final_with_user"] == 1.0
     config.thresholds.clarify = 0.7  # never below the clarify threshold
-    assert operating_point(config, data, logits, temperature=1.0)["threshold"] == 0.7
+    assert operating_point(config, data, probs)["threshold"] == 0.7
     config.evaluation.max_human = 0.2
-    assert operating_point(config, data, logits, temperature=1.0)["status"] == "none"
-    assert operating_point(config, {**data, "eval_set": "validation"}, logits, 1.0)["status"] == "skipped"
+    assert operating_point(config, data, probs)["status"] == "none"
+    assert operating_point(config, {**data, "eval_set": "validation"}, probs)["status"] == "skipped"
     file_only = {"sets": {"file": ([""] * 4, LABELS)}, "eval_set": "file"}
-    assert operating_point(config, file_only, {"file": np.log(PROBS)}, 1.0)["status"] == "skipped"
+    assert operating_point(config, file_only, {"file": PROBS})["status"] == "skipped"
 
 
 def test_detailed_metrics_per_class_confusion_and_auc():

@@ -234,6 +234,7 @@ def evaluate(config: Config, options: EvalOptions) -> EvalOutputs:
 
     from selfheal.evaluation import plots
     from selfheal.evaluation.report import write_report
+    from selfheal.evaluation.simulate import simulate
     from selfheal.model.classifier import Classifier
 
     hf_logging.disable_progress_bar()  # the Rich bar is the only progress output
@@ -268,7 +269,8 @@ def evaluate(config: Config, options: EvalOptions) -> EvalOutputs:
         lengths = classifier.token_lengths(texts)
         raw = softmax(logits[data["eval_set"]])
         scaled = softmax(logits[data["eval_set"]], temperature)
-        probs = softmax(logits[data["eval_set"]], deployed_t)
+        deployed = {name: softmax(lg, deployed_t) for name, lg in logits.items()}  # what the app sees
+        probs = deployed[data["eval_set"]]
 
         # --- backups ---------------------------------------------------------------------------
         with run.step("loading backup models"):
@@ -288,40 +290,29 @@ def evaluate(config: Config, options: EvalOptions) -> EvalOutputs:
                     "calibration": calibration_report(labels, p, ec.bins, ec.bootstrap, ec.seed),
                 }
             fallback = {
-                name: fallback_frequency(softmax(lg, deployed_t).max(axis=1), accept, clarify)
-                for name, lg in logits.items()
+                name: fallback_frequency(p.max(axis=1), accept, clarify) for name, p in deployed.items()
             }
             status = route(probs.max(axis=1), accept, clarify)
             sweep = risk_coverage(labels, probs, 0.5, 1.0, ec.sweep_step)
             curve = risk_coverage(labels, probs, 0.5, 1.0, 0.01)
-            at_threshold = selective_accuracy(labels, probs, accept)
-            at_threshold["accuracy_ci95"] = accuracy_ci(
-                probs.argmax(axis=1) == labels, probs.max(axis=1) >= accept, ec.bootstrap, seed=ec.seed
-            )
+            at_threshold = _selective_with_ci(labels, probs, accept, config)
             at_coverage = [selective_at_coverage(labels, probs, c) for c in COVERAGES]
 
         # --- the self-healing simulation through the real graph ---------------------------------
         if options.simulate:
-            from selfheal.evaluation.simulate import simulate
-
             sim = simulate(config, texts, labels, probs, backup_probs, run, classifier.version, deployed_t)
         else:
             sim = {"status": "skipped", "reason": "--no-simulation"}
         per_input = sim.pop("per_input", {})
 
         # --- the operating point: chosen on validation, checked on the evaluated split ----------
-        operating = operating_point(config, data, logits, deployed_t)
+        operating = operating_point(config, data, deployed)
         if operating["status"] == "done":
             t = operating["threshold"]
-            operating["evaluated"] = selective_accuracy(labels, probs, t)
-            operating["evaluated"]["accuracy_ci95"] = accuracy_ci(
-                probs.argmax(axis=1) == labels, probs.max(axis=1) >= t, ec.bootstrap, seed=ec.seed
-            )
+            operating["evaluated"] = _selective_with_ci(labels, probs, t, config)
             if sim.get("status") == "done" and t == accept:
                 operating["simulation"] = sim["scenarios"]["user"]
             elif sim.get("status") == "done":
-                from selfheal.evaluation.simulate import simulate
-
                 at_t = config.model_copy(deep=True)
                 at_t.thresholds.accept = t
                 operating["simulation"] = simulate(
@@ -339,7 +330,7 @@ def evaluate(config: Config, options: EvalOptions) -> EvalOutputs:
                     reports_dir / RELIABILITY_PNG,
                 ),
                 "confidence_histogram": plots.confidence_histogram(
-                    [(name, softmax(lg, deployed_t).max(axis=1)) for name, lg in logits.items()],
+                    [(name, p.max(axis=1)) for name, p in deployed.items()],
                     (accept, clarify),
                     reports_dir / HISTOGRAM_PNG,
                 ),
@@ -398,14 +389,25 @@ def evaluate(config: Config, options: EvalOptions) -> EvalOutputs:
     return EvalOutputs(metrics_json, report_path, figures, metrics)
 
 
-def operating_point(
-    config: Config, data: dict[str, Any], logits: dict[str, np.ndarray], temperature: float
+def _selective_with_ci(
+    labels: np.ndarray, probs: np.ndarray, threshold: float, config: Config
 ) -> dict[str, Any]:
+    """:func:`selective_accuracy` at ``threshold`` with the bootstrap interval of its accuracy."""
+    ec = config.evaluation
+    out = selective_accuracy(labels, probs, threshold)
+    out["accuracy_ci95"] = accuracy_ci(
+        probs.argmax(axis=1) == labels, probs.max(axis=1) >= threshold, ec.bootstrap, seed=ec.seed
+    )
+    return out
+
+
+def operating_point(config: Config, data: dict[str, Any], probs: dict[str, np.ndarray]) -> dict[str, Any]:
     """The lowest accept threshold of the validation sweep (``evaluation.sweep_step``, from
     ``thresholds.clarify`` up) meeting ``evaluation.min_final`` (final accuracy with correct
     clarifications), ``max_human`` (share to a person) and ``min_accepted`` (accuracy on accepted)
     there; by default the evaluation targets: 95%, 30%, 93%.
 
+    ``probs`` are each split's probabilities as the app computes them (deployed temperature).
     Chosen on validation only, so it can be reported honestly on the test split. Skipped when
     validation is the evaluated split (the choice would be judged on the data that made it) or
     when a ``--data`` file is evaluated (the validation split is not loaded).
@@ -423,7 +425,7 @@ def operating_point(
             "reason": "it is chosen on the validation split, the split evaluated here",
         }
     _, val_labels = data["sets"]["validation"]
-    sweep = risk_coverage(val_labels, softmax(logits["validation"], temperature), 0.5, 1.0, ec.sweep_step)
+    sweep = risk_coverage(val_labels, probs["validation"], 0.5, 1.0, ec.sweep_step)
     point = lowest_threshold([p for p in sweep if p["threshold"] >= clarify], **criteria)
     if point is None:
         return {
@@ -441,9 +443,38 @@ def operating_point(
     }
 
 
+def _accepted_row(selective: dict[str, Any], where: str) -> dict[str, Any]:
+    """The accuracy-on-accepted target row for a :func:`_selective_with_ci` result."""
+    return {
+        "target": f"accuracy on auto-accepted >= 93% {where}",
+        "value": selective["accuracy"],
+        "ci95": selective["accuracy_ci95"],
+        "met": selective["accuracy"] is not None and selective["accuracy"] >= TARGET_ACCEPTED,
+    }
+
+
+def _healing_rows(user: dict[str, Any], where: str = "") -> list[dict[str, Any]]:
+    """The final-accuracy and needed-a-person target rows for a simulated correct user."""
+    return [
+        {
+            "target": f"final accuracy with correct clarifications >= 95%{where}",
+            "value": user["accuracy"],
+            "ci95": user["accuracy_ci95"],
+            "met": user["accuracy"] >= TARGET_FINAL,
+        },
+        {
+            "target": f"inputs that needed a person (clarification or review) <= 30%{where}",
+            "value": user["human_share"],
+            "met": user["human_share"] <= TARGET_ASKED,
+        },
+    ]
+
+
 def targets(metrics: dict[str, Any]) -> list[dict[str, Any]]:
     """The issue's targets, each with the measured value, whether it is met, and ``bound``: what
-    the same model allows whatever the threshold or temperature (see :func:`target_bounds`)."""
+    the same model allows whatever the threshold or temperature (see :func:`target_bounds`).
+    When the operating point chosen on validation differs from the configured threshold, its
+    rows (``operating_point: True``) follow."""
     at = metrics["risk_coverage"]["at_threshold"]
     scaled = metrics["calibration"]["scaled"]
     bounds = target_bounds(metrics)
@@ -455,13 +486,7 @@ def targets(metrics: dict[str, Any]) -> list[dict[str, Any]]:
             "met": scaled["ece"] <= TARGET_ECE,
             "bound": bounds["ece"],
         },
-        {
-            "target": f"accuracy on auto-accepted >= 93% at threshold {at['threshold']}",
-            "value": at["accuracy"],
-            "ci95": at["accuracy_ci95"],
-            "met": at["accuracy"] is not None and at["accuracy"] >= TARGET_ACCEPTED,
-            "bound": bounds["accepted_accuracy"],
-        },
+        _accepted_row(at, f"at threshold {at['threshold']}") | {"bound": bounds["accepted_accuracy"]},
         {
             "target": f"coverage >= 70% at threshold {at['threshold']}",
             "value": at["coverage"],
@@ -470,46 +495,13 @@ def targets(metrics: dict[str, Any]) -> list[dict[str, Any]]:
     ]
     user = metrics["simulation"].get("scenarios", {}).get("user")
     if user is not None:
-        rows += [
-            {
-                "target": "final accuracy with correct clarifications >= 95%",
-                "value": user["accuracy"],
-                "ci95": user["accuracy_ci95"],
-                "met": user["accuracy"] >= TARGET_FINAL,
-                "bound": bounds["final_accuracy"],
-            },
-            {
-                "target": "inputs that needed a person (clarification or review) <= 30%",
-                "value": user["human_share"],
-                "met": user["human_share"] <= TARGET_ASKED,
-            },
-        ]
+        final, human = _healing_rows(user)
+        rows += [final | {"bound": bounds["final_accuracy"]}, human]
     op = metrics.get("operating_point", {})
     if "simulation" in op and op["threshold"] != at["threshold"]:
         where = f"at accept {op['threshold']:.2f} (chosen on validation)"
-        rows += [
-            {
-                "target": f"final accuracy with correct clarifications >= 95% {where}",
-                "value": op["simulation"]["accuracy"],
-                "ci95": op["simulation"]["accuracy_ci95"],
-                "met": op["simulation"]["accuracy"] >= TARGET_FINAL,
-                "operating_point": True,
-            },
-            {
-                "target": f"inputs that needed a person <= 30% {where}",
-                "value": op["simulation"]["human_share"],
-                "met": op["simulation"]["human_share"] <= TARGET_ASKED,
-                "operating_point": True,
-            },
-            {
-                "target": f"accuracy on auto-accepted >= 93% {where}",
-                "value": op["evaluated"]["accuracy"],
-                "ci95": op["evaluated"]["accuracy_ci95"],
-                "met": op["evaluated"]["accuracy"] is not None
-                and op["evaluated"]["accuracy"] >= TARGET_ACCEPTED,
-                "operating_point": True,
-            },
-        ]
+        op_rows = [*_healing_rows(op["simulation"], f" {where}"), _accepted_row(op["evaluated"], where)]
+        rows += [row | {"operating_point": True} for row in op_rows]
     return rows
 
 

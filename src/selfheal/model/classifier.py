@@ -131,7 +131,7 @@ class Classifier:
 
     def is_truncated(self, text: str) -> bool:
         """Whether ``text`` is longer than the model's input limit (it will be cut)."""
-        return len(self.tokenizer(text, truncation=False)["input_ids"]) > self.max_length
+        return bool(self.token_lengths([text])[0] > self.max_length)
 
     def token_lengths(self, texts: list[str]) -> np.ndarray:
         """Tokens per text before truncation (special tokens included)."""
