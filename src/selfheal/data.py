@@ -148,9 +148,10 @@ def hub_reachable(timeout: float = 3.0) -> bool:
         return False
     from huggingface_hub import constants
 
-    host = urlparse(constants.ENDPOINT).hostname or ""
+    url = urlparse(constants.ENDPOINT)
+    port = url.port or (80 if url.scheme == "http" else 443)
     try:
-        with socket.create_connection((host, 443), timeout=timeout):
+        with socket.create_connection((url.hostname or "", port), timeout=timeout):
             return True
     except OSError:
         return False

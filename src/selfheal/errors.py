@@ -9,10 +9,12 @@ from selfheal.config import ConfigError
 from selfheal.data import DataError
 from selfheal.inputs import InputError
 from selfheal.model.checkpoint import ModelError
+from selfheal.model.hub import HubError
 
 USER_ERRORS: tuple[type[Exception], ...] = (
     ConfigError,
     DataError,
+    HubError,
     InputError,
     ModelError,
     FileNotFoundError,
@@ -28,4 +30,12 @@ def exit_on_user_error(main: Callable[[], object]) -> None:
         sys.exit(f"error: {exc}")
 
 
-__all__ = ["USER_ERRORS", "ConfigError", "DataError", "InputError", "ModelError", "exit_on_user_error"]
+__all__ = [
+    "USER_ERRORS",
+    "ConfigError",
+    "DataError",
+    "HubError",
+    "InputError",
+    "ModelError",
+    "exit_on_user_error",
+]

@@ -7,12 +7,13 @@ from pathlib import Path
 from typing import Any
 
 from selfheal.config import Config
-from selfheal.model.checkpoint import BUNDLED_BASE
+from selfheal.model.checkpoint import BUNDLED_BASE, ModelError
 
 RECIPE_SEARCH_FILE = Path("reports/recipe_search.json")
 TRIAL_ENSEMBLES_FILE = Path("reports/trial_ensembles.json")
 EMBEDDER_LAYERS_FILE = Path("reports/embedder_layers.json")
 ENSEMBLE_ROWS = 5  # best combinations by validation accuracy shown in the card
+CARD_FILE = "README.md"
 
 
 def _pct(value: float) -> str:
@@ -254,9 +255,35 @@ def write_model_card(
         "  critics, early 2000s films). Not for decisions about people.",
         "",
     ]
-    path = Path(directory) / "README.md"
+    path = Path(directory) / CARD_FILE
     path.write_text("\n".join(front + body), encoding="utf-8")
     return path
+
+
+def card_metadata(directory: Path) -> dict[str, Any]:
+    """The Hugging Face metadata (YAML front matter) of a checkpoint's model card.
+
+    Raises :class:`ModelError` when the card is missing or has no front matter: regenerate it with
+    :func:`rewrite_model_card` rather than editing it by hand.
+    """
+    import yaml
+
+    path = Path(directory) / CARD_FILE
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ModelError(f"no model card at {path}: {exc.strerror or exc}") from None
+    head, sep, _ = text.removeprefix("---\n").partition("\n---\n")
+    try:
+        meta = yaml.safe_load(head) if text.startswith("---\n") and sep else None
+    except yaml.YAMLError:
+        meta = None
+    if not isinstance(meta, dict):
+        raise ModelError(
+            f"the model card {path} has no Hugging Face metadata front matter; regenerate it with "
+            "selfheal.model.card.rewrite_model_card"
+        )
+    return meta
 
 
 def rewrite_model_card(
