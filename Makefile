@@ -4,8 +4,16 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 ARGS   ?=
+# Lint tools for the Dockerfile and the CI workflow, in their own venv (requirements-tools.txt).
+TOOLS  := .venv-tools
+TOOLS_STAMP := $(TOOLS)/.installed
+# Container image: DOCKER=podman works too; TORCH_INDEX = PyTorch's CPU-only wheel index.
+DOCKER ?= docker
+IMAGE  ?= selfheal
+TORCH_INDEX ?=
 
-.PHONY: help install run run-cli train ship eval stats test lint format bench clean
+.PHONY: help install run run-cli train ship eval stats test lint format bench clean \
+	package-model docker-build docker-run
 
 help:  ## list targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
@@ -20,6 +28,11 @@ $(STAMP): requirements.txt requirements-nodeps.txt pyproject.toml
 	@touch $(STAMP)
 
 install: $(STAMP)  ## create .venv and install everything (once)
+
+$(TOOLS_STAMP): requirements-tools.txt
+	@test -x $(TOOLS)/bin/python || $(PYTHON) -m venv $(TOOLS)
+	$(TOOLS)/bin/python -m pip install -q -r requirements-tools.txt
+	@touch $(TOOLS_STAMP)
 
 run: install  ## interactive CLI on the shipped model
 	$(BIN)/selfheal run $(ARGS)
@@ -41,9 +54,24 @@ stats: install  ## fallback analytics from logs/app.jsonl
 test: install  ## run the test suite
 	$(BIN)/python -m pytest -q $(ARGS)
 
-lint: install  ## ruff lint + format check
+lint: install $(TOOLS_STAMP)  ## ruff, hadolint Dockerfile, CI workflow schema, environment.yml up to date
 	$(BIN)/ruff check src tests scripts benchmarks
 	$(BIN)/ruff format --check src tests scripts benchmarks
+	$(TOOLS)/bin/hadolint Dockerfile
+	$(TOOLS)/bin/check-jsonschema --builtin-schema vendor.github-workflows .github/workflows/ci.yml
+	$(BIN)/python scripts/make_environment.py --check
+
+environment.yml: requirements.txt requirements-nodeps.txt scripts/make_environment.py  ## regenerate the conda file
+	$(BIN)/python scripts/make_environment.py
+
+package-model: install  ## the shipped model as dist/selfheal-<version>.zip (ARGS="--set paths.checkpoint=runs/latest")
+	$(BIN)/selfheal package-model $(ARGS)
+
+docker-build:  ## build the container image (DOCKER=podman, TORCH_INDEX=<CPU wheel index>, ARGS=extra flags)
+	$(DOCKER) build $(if $(TORCH_INDEX),--build-arg PIP_EXTRA_INDEX_URL=$(TORCH_INDEX)) -t $(IMAGE) $(ARGS) .
+
+docker-run:  ## the interactive CLI in the container
+	$(DOCKER) run -it --rm $(IMAGE)
 
 format: install  ## apply ruff fixes and formatting
 	$(BIN)/ruff check --fix src tests scripts benchmarks
