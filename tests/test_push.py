@@ -28,6 +28,8 @@ from selfheal.model.checkpoint import shipped_checkpoint
 from selfheal.model.package import SUMS_FILE, package_files, sha256_file
 
 REPO_ID = "someone/selfheal-sentiment"
+# Offline switches and any token of the machine's user: the test's subprocess sets its own.
+DROPPED = {"HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "HF_TOKEN", "HF_TOKEN_PATH", "HUGGING_FACE_HUB_TOKEN"}
 
 
 class HubStandIn(BaseHTTPRequestHandler):
@@ -103,9 +105,7 @@ def hub():
 
 def hub_env(tmp_path: Path, endpoint: str, token: str | None = "hf_standin_token") -> dict[str, str]:
     """The environment of a user who is online: no offline switches, a token, this endpoint."""
-    env = {
-        k: v for k, v in os.environ.items() if k not in {"HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "HF_TOKEN"}
-    }
+    env = {k: v for k, v in os.environ.items() if k not in DROPPED}
     env.update(
         HF_ENDPOINT=endpoint, HF_HOME=str(tmp_path / "hf-home"), NO_COLOR="1", HF_HUB_DISABLE_TELEMETRY="1"
     )
