@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 ARGS   ?=
 
-.PHONY: help install run run-cli train ship eval stats test lint format bench clean
+.PHONY: help install run run-cli train ship eval stats test lint format bench demo demo-gif clean
 
 help:  ## list targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
@@ -51,6 +51,16 @@ format: install  ## apply ruff fixes and formatting
 
 bench: install  ## time to the first prompt vs baselines measured in the same run
 	$(BIN)/python benchmarks/bench_startup.py $(ARGS)
+
+$(VENV)/.demo-installed: requirements-demo.txt $(STAMP)
+	$(BIN)/python -m pip install -q -r requirements-demo.txt
+	@touch $@
+
+demo: install $(VENV)/.demo-installed  ## record demos/demo.cast (real CLI in asciinema rec) and demos/demo.gif
+	$(BIN)/python scripts/record_demo.py --gif demos/demo.gif $(ARGS)
+
+demo-gif: install $(VENV)/.demo-installed  ## re-render demos/demo.gif from demos/demo.cast
+	$(BIN)/python scripts/record_demo.py --render-only --gif demos/demo.gif
 
 clean:  ## remove caches (keeps .venv, logs and checkpoints)
 	rm -rf .pytest_cache .ruff_cache build src/*.egg-info
