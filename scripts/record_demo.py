@@ -15,6 +15,7 @@ case, question, answer, final label) out of the cast and renders it with ``agg``
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import os
 import random
@@ -99,63 +100,54 @@ def run_demo(typist: Typist) -> None:
     # 1. Intro and problem
     t.say(
         "selfheal: a movie-review sentiment classifier that knows when it is unsure.",
-        "The problem: a classifier that guesses silently is wrong silently.",
-        "selfheal accepts confident answers, asks you when it is unsure, and logs every decision.",
+        "A classifier that guesses silently is wrong silently: selfheal asks you instead.",
     )
-    t.pause(1.0)
     # 2. The architecture and the nodes
     t.clear()
-    t.say("The graph: four LangGraph nodes (README.md, section Architecture).")
-    t.shell("sed -n '/^## Architecture/,/^The graph/p' README.md", read=9.0)
-    t.say("The same graph as LangGraph itself draws it (Mermaid):")
-    t.shell("selfheal graph", read=6.0)
+    t.say("The graph: four LangGraph nodes (README.md)")
+    t.shell("sed -n '/^## Architecture/,/^The graph/p' README.md", read=7.0)
+    t.shell("selfheal graph", read=4.0)
     # 3. The CLI: a confident case, then an unsure one that asks (the GIF starts at this clear)
     t.clear()
     t.say("A scratch log directory, so that logs/ is left alone:")
-    t.shell("export LOGS=$(mktemp -d)", read=0.8)
+    t.shell("export LOGS=$(mktemp -d)", read=0.5)
     t.type(f"selfheal run {SETS}")
     child.expect_exact(TEXT_PROMPT, timeout=60)
-    t.pause(1.2)
+    t.pause(1.0)
     t.type(CONFIDENT)
     child.expect_exact("Final Label: ", timeout=300)
     child.expect_exact(TEXT_PROMPT)
-    t.pause(3.5)
+    t.pause(3.0)
     t.type(UNSURE)
     child.expect_exact("(y/n)", timeout=120)
     child.expect_exact("> ")
-    t.pause(3.0)
+    t.pause(2.5)
     t.type(ANSWER)
     child.expect_exact("Final Label: ")
     child.expect_exact(TEXT_PROMPT)
-    t.pause(4.0)
+    t.pause(3.0)
     t.type("quit")
     child.expect_exact(SHELL_PROMPT, timeout=60)
-    t.pause(3.0)
+    t.pause(2.0)
     # 4. The log
     t.clear()
-    t.say(
-        "Every decision is one JSON line appended to $LOGS/app.jsonl, the accepted one and the clarified one:"
-    )
-    t.shell("tail -n 2 $LOGS/app.jsonl | cut -c 1-126", read=5.0)
-    t.say("The last record in full, with the question and the answer:")
-    t.shell("tail -n 1 $LOGS/app.jsonl | python -m json.tool", read=10.0)
+    t.say("One JSON line per decision:")
+    t.shell("tail -n 2 $LOGS/app.jsonl | cut -c 1-126", read=4.0)
+    t.say("The clarified one in full:")
+    t.shell("tail -n 1 $LOGS/app.jsonl | python -m json.tool", read=8.0)
     # 5. Fallback analytics
     t.clear()
-    t.shell("selfheal stats --set paths.log_dir=$LOGS", read=10.0)
+    t.say("Fallback analytics from the log:")
+    t.shell("selfheal stats --set paths.log_dir=$LOGS", read=8.0)
     # 6. The model card and the training figures
     t.clear()
-    t.say("The model card ships with the checkpoint, with its test scores:")
-    t.shell("head -n 17 src/selfheal/checkpoints/default/README.md", read=6.0)
-    t.say("The training run's figures, per epoch:")
-    t.shell("selfheal eval --training-log", read=6.0)
+    t.say("The model card and the training figures:")
+    t.shell("head -n 17 src/selfheal/checkpoints/default/README.md", read=4.0)
+    t.shell("selfheal eval --training-log", read=5.0)
     # 7. How to reproduce
     t.clear()
-    t.say(
-        "Reproduce: make run    (installs .venv, then this interactive loop on the shipped model)",
-        "           make train  (retrain with config.yaml), then make eval (EVALUATION.md)",
-        "           make demo   (this recording, demos/demo.cast, and demos/demo.gif)",
-    )
-    t.pause(2.0)
+    t.say("Reproduce: make run (this loop), make train, make eval, make demo (this recording)")
+    t.pause(1.0)
     t.type("exit")
     child.expect(pexpect.EOF, timeout=60)
 
@@ -187,6 +179,8 @@ def shell_env(work: Path) -> dict[str, str]:
 
 def record(out: Path, fast: bool, work: Path) -> Path:
     """Record the demo with ``asciinema rec`` into ``out``."""
+    if importlib.util.find_spec("asciinema") is None:
+        raise SystemExit(f"asciinema is not installed for {sys.executable}: see requirements.txt")
     cast = work / "demo.cast"
     command = [sys.executable, "-m", "asciinema", "rec", "--overwrite", "--quiet"]
     command += ["--cols", str(COLS), "--rows", str(ROWS), "--title", "selfheal demo"]

@@ -19,6 +19,7 @@ def load_recorder():
     spec = importlib.util.spec_from_file_location("record_demo", REPO / "scripts" / "record_demo.py")
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # its dataclass looks its module up there
     spec.loader.exec_module(module)
     return module
 
