@@ -177,8 +177,8 @@ def shell_env(work: Path) -> dict[str, str]:
     return env
 
 
-def record(out: Path, fast: bool, work: Path) -> Path:
-    """Record the demo with ``asciinema rec`` into ``out``."""
+def record(fast: bool, work: Path) -> Path:
+    """Record the demo with ``asciinema rec``; the cast, in ``work``."""
     if importlib.util.find_spec("asciinema") is None:
         raise SystemExit(f"asciinema is not installed for {sys.executable}: see requirements.txt")
     cast = work / "demo.cast"
@@ -202,9 +202,7 @@ def record(out: Path, fast: bool, work: Path) -> Path:
         child.close()
     if child.exitstatus != 0:
         raise SystemExit(f"asciinema rec exited with {child.exitstatus} (signal {child.signalstatus})")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(cast, out)
-    return out
+    return cast
 
 
 def read_cast(path: Path) -> tuple[dict, list[list]]:
@@ -273,12 +271,15 @@ def main() -> None:
     work.mkdir(parents=True, exist_ok=True)
     work = work.resolve()
     if not args.render_only:
-        record(args.out, args.fast, work)
-    duration = describe(args.out)
+        cast = record(args.fast, work)
+        duration = describe(cast)
+        if not args.fast and not 120 <= duration <= 240:
+            raise SystemExit(f"{args.out} left alone: the demo lasts {duration:.0f} s, not 2-4 min")
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(cast, args.out)
+        print(f"copied to {args.out}")
     if args.gif:
         render_gif(args.out, args.gif, work)
-    if not args.fast and not args.render_only and not 120 <= duration <= 240:
-        raise SystemExit(f"the demo lasts {duration:.0f} s, outside 2-4 minutes: adjust the pauses")
 
 
 if __name__ == "__main__":

@@ -40,7 +40,7 @@ def test_fast_recording_has_the_dialogue_and_the_log_lines(tmp_path: Path) -> No
         timeout=600,
     )
     assert result.returncode == 0, result.stdout + result.stderr
-    assert f"wrote {cast}: 128x36," in result.stdout
+    assert f"wrote {work / 'demo.cast'}: 128x36," in result.stdout and f"copied to {cast}" in result.stdout
 
     header, events = demo.read_cast(cast)
     assert header["version"] == 2 and (header["width"], header["height"]) == (demo.COLS, demo.ROWS)
