@@ -12,7 +12,7 @@ DOCKER ?= docker
 IMAGE  ?= selfheal
 TORCH_INDEX ?=
 
-.PHONY: help install run run-cli train ship eval stats test lint format bench clean \
+.PHONY: help install run run-cli train ship eval stats test lint format bench demo demo-gif clean \
 	package-model docker-build docker-run
 
 help:  ## list targets
@@ -79,6 +79,16 @@ format: install  ## apply ruff fixes and formatting
 
 bench: install  ## time to the first prompt vs baselines measured in the same run
 	$(BIN)/python benchmarks/bench_startup.py $(ARGS)
+
+$(VENV)/.demo-installed: requirements-demo.txt $(STAMP)
+	$(BIN)/python -m pip install -q -r requirements-demo.txt
+	@touch $@
+
+demo: install $(VENV)/.demo-installed  ## record demos/demo.cast (real CLI in asciinema rec) and demos/demo.gif
+	$(BIN)/python scripts/record_demo.py --gif demos/demo.gif $(ARGS)
+
+demo-gif: install $(VENV)/.demo-installed  ## re-render demos/demo.gif from demos/demo.cast
+	$(BIN)/python scripts/record_demo.py --render-only --gif demos/demo.gif
 
 clean:  ## remove caches (keeps .venv, logs and checkpoints)
 	rm -rf .pytest_cache .ruff_cache build src/*.egg-info
