@@ -15,6 +15,7 @@ from selfheal.config import ConfigError, load_config
 from selfheal.evaluation.metrics import wilson_lower
 from selfheal.evaluation.run import apply_no_person_rule, fit_no_person_rule
 from selfheal.model.backup import no_person_rule, rule_passes
+from selfheal.terminal import update_lines
 
 VOTERS = ["vader", "embedding"]
 
@@ -176,3 +177,8 @@ def test_rule_that_fails_leaves_the_request_pending(session, settings, reason):
     assert backup["decided_without_person"] is False and backup["rule"]["reason"].startswith(reason)
     assert record["final_decision"] == {"label": None, "via": "pending_review"}
     assert outcome.pending_review
+    # what a person at the terminal is told: the backups agree, but not enough to decide alone
+    (line,) = update_lines("FallbackNode", {"stage": "review", "fallback": record["fallback"]})
+    assert line.endswith(
+        f"agree with the model, but too weakly to decide without a person ({backup['rule']['reason']})"
+    )
