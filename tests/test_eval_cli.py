@@ -98,6 +98,29 @@ def test_eval_writes_metrics_figures_and_report(evaluated, tiny_run):
     assert user["accuracy_ci95"][0] <= user["accuracy"] <= user["accuracy_ci95"][1]
     assert "pending_review" not in user["via"] or user["via"]["pending_review"] == 0
 
+    # Per final route with nobody answering: shares add up, the model route is the accepted set,
+    # and the graph's backup_model route is exactly what the no-person rule gives on the arrays.
+    no_user, no_person = sim["scenarios"]["no_user"], metrics["no_person"]
+    routes = no_user["routes"]
+    assert sum(r["n"] for r in routes.values()) == n and routes["pending_review"]["accuracy"] is None
+    assert routes["model"]["n"] == at["accepted"] and routes["model"]["accuracy"] == pytest.approx(
+        at["accuracy"]
+    )
+    assert routes["user_clarification"]["n"] == routes["human_review"]["n"] == 0
+    assert routes["backup_model"]["n"] == no_person["evaluated"]["decided"]
+    assert no_user["pending_share"] == pytest.approx(no_person["evaluated"]["pending_share"])
+    assert no_person["configured"]["voters"] == ["vader", "embedding"]  # tfidf is in the ensemble
+    assert set(no_person["backups_on_unsure"]) == {"tfidf", "vader", "embedding"}
+    fit = no_person["fit"]
+    assert fit["status"] in ("done", "none") and fit["criteria"] == {"min_accuracy": 0.93, "level": 0.9}
+    if fit["status"] == "done":
+        assert fit["chosen_on"] == "validation" and fit["validation"]["lower_bound"] >= 0.93
+    no_person_rows = [t for t in metrics["targets"] if "nobody answering" in t["target"]]
+    assert [t["value"] for t in no_person_rows] == [
+        routes["backup_model"]["accuracy"],
+        no_user["pending_share"],
+    ]
+
     op = metrics["operating_point"]
     assert op["status"] == "done" and op["chosen_on"] == "validation"
     assert op["criteria"] == {"min_final": 1.0, "max_human": 1.0, "min_accepted": 0.0}
@@ -126,6 +149,7 @@ def test_eval_writes_metrics_figures_and_report(evaluated, tiny_run):
         "## Fallback frequency",
         "## Risk-coverage",
         "## Self-healing",
+        "## Final routes, and the no-person route",
         "## Real examples",
         "## Training run",
     ):
@@ -136,6 +160,7 @@ def test_eval_writes_metrics_figures_and_report(evaluated, tiny_run):
     assert f"{100 * primary['accuracy']:.1f}%" in report
     assert "Produced by `selfheal eval --config" in report
     assert "primary accuracy" in output and "wrote" in output and "what this model allows" in output
+    assert "nobody answering, per route: model" in output and "no-person rule" in output
     # The simulation logged to a temporary directory: no logs/ or clarified examples were written.
     assert not (tmp / "logs").exists() and not (tmp / "data").exists()
 

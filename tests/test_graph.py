@@ -26,17 +26,16 @@ TEXT = "The movie was painfully slow and boring."
 class FixedBackup:
     """A backup voter that always names ``label`` (to force agreement or disagreement)."""
 
-    names = ("fixed",)
-
-    def __init__(self, label: str) -> None:
+    def __init__(self, label: str, names: tuple[str, ...] = ("fixed",)) -> None:
         self.label = label
+        self.names = names
 
     def predict(self, text: str) -> dict:
         probs = {name: (0.9 if name == self.label else 0.1) for name in ("Negative", "Positive")}
         return {
             "label": self.label,
             "probs": probs,
-            "models": {"fixed": {"label": self.label, "probs": probs}},
+            "models": {name: {"label": self.label, "probs": probs} for name in self.names},
         }
 
 
@@ -126,14 +125,16 @@ def test_unclear_answer_is_asked_once_more_then_backups(session):
 
 def test_escalation_agreeing_backup_decides(session):
     thresholds(session, accept=1.0, clarify=1.0)
+    session.config.backup.decide = True  # the no-person rule on, with voters that back the model at 0.9
     predicted = session.services.classifier.predict([TEXT])[0].label
-    session.services.backups = FixedBackup(predicted)
+    session.services.backups = FixedBackup(predicted, ("vader", "embedding"))
     outcome = session.start(TEXT, interactive=False)
     assert outcome.done
     (record,) = records(session)
     assert record["confidence_check"]["status"] == "VERY_LOW"
     assert record["fallback"]["strategy"] == "escalate" and record["fallback"]["question"] is None
     assert record["fallback"]["backup"]["agree"] is True
+    assert record["fallback"]["backup"]["decided_without_person"] is True
     assert record["final_decision"] == {"label": predicted, "via": "backup_model"}
 
 

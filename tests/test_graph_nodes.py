@@ -110,10 +110,9 @@ def test_fallback_backup_step_runs_the_real_backups(services):
     backup = update["fallback"]["backup"]
     assert set(backup["models"]) == {"tfidf", "vader", "embedding"}
     assert backup["label"] in LABELS and backup["agree"] == (backup["label"] == "Positive")
-    if backup["agree"]:
-        assert (update["stage"], update["via"], update["final_label"]) == ("done", "backup_model", "Positive")
-    else:
-        assert update["stage"] == "review" and "via" not in update
+    # config.yaml's no-person rule is off (backup.decide: false): a person decides either way
+    assert backup["rule"]["reason"] == "disabled" and backup["decided_without_person"] is False
+    assert update["stage"] == "review" and "via" not in update
 
 
 def test_fallback_review_without_a_person_is_pending(services):

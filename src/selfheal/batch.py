@@ -1,7 +1,7 @@
 """``selfheal classify``: non-interactive decisions for texts, a file or stdin.
 
-Never waits for input: a request the model is unsure about goes to the backup models, and if
-they disagree it is logged as pending and left for ``selfheal review``.
+Never waits for input: a request the model is unsure about goes to the backup models, and unless
+the no-person rule (``backup.*``) holds it is logged as pending and left for ``selfheal review``.
 """
 
 from __future__ import annotations

@@ -214,7 +214,7 @@ def classify(
     accept: AcceptOption = None,
     clarify: ClarifyOption = None,
 ) -> None:
-    """Classify texts without asking anyone; unsure disagreements wait for `selfheal review`."""
+    """Classify texts without asking anyone; unsure requests wait for `selfheal review` unless the no-person rule holds."""
     from selfheal.batch import classify as classify_texts
 
     cfg = get_config(config, overrides, {"thresholds.accept": accept, "thresholds.clarify": clarify})

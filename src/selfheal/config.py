@@ -180,18 +180,42 @@ class BackupConfig(_Section):
         ``embedding`` (zero-shot cosine similarity of MiniLM embeddings to label descriptions),
         ``zero_shot`` (Hugging Face NLI pipeline; needs ``zero_shot_model``).
     zero_shot_model: local path or id of an NLI model for the ``zero_shot`` backup.
+    decide, voters, min_voter_prob, min_confidence: the no-person rule. When nobody answers, the
+        label is given without a person only if ``decide`` is true, the model's confidence is at
+        least ``min_confidence`` and every backup in ``voters`` (``null``: every backup in
+        ``models`` but ``tfidf``, a member of the primary ensemble) gives the model's label a
+        probability of at least ``min_voter_prob``; otherwise the request waits for review. The
+        values are fitted on the validation split by ``selfheal eval`` (see
+        :func:`selfheal.model.backup.no_person_rule`).
     """
 
     models: list[Literal["tfidf", "vader", "embedding", "zero_shot"]] = Field(
         default_factory=lambda: ["tfidf", "vader", "embedding"], min_length=1
     )
     zero_shot_model: str | None = None
+    decide: bool = False
+    voters: list[Literal["tfidf", "vader", "embedding", "zero_shot"]] | None = None
+    min_voter_prob: float = Field(0.5, ge=0.5, le=1)
+    min_confidence: float = Field(0.5, ge=0.5, le=1)
 
     @model_validator(mode="after")
     def _zero_shot_needs_model(self) -> BackupConfig:
         if "zero_shot" in self.models and not self.zero_shot_model:
             raise ValueError("backup.models includes zero_shot but backup.zero_shot_model is not set")
+        missing = [name for name in self.voters or [] if name not in self.models]
+        if missing:
+            raise ValueError(f"backup.voters {missing} must also be in backup.models {self.models}")
+        if self.voters is not None and len(set(self.voters)) != len(self.voters):
+            raise ValueError(f"backup.voters lists a model twice: {self.voters}")
         return self
+
+    @property
+    def voter_names(self) -> list[str]:
+        """The voters of the no-person rule: ``voters``, or (``null``) every backup in ``models``
+        except ``tfidf``, which is a member of the primary ensemble."""
+        if self.voters is not None:
+            return list(self.voters)
+        return [name for name in self.models if name != "tfidf"]
 
 
 class InputConfig(_Section):
@@ -234,6 +258,9 @@ class EvaluationConfig(_Section):
     min_final, max_human, min_accepted: what the operating point must give on validation: the
         final accuracy with a correct person, the share sent to a person, the accuracy on
         accepted (defaults: the evaluation targets).
+    no_person_min_accuracy, no_person_level: what the no-person rule (``backup.*``) must give on
+        validation: the one-sided Wilson lower bound, at confidence ``no_person_level``, of the
+        accuracy of the labels it gives without a person must be at least ``no_person_min_accuracy``.
     """
 
     bins: int = Field(15, ge=2, le=100)
@@ -244,6 +271,8 @@ class EvaluationConfig(_Section):
     min_final: float = Field(0.95, ge=0, le=1)
     max_human: float = Field(0.30, ge=0, le=1)
     min_accepted: float = Field(0.93, ge=0, le=1)
+    no_person_min_accuracy: float = Field(0.93, ge=0, le=1)
+    no_person_level: float = Field(0.90, ge=0.5, lt=1)
 
 
 class Config(_Section):

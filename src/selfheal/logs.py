@@ -17,7 +17,8 @@ Record schema (one line per decision; every key is always present)::
                         route: accept | ask_clarify | escalate}
     fallback           {activated, strategy: null | ask_clarify | escalate, question, user_response,
                         user_label, attempts, no_answer_reason, backup: null | {label, probs, agree,
-                        models: {name: {label, probs}}}, review: null | {mode, answer, label}}
+                        models: {name: {label, probs}}, rule: {passed, reason, ...},
+                        decided_without_person}, review: null | {mode, answer, label}}
     final_decision     {label (null while pending), via: model | user_clarification | backup_model
                         | human_review | pending_review}
     trace              node names in the order they ran

@@ -112,8 +112,13 @@ def update_lines(node: str, update: dict[str, Any]) -> list[str]:
             backup = fallback["backup"]
             names = ", ".join(backup["models"])
             p = percent(backup["probs"][backup["label"]])
-            if backup["agree"]:
+            rule = backup.get("rule") or {}
+            if backup["agree"] and rule.get("passed", True):
                 verdict = "agree with the model"
+            elif backup["agree"]:
+                verdict = (
+                    f"agree with the model, but too weakly to decide without a person ({rule.get('reason')})"
+                )
             else:
                 verdict = f"disagree with the model's {other_label(backup['label'])}"
             return [f"[FallbackNode] Backup models ({names}): {backup['label']} {p} | {verdict}"]

@@ -6,6 +6,7 @@ probabilities in label order, shape ``(n, len(LABELS))``.
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
@@ -20,6 +21,8 @@ TARGET_ACCEPTED = 0.93  # accuracy on auto-accepted predictions, at least
 TARGET_COVERAGE = 0.7  # coverage at the accept threshold, at least
 TARGET_FINAL = 0.95  # final accuracy with correct clarifications, at least
 TARGET_ASKED = 0.30  # share of inputs that needed a person, at most
+TARGET_NO_PERSON = 0.93  # accuracy of the labels given without a person (backup_model), at least
+TARGET_PENDING = 0.15  # share of inputs left pending for review when nobody answers, at most
 
 
 def classification_metrics(labels: np.ndarray, probs: np.ndarray) -> dict[str, float]:
@@ -216,3 +219,17 @@ def accuracy_ci(
     values = right[n_kept > 0] / n_kept[n_kept > 0]
     alpha = (1 - level) / 2
     return [float(v) for v in np.quantile(values, [alpha, 1 - alpha])]
+
+
+def wilson_lower(right: int, n: int, level: float = 0.9) -> float:
+    """One-sided Wilson score lower bound, at confidence ``level``, of an accuracy of ``right``
+    out of ``n`` (0 when ``n`` is 0)."""
+    if n == 0:
+        return 0.0
+    from statistics import NormalDist
+
+    z = NormalDist().inv_cdf(level)
+    p = right / n
+    centre = p + z * z / (2 * n)
+    spread = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n))
+    return (centre - spread) / (1 + z * z / n)

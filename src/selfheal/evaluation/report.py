@@ -425,6 +425,108 @@ def _simulation(m: dict[str, Any]) -> list[str]:
     return out
 
 
+ROUTE_TITLES = {
+    "model": "model (auto-accepted)",
+    "user_clarification": "user_clarification",
+    "backup_model": "backup_model (no person)",
+    "human_review": "human_review",
+    "pending_review": "pending (waits for review)",
+}
+
+
+def _ci(ci: list[float] | None) -> str:
+    return "" if ci is None else f" [{pct(ci[0])}, {pct(ci[1])}]"
+
+
+def _no_person(m: dict[str, Any]) -> list[str]:
+    np_ = m.get("no_person")
+    scenarios = m["simulation"].get("scenarios", {})
+    if not np_ or not scenarios:
+        return []
+    cfg, ev, prev = np_["configured"], np_["evaluated"], np_["previous_rule"]
+    split = m["data"]["evaluated"]
+    out = _section("Final routes, and the no-person route", m)
+    out += [
+        "Accuracy and share of each final route in the simulation above (through the graph; accuracy",
+        "with its bootstrap 95% interval; pending requests have no label yet).",
+        "",
+    ]
+    header = ["route", *(f"{s['short']}: share (n)" for s in scenarios.values())]
+    header += [f"{s['short']}: accuracy" for s in scenarios.values()]
+    rows = []
+    for via in next(iter(scenarios.values()))["routes"]:
+        row = [ROUTE_TITLES.get(via, via)]
+        row += [f"{pct(s['routes'][via]['share'])} ({s['routes'][via]['n']})" for s in scenarios.values()]
+        row += [
+            pct(s["routes"][via]["accuracy"]) + _ci(s["routes"][via]["accuracy_ci95"])
+            for s in scenarios.values()
+        ]
+        rows.append(row)
+    out += _table(header, rows)
+    voters = "+".join(cfg["voters"]) or "none"
+    out += [
+        "",
+        "**The no-person rule.** When nobody answers, an input below the accept threshold is labelled",
+        "without a person (`backup_model`) only if `backup.decide` is true, the model's confidence is at",
+        "least `backup.min_confidence` and every backup in `backup.voters` gives the model's label a",
+        "probability of at least `backup.min_voter_prob`; otherwise it waits for review. The TF-IDF",
+        "backup is a member of the primary ensemble, so by default it is not a voter. Configured:",
+        f"decide = {str(cfg['decide']).lower()}, voters = {voters}, min_confidence = {cfg['min_confidence']:.2f},",
+        f"min_voter_prob = {cfg['min_voter_prob']:.2f}. Applied to the batch probabilities of the {split} split, it",
+        f"labels {ev['decided']} of the {ev['unsure']} unsure inputs ({pct(ev['decided_share'])} of all), "
+        f"{pct(ev['accuracy'])} right, and leaves {pct(ev['pending_share'])} pending.",
+        f"The previous rule ({prev['rule']}) labelled {prev['decided']} of them, {pct(prev['accuracy'])} right;",
+        f"the model itself is right on {pct(ev['model_accuracy_on_unsure'])} of the unsure inputs.",
+        "",
+        "Each backup's own accuracy on those unsure inputs (on all inputs: the classification table):",
+        ", ".join(f"{MODEL_NAMES.get(b, b)} {pct(a)}" for b, a in np_["backups_on_unsure"].items()) + ".",
+    ]
+    fit = np_.get("fit", {})
+    if fit.get("status") == "skipped":
+        return [*out, "", f"Not refitted: {fit['reason']}."]
+    c = fit["criteria"]
+    out += [
+        "",
+        "**Fitted on validation.** For a set of voters, the thresholds (confidence from the clarify to the",
+        "accept threshold, voter probability from 0.50 to 0.99, steps of 0.01) that label the most unsure",
+        f"*validation* inputs while the one-sided {pct(c['level'], 0)} Wilson lower bound of their accuracy is at",
+        f"least {pct(c['min_accuracy'], 0)} (`evaluation.no_person_min_accuracy`, `no_person_level`). The {split}",
+        "split plays no part in the choice; its columns only measure it. `selfheal eval` prints the fit for",
+        "the configured voters; the other rows try other voter sets.",
+        "",
+    ]
+    rows = []
+    for cand in [fit, *(x for x in np_.get("candidates", []) if x["voters"] != fit["voters"])]:
+        name = "+".join(cand["voters"]) or "(model confidence alone)"
+        if cand is fit:
+            name += " (configured)"
+        if cand["status"] != "done" and "closest" not in cand:
+            rows.append([name, "none meets it", "", "", ""])
+            continue
+        v, e = cand.get("validation") or cand["closest"], cand.get("evaluated")
+        rows.append(
+            [
+                name,
+                f"{v['min_confidence']:.2f} / {v['min_voter_prob']:.2f}"
+                + ("" if cand["status"] == "done" else " (none meets it; the highest bound)"),
+                f"{v['right']}/{v['decided']} ({pct(v['lower_bound'])} lower bound)",
+                "" if e is None else f"{e['right']}/{e['decided']} ({pct(e['accuracy'])})",
+                "" if e is None else pct(e["pending_share"]),
+            ]
+        )
+    out += _table(
+        [
+            "voters",
+            "min_confidence / min_voter_prob",
+            "validation: right / labelled",
+            f"{split}: right / labelled",
+            f"{split}: pending",
+        ],
+        rows,
+    )
+    return out
+
+
 def _examples(m: dict[str, Any]) -> list[str]:
     out = _section("Real examples", m)
     out += [
@@ -546,6 +648,7 @@ def render_report(m: dict[str, Any], figures: dict[str, str]) -> str:
         _fallback(m),
         _risk_coverage(m, figures),
         _simulation(m),
+        _no_person(m),
         _operating_point(m),
         _examples(m),
         _training_log(m),

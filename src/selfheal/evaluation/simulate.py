@@ -5,7 +5,7 @@ Every evaluated text goes through :class:`selfheal.session.Session` (the same dr
 directory, twice:
 
 * ``no_user``: nobody answers; every question (clarification, review) is resumed with no answer,
-  so the backups decide when they agree with the model and the rest waits for human review;
+  so the backups decide where the no-person rule holds and the rest waits for human review;
 * ``user``: a user who answers every question with the true label (``y``/``n`` to the clarifying
   question, the label name at a review).
 
@@ -137,8 +137,49 @@ def _summarise(
         "human_share": sum(r["via"] in HUMAN_VIAS for r in results) / n,
         "pending_share": sum(r["via"] == "pending_review" for r in results) / n,
         "via": dict(Counter(r["via"] for r in results).most_common()),
+        "routes": _per_route(results, correct, n_boot, seed),
+        "without_person": _without_person(results, correct, n_boot, seed),
         "healed": sum(c and not m for c, m in zip(correct, model_right, strict=True)),
         "harmed": sum(m and d and not c for c, m, d in zip(correct, model_right, decided, strict=True)),
+    }
+
+
+ROUTES = ("model", "user_clarification", "backup_model", "human_review", "pending_review")
+
+
+def _per_route(
+    results: list[dict[str, Any]], correct: list[bool], n_boot: int, seed: int
+) -> dict[str, dict[str, Any]]:
+    """Per final route (:data:`ROUTES`): requests, share of all inputs, accuracy with its bootstrap
+    95% interval (``None`` for ``pending_review``, which has no label yet)."""
+    n = len(results)
+    right = np.array(correct, dtype=bool)
+    out = {}
+    for via in ROUTES:
+        mask = np.array([r["via"] == via for r in results], dtype=bool)
+        k = int(mask.sum())
+        labelled = via != "pending_review" and k > 0
+        out[via] = {
+            "n": k,
+            "share": k / n if n else 0.0,
+            "accuracy": float(right[mask].mean()) if labelled else None,
+            "accuracy_ci95": accuracy_ci(right, mask, n_boot=n_boot, seed=seed) if labelled else None,
+        }
+    return out
+
+
+def _without_person(
+    results: list[dict[str, Any]], correct: list[bool], n_boot: int, seed: int
+) -> dict[str, Any]:
+    """Decisions made without a person (auto-accepted by the model, or by the backups)."""
+    right = np.array(correct, dtype=bool)
+    mask = np.array([r["via"] in ("model", "backup_model") for r in results], dtype=bool)
+    k = int(mask.sum())
+    return {
+        "n": k,
+        "share": k / len(results) if results else 0.0,
+        "accuracy": float(right[mask].mean()) if k else None,
+        "accuracy_ci95": accuracy_ci(right, mask, n_boot=n_boot, seed=seed) if k else None,
     }
 
 
@@ -229,8 +270,8 @@ def simulate(
         "computed once in batches and injected through `Services` (a lookup classifier and the real",
         "`BackupEnsemble` over lookup backups); routing, the fallback steps, the backup vote, the",
         "interrupts and the log records are the graph's own code. *No user*: every question is",
-        "resumed with no answer, so the backups decide when they agree with the model and the rest",
-        "waits for human review (counted as not correct). *User answers correctly*: the clarifying",
+        "resumed with no answer, so the backups decide where the no-person rule (`backup.*`) holds",
+        "and the rest waits for human review (counted as not correct). *User answers correctly*: the clarifying",
         "question gets `y`/`n` according to the true label, and a review gets the true label.",
         "Needed a human = decided by a clarification or a review, or left pending for one.",
         "Cross-checks: routes that differ from `thresholds` applied to the batch probabilities: "

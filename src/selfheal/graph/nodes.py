@@ -7,7 +7,9 @@ FallbackNode runs one step per visit (``state["stage"]``) and loops back to itse
 is decided, so each ``interrupt()`` sits in its own visit and nothing expensive runs before it:
 
 * ``clarify``: ask the user (``interrupt``); a clear answer decides, otherwise ``backup``;
-* ``backup``: ask the backup models; if they agree with the model that decides, else ``review``;
+* ``backup``: ask the backup models; where the no-person rule holds (the independent backups are
+  confident in the model's label and the model is confident enough, thresholds fitted on
+  validation) they decide, else ``review``;
 * ``review``: a person at the keyboard makes a forced choice (``interrupt``); with nobody there
   the request becomes ``pending`` and FinalDecisionNode logs it;
 * ``queued``: the logged pending request waits (``interrupt``) until ``selfheal review`` answers.
@@ -27,6 +29,7 @@ from selfheal.clarified import append_clarified
 from selfheal.graph.state import STATUS, Fallback, Route, State
 from selfheal.labels import LABELS, other_label
 from selfheal.logs import build_record
+from selfheal.model.backup import no_person_rule
 from selfheal.services import Services
 
 INFERENCE = "InferenceNode"
@@ -163,12 +166,29 @@ def _clarify(state: State, services: Services) -> dict[str, Any]:
 
 
 def _backup(state: State, services: Services) -> dict[str, Any]:
+    """Ask the backups; they label the request only where the no-person rule holds
+    (``backup.decide``, ``voters``, ``min_voter_prob``, ``min_confidence``), else a person must."""
     vote = services.backups.predict(state["text"])
-    agree = vote["label"] == state["inference"]["label"]
+    inference, cfg = state["inference"], services.config.backup
+    agree = vote["label"] == inference["label"]
+    rule = no_person_rule(
+        inference["label"],
+        inference["confidence"],
+        vote.get("models", {}),
+        cfg.voter_names,
+        cfg.min_confidence,
+        cfg.min_voter_prob,
+        cfg.decide,
+    )
     fallback = Fallback(**state["fallback"])
-    fallback["backup"] = vote | {"agree": agree}
-    if agree:
-        return {"stage": "done", "fallback": fallback, "final_label": vote["label"], "via": "backup_model"}
+    fallback["backup"] = vote | {"agree": agree, "rule": rule, "decided_without_person": rule["passed"]}
+    if rule["passed"]:
+        return {
+            "stage": "done",
+            "fallback": fallback,
+            "final_label": inference["label"],
+            "via": "backup_model",
+        }
     return {"stage": "review", "fallback": fallback}
 
 

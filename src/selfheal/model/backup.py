@@ -8,12 +8,15 @@
 * ``zero_shot``: the Hugging Face ``zero-shot-classification`` pipeline over an NLI model.
 
 Each backup maps a list of texts to an ``(n, 2)`` array of probabilities in label order.
+
+:func:`no_person_rule` decides whether their vote may label a request without a person.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -178,3 +181,58 @@ class ZeroShotPipelineBackup:
             scores = dict(zip(out["labels"], out["scores"], strict=True))
             rows.append([scores[c] for c in candidates])
         return np.asarray(rows, dtype=np.float64)
+
+
+def rule_passes(
+    confidence: np.ndarray, voter_probs: np.ndarray, min_confidence: float, min_voter_prob: float
+) -> np.ndarray:
+    """Where the no-person rule holds: ``confidence >= min_confidence`` and every column of
+    ``voter_probs`` (each voter's probability of the model's label, shape ``(n, voters)``)
+    ``>= min_voter_prob``. With no voters, the model's confidence alone decides."""
+    confidence = np.asarray(confidence, dtype=np.float64)
+    voter_probs = np.asarray(voter_probs, dtype=np.float64).reshape(len(confidence), -1)
+    return (confidence >= min_confidence) & np.all(voter_probs >= min_voter_prob, axis=1)
+
+
+def no_person_rule(
+    model_label: str,
+    confidence: float,
+    models: Mapping[str, Mapping[str, Any]],
+    voters: Sequence[str],
+    min_confidence: float,
+    min_voter_prob: float,
+    decide: bool = True,
+) -> dict[str, Any]:
+    """Whether the backups may label a request without a person, and why (for the log record).
+
+    ``models`` holds each backup's vote (``{name: {label, probs}}``). The rule holds when
+    ``decide`` is on, the primary model's ``confidence`` is at least ``min_confidence`` and each
+    backup in ``voters`` gives ``model_label`` a probability of at least ``min_voter_prob``
+    (:func:`rule_passes`). ``reason`` names the first check that failed (``ok`` when none did).
+    """
+    probs = {name: (models[name]["probs"][model_label] if name in models else None) for name in voters}
+    out: dict[str, Any] = {
+        "passed": False,
+        "min_confidence": min_confidence,
+        "min_voter_prob": min_voter_prob,
+        "confidence": round(float(confidence), 6),
+        "voters": {name: None if p is None else round(float(p), 6) for name, p in probs.items()},
+    }
+    if not decide:
+        return out | {"reason": "disabled"}
+    missing = [name for name, p in probs.items() if p is None]
+    if missing:
+        return out | {"reason": f"voter_missing:{missing[0]}"}
+    if not rule_passes(np.array([confidence]), np.zeros((1, 0)), min_confidence, 0.5)[0]:
+        return out | {"reason": "model_confidence_low"}
+    for name, p in probs.items():
+        if p is not None and p < 0.5:
+            return out | {"reason": f"voter_disagrees:{name}"}
+        if p is not None and p < min_voter_prob:
+            return out | {"reason": f"voter_unsure:{name}"}
+    passed = bool(
+        rule_passes(np.array([confidence]), np.array([list(probs.values())]), min_confidence, min_voter_prob)[
+            0
+        ]
+    )
+    return out | {"passed": passed, "reason": "ok" if passed else "rule_failed"}

@@ -1,0 +1,184 @@
+"""The no-person rule: its checks at their boundaries, its fit on validation-like arrays, its
+config keys, and the real graph (shipped model, real backups) deciding or leaving pending by it."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from conftest import REPO
+from selfheal.cli import app
+from selfheal.config import ConfigError, load_config
+from selfheal.evaluation.metrics import wilson_lower
+from selfheal.evaluation.run import apply_no_person_rule, fit_no_person_rule
+from selfheal.model.backup import no_person_rule, rule_passes
+from selfheal.terminal import update_lines
+
+VOTERS = ["vader", "embedding"]
+
+
+def votes(vader: float, embedding: float, label: str = "Positive") -> dict:
+    """Backup votes giving ``label`` these probabilities."""
+    other = "Negative" if label == "Positive" else "Positive"
+    return {
+        name: {"label": label if p >= 0.5 else other, "probs": {label: p, other: 1 - p}}
+        for name, p in (("vader", vader), ("embedding", embedding))
+    }
+
+
+def rule(confidence: float, models: dict, decide: bool = True, voters=VOTERS) -> dict:
+    return no_person_rule("Positive", confidence, models, voters, 0.7, 0.8, decide)
+
+
+@pytest.mark.parametrize(
+    ("confidence", "vader", "embedding", "passed", "reason"),
+    [
+        (0.70, 0.80, 0.80, True, "ok"),  # every check exactly at its threshold: holds
+        (0.6999999, 0.80, 0.80, False, "model_confidence_low"),
+        (0.70, 0.7999999, 0.90, False, "voter_unsure:vader"),
+        (0.74, 0.95, 0.7999999, False, "voter_unsure:embedding"),
+        (0.74, 0.95, 0.49, False, "voter_disagrees:embedding"),
+        (0.74, 1.0, 1.0, True, "ok"),
+    ],
+)
+def test_rule_checks_at_their_boundaries(confidence, vader, embedding, passed, reason):
+    out = rule(confidence, votes(vader, embedding))
+    assert (out["passed"], out["reason"]) == (passed, reason)
+    assert out["voters"] == {"vader": pytest.approx(vader), "embedding": pytest.approx(embedding)}
+    # the vectorised form used by the evaluation agrees with the per-request one
+    assert rule_passes(np.array([confidence]), np.array([[vader, embedding]]), 0.7, 0.8)[0] == passed
+
+
+def test_rule_disabled_or_voter_missing_never_decides():
+    assert rule(0.74, votes(1.0, 1.0), decide=False)["reason"] == "disabled"
+    only_vader = {"vader": votes(1.0, 1.0)["vader"]}
+    out = rule(0.74, only_vader)
+    assert (out["passed"], out["reason"]) == (False, "voter_missing:embedding")
+    # no voters: the model's confidence alone decides
+    assert rule(0.71, {}, voters=[])["passed"] and not rule(0.69, {}, voters=[])["passed"]
+
+
+def test_wilson_lower_bound():
+    assert wilson_lower(0, 0) == 0.0
+    z2 = 1.2815515655446004**2
+    assert wilson_lower(10, 10, 0.9) == pytest.approx(10 / (10 + z2))  # p = 1: n / (n + z^2)
+    # below the observed 90%, and closer to it with more data
+    assert wilson_lower(45, 50, 0.9) < wilson_lower(450, 500, 0.9) < 0.9
+
+
+def _arrays(n_good: int, n_bad: int):
+    """Unsure inputs (confidence 0.6): ``n_good`` right ones the voters back at 0.9, and
+    ``n_bad`` wrong ones they back at 0.6; a few confident ones the rule never sees."""
+    n = n_good + n_bad
+    labels = np.array([1] * n_good + [0] * n_bad + [1, 1])
+    probs = np.array([[0.4, 0.6]] * n + [[0.1, 0.9]] * 2)  # the model says Positive throughout
+    voter = np.array([0.9] * n_good + [0.6] * n_bad + [0.5, 0.5])
+    backups = {name: np.stack([1 - voter, voter], axis=1) for name in ("vader", "embedding", "tfidf")}
+    return labels, probs, backups
+
+
+def test_fit_picks_the_thresholds_that_label_the_most_within_the_bound():
+    config = load_config(REPO / "config.yaml")
+    labels, probs, backups = _arrays(n_good=60, n_bad=40)
+    fit = fit_no_person_rule(config, labels, probs, backups)
+    assert fit["status"] == "done" and fit["voters"] == ["vader", "embedding"]
+    v = fit["validation"]
+    assert (v["decided"], v["right"]) == (60, 60)  # only the 0.9-backed inputs, all right
+    assert 0.6 < fit["min_voter_prob"] <= 0.9 and fit["min_confidence"] <= 0.6
+    assert v["lower_bound"] >= 0.93 and v["unsure"] == 100
+    # applied as configured (decide: false) nothing is labelled and every unsure input waits
+    applied = apply_no_person_rule(labels, probs, backups, config)
+    assert applied["decided"] == 0 and applied["pending_share"] == pytest.approx(100 / 102)
+    # with the fitted values switched on, the same 60
+    on = load_config(
+        REPO / "config.yaml",
+        [
+            "backup.decide=true",
+            f"backup.min_voter_prob={fit['min_voter_prob']}",
+            f"backup.min_confidence={fit['min_confidence']}",
+        ],
+    )
+    assert apply_no_person_rule(labels, probs, backups, on)["right"] == 60
+
+
+def test_fit_finds_nothing_when_too_few_are_right():
+    config = load_config(REPO / "config.yaml")
+    labels, probs, backups = _arrays(n_good=8, n_bad=40)  # 8/8 has a 90% lower bound of 0.83
+    fit = fit_no_person_rule(config, labels, probs, backups)
+    assert fit["status"] == "none" and fit["criteria"] == {"min_accuracy": 0.93, "level": 0.9}
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        (["backup.voters=[zero_shot]"], "backup.voters ['zero_shot'] must also be in backup.models"),
+        (["backup.voters=[vader,vader]"], "backup.voters lists a model twice"),
+        (["backup.voters=[bert]"], "'backup.voters'"),
+        (["backup.min_voter_prob=0.4"], "'backup.min_voter_prob'"),
+        (["backup.min_confidence=1.2"], "'backup.min_confidence'"),
+        (["backup.decide=perhaps"], "'backup.decide'"),
+        (["evaluation.no_person_level=1"], "'evaluation.no_person_level'"),
+    ],
+)
+def test_bad_rule_config_is_a_one_line_error(override, message):
+    with pytest.raises(ConfigError) as info:
+        load_config(REPO / "config.yaml", override)
+    assert message in str(info.value) and "\n" not in str(info.value)
+
+
+def test_voters_default_to_every_backup_but_tfidf():
+    config = load_config(REPO / "config.yaml")
+    assert config.backup.voters is None and config.backup.voter_names == ["vader", "embedding"]
+    assert load_config(REPO / "config.yaml", ["backup.models=[tfidf,vader]"]).backup.voter_names == ["vader"]
+    result = CliRunner().invoke(app, ["classify", "--set", "backup.voters=[zero_shot]", "x"])
+    assert result.exit_code == 2 and result.output.startswith("error: ") and "backup.voters" in result.output
+
+
+# --- the real graph: shipped model, real backups ------------------------------------------------
+
+CLEAR = "A warm, funny and moving film, a pure delight from start to finish."
+
+
+def _run(session, **backup) -> dict:
+    for key, value in backup.items():
+        setattr(session.config.backup, key, value)
+    session.config.thresholds.accept = 1.0  # every request goes to the backups
+    outcome = session.start(CLEAR, interactive=False)
+    path = session.config.paths.log_dir / "app.jsonl"
+    return outcome, json.loads(path.read_text().splitlines()[-1])
+
+
+def test_rule_that_holds_decides_via_backup_model_and_the_record_says_why(session):
+    outcome, record = _run(session, decide=True, min_confidence=0.5, min_voter_prob=0.5)
+    backup = record["fallback"]["backup"]
+    model_label = record["inference"]["label"]
+    assert model_label == "Positive"  # the shipped model is sure about this one
+    assert all(backup["models"][v]["probs"]["Positive"] >= 0.5 for v in ("vader", "embedding"))
+    assert backup["decided_without_person"] is True
+    assert backup["rule"]["passed"] is True and backup["rule"]["reason"] == "ok"
+    assert set(backup["rule"]["voters"]) == {"vader", "embedding"}
+    assert record["final_decision"] == {"label": "Positive", "via": "backup_model"} and outcome.done
+
+
+@pytest.mark.parametrize(
+    ("settings", "reason"),
+    [
+        ({"decide": False}, "disabled"),  # the shipped config.yaml
+        ({"decide": True, "min_voter_prob": 1.0}, "voter_unsure:"),
+    ],
+)
+def test_rule_that_fails_leaves_the_request_pending(session, settings, reason):
+    outcome, record = _run(session, **settings)
+    backup = record["fallback"]["backup"]
+    assert backup["agree"] is True  # the backups agree with the model, yet that is not enough
+    assert backup["decided_without_person"] is False and backup["rule"]["reason"].startswith(reason)
+    assert record["final_decision"] == {"label": None, "via": "pending_review"}
+    assert outcome.pending_review
+    # what a person at the terminal is told: the backups agree, but not enough to decide alone
+    (line,) = update_lines("FallbackNode", {"stage": "review", "fallback": record["fallback"]})
+    assert line.endswith(
+        f"agree with the model, but too weakly to decide without a person ({backup['rule']['reason']})"
+    )
