@@ -8,6 +8,7 @@ from collections.abc import Callable
 from selfheal.config import ConfigError
 from selfheal.data import DataError
 from selfheal.inputs import InputError
+from selfheal.jsonl import StorageError
 from selfheal.model.checkpoint import ModelError
 
 USER_ERRORS: tuple[type[Exception], ...] = (
@@ -15,6 +16,7 @@ USER_ERRORS: tuple[type[Exception], ...] = (
     DataError,
     InputError,
     ModelError,
+    StorageError,
     FileNotFoundError,
 )
 
@@ -28,4 +30,12 @@ def exit_on_user_error(main: Callable[[], object]) -> None:
         sys.exit(f"error: {exc}")
 
 
-__all__ = ["USER_ERRORS", "ConfigError", "DataError", "InputError", "ModelError", "exit_on_user_error"]
+__all__ = [
+    "USER_ERRORS",
+    "ConfigError",
+    "DataError",
+    "InputError",
+    "ModelError",
+    "StorageError",
+    "exit_on_user_error",
+]

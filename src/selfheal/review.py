@@ -85,9 +85,11 @@ def review_one(session: Session, outcome: Outcome, prompter: Prompter, printer: 
 
 def review(config: Config, list_only: bool = False, prompter: Prompter | None = None) -> None:
     """The ``selfheal review`` command body."""
+    from selfheal.preflight import preflight
     from selfheal.services import Services
     from selfheal.session import Session
 
+    preflight(config, model=False)
     session = Session(Services(config))
     console = Console(highlight=False, soft_wrap=True)
     paused = session.paused()

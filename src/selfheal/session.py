@@ -8,6 +8,8 @@ request's thread is deleted from the checkpointer (its record is in ``app.jsonl`
 
 from __future__ import annotations
 
+import contextlib
+import sqlite3
 import time
 import uuid
 from collections.abc import Callable
@@ -17,6 +19,7 @@ from typing import Any
 
 from selfheal.config import Config
 from selfheal.inputs import prepare_text
+from selfheal.jsonl import StorageError, undo_append
 from selfheal.services import Services
 
 UpdateCallback = Callable[[str, dict[str, Any]], None]
@@ -51,9 +54,11 @@ class Session:
 
     def __init__(self, services: Services, checkpointer: Any = None) -> None:
         from selfheal.graph import build_graph, open_checkpointer
+        from selfheal.graph.build import CHECKPOINT_DB
 
         self.services = services
         self.config: Config = services.config
+        self._db_path = Path(self.config.paths.log_dir) / CHECKPOINT_DB
         self.checkpointer = checkpointer or open_checkpointer(Path(self.config.paths.log_dir))
         self.graph = build_graph(services, self.checkpointer)
 
@@ -91,17 +96,37 @@ class Session:
         return self._advance(request_id, Command(resume=answer), on_update)
 
     def _advance(self, request_id: str, graph_input: Any, on_update: UpdateCallback | None) -> Outcome:
+        """Run the graph for one request until it is decided or paused.
+
+        All or nothing: if any step fails (a full disk, a database error, Ctrl-C), the lines this
+        step appended (``app.jsonl``, ``clarified.jsonl``) are taken back and the request stays
+        where its last checkpoint left it; a database error becomes a :class:`StorageError`.
+        """
         config = self._thread(request_id)
+        journal = self.services.log.journal
+        mark = len(journal)
         waiting = None
-        for chunk in self.graph.stream(graph_input, config, stream_mode="updates", durability="sync"):
-            for node, update in chunk.items():
-                if node == "__interrupt__":
-                    waiting = dict(update[0].value)
-                elif on_update is not None and update:
-                    on_update(node, update)
-        state = dict(self.graph.get_state(config).values)
+        try:
+            for chunk in self.graph.stream(graph_input, config, stream_mode="updates", durability="sync"):
+                for node, update in chunk.items():
+                    if node == "__interrupt__":
+                        waiting = dict(update[0].value)
+                    elif on_update is not None and update:
+                        on_update(node, update)
+            state = dict(self.graph.get_state(config).values)
+        except BaseException as exc:
+            for appended in reversed(journal[mark:]):
+                undo_append(appended)
+            if isinstance(exc, sqlite3.Error):
+                raise StorageError.wrap("write", self._db_path, exc) from None
+            raise
+        finally:
+            del journal[mark:]
         if waiting is None:
-            self.checkpointer.delete_thread(request_id)
+            # The decision is recorded; a finished thread left behind (say, on a full disk) is
+            # never listed as waiting, so failing to delete it loses nothing.
+            with contextlib.suppress(sqlite3.Error):
+                self.checkpointer.delete_thread(request_id)
         return Outcome(request_id, state, waiting)
 
     def waiting(self, request_id: str) -> Outcome | None:
