@@ -72,6 +72,11 @@ def append_line(path: Path, record: dict[str, Any]) -> Appended:
     data = _encode(record)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
+    except FileExistsError:  # a file where a directory should be
+        raise StorageError.wrap("write", path, OSError(errno.ENOTDIR, os.strerror(errno.ENOTDIR))) from None
+    except OSError as exc:
+        raise StorageError.wrap("write", path, exc) from None
+    try:
         fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o644)
     except OSError as exc:
         raise StorageError.wrap("write", path, exc) from None

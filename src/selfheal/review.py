@@ -92,6 +92,10 @@ def review(config: Config, list_only: bool = False, prompter: Prompter | None = 
     preflight(config, model=False)
     session = Session(Services(config))
     console = Console(highlight=False, soft_wrap=True)
+    for done in session.finish_unrecorded():  # answered before a write failed: record them now
+        console.print(
+            f"recorded request {done.request_id} (its record had failed to be written)", style="dim"
+        )
     paused = session.paused()
     if not paused:
         console.print("No requests wait for review.")

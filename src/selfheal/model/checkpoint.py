@@ -176,9 +176,7 @@ def verify_checkpoint(directory: Path, *, tfidf: bool = False, embedder: bool = 
             elif name.endswith(".gz"):
                 _check_gzip(path)
             elif name.endswith(".json"):
-                with path.open("rb") as fh:  # only that it opens and starts like JSON
-                    if fh.read(1) not in (b"{", b"["):
-                        raise ValueError("not a JSON file")
+                json.loads(path.read_bytes())
         except (OSError, EOFError, zlib.error, ValueError, KeyError, TypeError, IndexError) as exc:
             raise _damaged(path, exc) from None
     return meta
