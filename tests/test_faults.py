@@ -364,6 +364,8 @@ def test_classify_on_a_disk_that_fills_up_keeps_what_was_done(tmp_path):
             "--json",
             "--accept",
             "0",
+            "--clarify",
+            "0",
             "--set",
             f"paths.log_dir={fs / 'logs'}",
             "--set",
@@ -398,3 +400,69 @@ def test_stats_skips_valid_json_that_is_not_a_decision_record(tmp_path):
     assert result.stdout.splitlines()[0].endswith(
         "1 request(s) from 7 line(s) (6 corrupt or incomplete line(s) skipped)"
     )
+
+
+# --- the embedder cache ($SELFHEAL_CACHE) ---------------------------------------------------------
+
+
+@pytest.mark.parametrize("command", ["classify", "run"])
+def test_an_unusable_embedder_cache_is_one_error_line_before_any_model_loads(tmp_path, command):
+    (tmp_path / "afile").write_text("")
+    extra = ["great film"] if command == "classify" else []
+    result = selfheal(tmp_path, command, *extra, env={"SELFHEAL_CACHE": str(tmp_path / "afile" / "cache")})
+    assert_one_error_line(result, f"embedder cache {tmp_path / 'afile' / 'cache'}", "SELFHEAL_CACHE")
+    assert "Enter text" not in result.stdout
+
+
+def test_corrupt_embedder_weights_in_the_cache_are_detected_and_extracted_again(tmp_path, monkeypatch):
+    """Weights whose size or mtime no longer match the stamp are hashed again and, when the
+    digest differs, extracted afresh from the installed packages (writes ~440 MB under tmp_path)."""
+    from selfheal.model import embedder
+
+    try:
+        real = embedder.bundled_embedder_path()
+    except embedder.EmbedderNotInstalled:
+        pytest.skip("the embedder weights are not installed")
+    monkeypatch.setenv("SELFHEAL_CACHE", str(tmp_path / "cache"))
+    copy = tmp_path / "cache" / real.name
+    copy.mkdir(parents=True)
+    for name in embedder._MODEL_FILES:
+        if name != "model.safetensors":
+            shutil.copy(real / name, copy / name)
+    (copy / "model.safetensors").write_bytes((real / "model.safetensors").read_bytes()[: 1 << 20])
+    embedder.check_cache()  # not verified, but the cache is writable: the loader will repair it
+    assert embedder.bundled_embedder_path() == copy
+    assert (copy / "model.safetensors").stat().st_size == (real / "model.safetensors").stat().st_size
+    stamp = json.loads((copy / embedder._STAMP).read_text())
+    assert stamp["sha256"] == embedder._WEIGHTS_SHA256
+    assert stamp == embedder._stamp_of(copy / "model.safetensors")
+
+
+def test_a_full_disk_under_app_jsonl_fails_the_request_and_keeps_the_rest(
+    tmp_path, classifier, backup_ensemble
+):
+    """The real graph with app.jsonl on a full tmpfs (the checkpointer in memory): the request
+    fails with a StorageError, app.jsonl keeps its earlier records whole, the thread is gone, and
+    after space is freed the next request is a clean record of its own."""
+    from langgraph.checkpoint.memory import InMemorySaver
+
+    from selfheal.config import load_config
+    from selfheal.services import Services
+    from selfheal.session import Session
+
+    with tmpfs(tmp_path / "fs", "256k") as fs:
+        config = load_config(REPO / "config.yaml", [*graph_overrides(tmp_path), f"paths.log_dir={fs}"])
+        config.thresholds.clarify = 0.0
+        config.thresholds.accept = 0.0  # every request is decided by the model
+        session = Session(Services(config, classifier=classifier, backups=backup_ensemble), InMemorySaver())
+        first = session.start("An absolute joy from start to finish.", interactive=False)
+        before = (fs / "app.jsonl").read_bytes()
+        filler = fill(fs)
+        with pytest.raises(StorageError, match="No space left on device"):
+            session.start("Dull as dishwater. " * 200, interactive=False)
+        assert (fs / "app.jsonl").read_bytes() == before
+        assert [item.config["configurable"]["thread_id"] for item in session.checkpointer.list(None)] == []
+        filler.unlink()
+        last = session.start("A brilliant cast wasted on a dreadful script.", interactive=False)
+        ids = [r["request_id"] for r in valid_lines(fs / "app.jsonl")]
+        assert ids == [first.request_id, last.request_id]

@@ -78,14 +78,23 @@ def check_log_dir(config: Config) -> None:
 
 
 def check_checkpoint(config: Config) -> None:
-    """The configured checkpoint is whole (see :func:`selfheal.model.checkpoint.verify_checkpoint`)."""
+    """The configured checkpoint is whole (see :func:`selfheal.model.checkpoint.verify_checkpoint`)
+    and the bundled embedder's cache is ready or can be filled."""
     from selfheal.model.checkpoint import resolve_checkpoint, verify_checkpoint
 
-    verify_checkpoint(
+    meta = verify_checkpoint(
         resolve_checkpoint(config.paths.checkpoint),
         tfidf="tfidf" in config.backup.models,
         embedder=config.embedder.enabled,
     )
+    if (
+        config.embedder.enabled
+        and float(meta.get("embedder_weight") or 0) > 0
+        and not meta.get("embedder_model")
+    ):
+        from selfheal.model.embedder import check_cache
+
+        check_cache()
 
 
 def preflight(config: Config, *, model: bool = True) -> None:

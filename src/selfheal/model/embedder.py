@@ -31,9 +31,7 @@ import zipfile
 from collections.abc import Callable, Sequence
 from importlib import metadata
 from pathlib import Path
-from typing import Literal
-
-import numpy as np
+from typing import TYPE_CHECKING, Literal
 
 from selfheal.labels import LABELS
 from selfheal.model.checkpoint import EMBEDDER_HEAD_FILE, ModelError, read_json_gz, write_json_gz
@@ -58,6 +56,9 @@ _CACHE_HINT = "set SELFHEAL_CACHE to a writable directory (or embedder.enabled=f
 class EmbedderNotInstalled(ModelError):
     """The packages holding the embedder weights are not installed (the ensemble runs without it)."""
 
+
+if TYPE_CHECKING:  # numpy is imported where it is used: the start-up check needs none of it
+    import numpy as np
 
 Precision = Literal["auto", "fp32", "bf16"]
 
@@ -175,6 +176,32 @@ def _weights_verified(directory: Path) -> bool:
     return True
 
 
+def check_cache() -> None:
+    """Cheap start-up check of ``$SELFHEAL_CACHE`` (no hashing, no numpy): the extracted weights
+    are in place with a matching stamp, or the cache can take a new extraction (or the weights are
+    not installed, and the ensemble will run without the embedder). Raises :class:`ModelError`."""
+    target = cache_dir() / _ARCHIVE_DIR
+    try:
+        if all((target / name).is_file() for name in _MODEL_FILES) and json.loads(
+            (target / _STAMP).read_text(encoding="utf-8")
+        ) == _stamp_of(target / "model.safetensors"):
+            return
+    except (OSError, ValueError):
+        pass
+    try:
+        archive_parts()
+    except EmbedderNotInstalled:
+        return
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fd, probe = tempfile.mkstemp(prefix=".probe-", dir=target.parent)
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as exc:
+        reason = exc.strerror or str(exc)
+        raise ModelError(f"cannot use the embedder cache {target.parent}: {reason}; {_CACHE_HINT}") from None
+
+
 def bundled_embedder_path() -> Path:
     """A local directory with all-mpnet-base-v2, extracted from the installed parts on first use
     (and again if the extracted weights no longer match their digest)."""
@@ -279,6 +306,8 @@ class SentenceEncoder:
 
         ``progress`` is an optional callable taking the number of texts just encoded.
         """
+        import numpy as np
+
         torch = self._torch
         out = np.zeros((len(texts), self.dim), dtype=np.float32)
         order = np.argsort([len(t) for t in texts], kind="stable")
@@ -309,6 +338,8 @@ class EmbeddingHead:
     """Logistic regression over sentence embeddings, stored as plain JSON (no pickle)."""
 
     def __init__(self, coef: np.ndarray, intercept: float, layers: Sequence[int] = (-1,)) -> None:
+        import numpy as np
+
         self.coef = np.asarray(coef, dtype=np.float64)
         self.intercept = float(intercept)
         self.layers = tuple(int(layer) for layer in layers)
@@ -326,6 +357,8 @@ class EmbeddingHead:
 
     def predict_proba(self, embeddings: np.ndarray) -> np.ndarray:
         """Probabilities in label order, shape ``(n, 2)``."""
+        import numpy as np
+
         z = np.asarray(embeddings, dtype=np.float64) @ self.coef + self.intercept
         positive = 1.0 / (1.0 + np.exp(-z))
         return np.stack([1.0 - positive, positive], axis=1)
@@ -346,7 +379,7 @@ class EmbeddingHead:
         path = Path(directory) / EMBEDDER_HEAD_FILE
         try:
             payload = read_json_gz(path)
-            return cls(np.array(payload["coef"]), float(payload["intercept"]), payload.get("layers", [-1]))
+            return cls(payload["coef"], float(payload["intercept"]), payload.get("layers", [-1]))
         except (OSError, ValueError, KeyError, TypeError) as exc:
             raise ModelError(f"cannot read {path}: missing or bad {exc} (damaged checkpoint file?)") from None
 
@@ -362,6 +395,8 @@ class EmbedderMember:
 
     def predict_proba(self, texts: list[str]) -> np.ndarray:
         """Probabilities in label order."""
+        import numpy as np
+
         if not texts:
             return np.zeros((0, len(LABELS)))
         return self.head.predict_proba(self.encoder.encode(texts))
