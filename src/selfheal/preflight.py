@@ -24,28 +24,29 @@ MIN_FREE_BYTES = 64 * 1024
 _CHECKPOINT_DB = "graph_checkpoints.sqlite"  # selfheal.graph.build.CHECKPOINT_DB (not imported: LangGraph)
 
 
-def _usable_dir(directory: Path, what: str) -> None:
+def _usable_dir(directory: Path, what: str, key: str) -> None:
     """``directory`` exists (created if need be), is a directory, accepts a new file and has room."""
+
+    def unusable(reason: str) -> StorageError:
+        return StorageError(f"cannot use {what} {directory} ({key}): {reason}")
+
     try:
         directory.mkdir(parents=True, exist_ok=True)
     except FileExistsError:
-        raise StorageError(f"cannot use {what} {directory}: it is not a directory") from None
+        raise unusable("it is not a directory") from None
     except OSError as exc:
-        raise StorageError.wrap(f"create {what}", directory, exc) from None
+        raise unusable(exc.strerror or str(exc)) from None
     if not directory.is_dir():
-        raise StorageError(f"cannot use {what} {directory}: it is not a directory")
+        raise unusable("it is not a directory")
     try:
         fd, probe = tempfile.mkstemp(prefix=".selfheal-probe-", dir=directory)
         os.close(fd)
         os.unlink(probe)
         free = os.statvfs(directory)
     except OSError as exc:
-        raise StorageError.wrap(f"write to {what}", directory, exc) from None
+        raise unusable(exc.strerror or str(exc)) from None
     if free.f_bavail * free.f_frsize < MIN_FREE_BYTES:
-        raise StorageError(
-            f"cannot write to {what} {directory}: only {free.f_bavail * free.f_frsize} bytes free "
-            f"(No space left on device)"
-        )
+        raise unusable(f"only {free.f_bavail * free.f_frsize} bytes free (No space left on device)")
 
 
 def _appendable(path: Path) -> None:
@@ -69,11 +70,11 @@ def _appendable(path: Path) -> None:
 def check_log_dir(config: Config) -> None:
     """``paths.log_dir`` and ``paths.clarified`` can take new records; raises :class:`StorageError`."""
     log_dir = Path(config.paths.log_dir)
-    _usable_dir(log_dir, "log directory (paths.log_dir)")
+    _usable_dir(log_dir, "log directory", "paths.log_dir")
     for name in (JSONL_NAME, _CHECKPOINT_DB):
         _appendable(log_dir / name)
     clarified = Path(config.paths.clarified)
-    _usable_dir(clarified.parent, "directory of paths.clarified")
+    _usable_dir(clarified.parent, "directory", "of paths.clarified")
     _appendable(clarified)
 
 
