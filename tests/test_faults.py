@@ -466,3 +466,20 @@ def test_a_full_disk_under_app_jsonl_fails_the_request_and_keeps_the_rest(
         last = session.start("A brilliant cast wasted on a dreadful script.", interactive=False)
         ids = [r["request_id"] for r in valid_lines(fs / "app.jsonl")]
         assert ids == [first.request_id, last.request_id]
+
+
+def test_the_preflight_stays_cheap_and_names_the_real_database_file(tmp_path):
+    """The check before the prompt imports no numpy, torch or LangGraph (start-up stays fast)."""
+    from selfheal.graph.build import CHECKPOINT_DB
+    from selfheal.preflight import _CHECKPOINT_DB
+
+    assert _CHECKPOINT_DB == CHECKPOINT_DB
+    code = (
+        "import sys; from selfheal.config import load_config; from selfheal.preflight import preflight; "
+        f"preflight(load_config({str(REPO / 'config.yaml')!r}, ['paths.log_dir={tmp_path / 'logs'}'])); "
+        "print(sorted(m for m in ('numpy', 'torch', 'transformers', 'langgraph') if m in sys.modules))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path, check=True
+    )
+    assert out.stdout.strip() == "[]"
