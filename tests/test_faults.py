@@ -483,3 +483,29 @@ def test_the_preflight_stays_cheap_and_names_the_real_database_file(tmp_path):
         [sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path, check=True
     )
     assert out.stdout.strip() == "[]"
+
+
+def test_run_on_a_disk_that_fills_up_exits_with_one_error_line_and_keeps_earlier_records(tmp_path):
+    """`selfheal run` in a terminal: one request is decided, then the log dir's file system
+    fills up; the next request ends the run with one `error:` line and exit 2, and app.jsonl
+    still holds the first record, whole."""
+    pexpect = pytest.importorskip("pexpect")
+    prompt = "> Enter text (or 'quit'):"
+    with tmpfs(tmp_path / "fs", "512k") as fs:
+        args = ["-m", "selfheal", "run", *[i for o in graph_overrides(tmp_path) for i in ("--set", o)]]
+        args += ["--set", f"paths.log_dir={fs / 'logs'}", "--accept", "0", "--clarify", "0"]
+        env = dict(os.environ, NO_COLOR="1", TERM="dumb", HF_HUB_OFFLINE="1")
+        child = pexpect.spawn(sys.executable, args, cwd=str(tmp_path), env=env, encoding="utf-8", timeout=240)
+        child.expect_exact(prompt)
+        child.sendline("A lovely, warm film.")
+        child.expect_exact(prompt)
+        fill(fs)
+        child.sendline("Dull and far too long. " * 100)
+        child.expect(pexpect.EOF)
+        child.close()
+        assert child.exitstatus == 2
+        errors = [line for line in child.before.splitlines() if line.startswith("error: ")]
+        assert len(errors) == 1 and "Traceback" not in child.before
+        assert str(fs / "logs") in errors[0]
+        (logged,) = valid_lines(fs / "logs" / "app.jsonl")
+        assert logged["input_text"] == "A lovely, warm film."
