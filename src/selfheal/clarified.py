@@ -7,17 +7,19 @@ Reading de-duplicates by text: the latest answer for a text wins.
 
 from __future__ import annotations
 
-import json
+import logging
 from datetime import datetime
 from pathlib import Path
 
-from selfheal.data import clean_text
-from selfheal.jsonl import append_line
+from selfheal.data import DataError, clean_text
+from selfheal.jsonl import Appended, append_line, read_lines
 from selfheal.labels import label_id
 
+logger = logging.getLogger(__name__)
 
-def append_clarified(path: Path, text: str, label: str, request_id: str, source: str) -> None:
-    """Append one clarified example (one atomic line append)."""
+
+def append_clarified(path: Path, text: str, label: str, request_id: str, source: str) -> Appended:
+    """Append one clarified example (one whole line or nothing; see :func:`append_line`)."""
     record = {
         "text": text,
         "label": label,
@@ -25,27 +27,35 @@ def append_clarified(path: Path, text: str, label: str, request_id: str, source:
         "timestamp": datetime.now().astimezone().isoformat(),
         "source": source,
     }
-    append_line(Path(path), record)
+    return append_line(Path(path), record)
 
 
 def load_clarified(path: Path) -> list[tuple[str, int]]:
     """``(text, label_id)`` pairs, de-duplicated by cleaned text, later answers winning.
 
-    Lines that are not valid records are skipped; a missing file gives an empty list.
+    Lines that are not valid records (a damaged tail from a crash, a record without a known
+    label) are skipped with one warning giving their count; a missing file gives an empty list.
     """
     path = Path(path)
     if not path.exists():
         return []
     latest: dict[str, int] = {}
-    with path.open(encoding="utf-8", errors="replace") as fh:
-        for line in fh:
+    skipped = 0
+    try:
+        for _, record in read_lines(path):
             try:
-                record = json.loads(line)
+                if record is None:
+                    raise ValueError("not a JSON object")
                 text = clean_text(str(record["text"]))
                 label = label_id(record["label"])
-            except (json.JSONDecodeError, KeyError, TypeError, ValueError):
+            except (KeyError, TypeError, ValueError):
+                skipped += 1
                 continue
             if text:
                 latest.pop(text, None)  # re-insert so order follows the latest answer
                 latest[text] = label
+    except OSError as exc:
+        raise DataError(f"cannot read clarified examples {path}: {exc.strerror or exc}") from None
+    if skipped:
+        logger.warning("skipped %d invalid line(s) in %s", skipped, path)
     return list(latest.items())

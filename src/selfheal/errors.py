@@ -8,6 +8,7 @@ from collections.abc import Callable
 from selfheal.config import ConfigError
 from selfheal.data import DataError
 from selfheal.inputs import InputError
+from selfheal.jsonl import StorageError
 from selfheal.model.checkpoint import ModelError
 from selfheal.model.hub import HubError
 
@@ -17,6 +18,7 @@ USER_ERRORS: tuple[type[Exception], ...] = (
     HubError,
     InputError,
     ModelError,
+    StorageError,
     FileNotFoundError,
 )
 
@@ -37,5 +39,6 @@ __all__ = [
     "HubError",
     "InputError",
     "ModelError",
+    "StorageError",
     "exit_on_user_error",
 ]

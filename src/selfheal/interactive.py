@@ -191,9 +191,9 @@ def run_loop(
 
 def run(config: Config) -> None:
     """The ``selfheal run`` command body."""
-    from selfheal.model.checkpoint import resolve_checkpoint
+    from selfheal.preflight import preflight
 
-    resolve_checkpoint(config.paths.checkpoint)  # fail fast, before the prompt
+    preflight(config)  # an unusable log dir or a damaged checkpoint fails now, before the prompt
     printer = Printer()
     errors = Console(stderr=True, highlight=False, soft_wrap=True)
 

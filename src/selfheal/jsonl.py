@@ -1,28 +1,130 @@
-"""Append-only JSON Lines files that stay valid with several writers, crashes and Ctrl-C."""
+"""Append-only JSON Lines files that stay valid with several writers, crashes, Ctrl-C and full disks.
+
+Every append holds an exclusive ``flock`` on the file, checks the free space, writes the whole
+line with ``os.write`` on an ``O_APPEND`` descriptor and ``fsync``s it. If the write fails
+(``ENOSPC``, ``EIO``, a short write) the file is truncated back to its size before the append,
+so a line is either all there or not at all. A tail left without its newline by an older crash
+(or a truncation that failed) gets a newline before the next line, so it stays one invalid
+line of its own that readers skip, and never swallows the next record.
+"""
 
 from __future__ import annotations
 
+import contextlib
+import errno
+import fcntl
 import json
 import os
+import sqlite3
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 
-def append_line(path: Path, record: dict[str, Any]) -> None:
-    """Append ``record`` as one complete line with a single ``write`` on an ``O_APPEND`` fd.
+class StorageError(RuntimeError):
+    """A log, queue or data file cannot be written or read (disk full, read-only, damaged)."""
 
-    POSIX appends of one ``write`` call land whole at the end of the file, so concurrent
-    processes never interleave parts of lines, and a crash leaves earlier lines intact.
-    """
-    path.parent.mkdir(parents=True, exist_ok=True)
-    data = (json.dumps(record, ensure_ascii=False, default=str) + "\n").encode("utf-8")
-    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    @classmethod
+    def wrap(cls, action: str, path: Path | str, exc: BaseException) -> StorageError:
+        """The one place that turns an ``OSError`` or ``sqlite3.Error`` into a one-line message."""
+        if isinstance(exc, StorageError):
+            return exc
+        if isinstance(exc, OSError):
+            reason = exc.strerror or str(exc) or type(exc).__name__
+        elif isinstance(exc, sqlite3.Error):
+            reason = str(exc) or type(exc).__name__
+        else:
+            reason = f"{type(exc).__name__}: {exc}"
+        return cls(f"cannot {action} {path}: {reason}")
+
+
+@dataclass(frozen=True)
+class Appended:
+    """Where one appended line landed: the file's size before (``start``) and after (``end``)."""
+
+    path: Path
+    start: int
+    end: int
+
+
+def _encode(record: dict[str, Any]) -> bytes:
+    return (json.dumps(record, ensure_ascii=False, default=str) + "\n").encode("utf-8")
+
+
+def _check_space(fd: int, needed: int) -> None:
+    """Raise ``ENOSPC`` before writing when the file system has fewer than ``needed`` bytes free."""
     try:
-        written = os.write(fd, data)
-        while written < len(data):  # only on exotic file systems; keep the line whole
-            written += os.write(fd, data[written:])
+        st = os.fstatvfs(fd)
+    except OSError:  # no statvfs here: the write itself will tell
+        return
+    if st.f_bavail * st.f_frsize < needed:
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+
+def append_line(path: Path, record: dict[str, Any]) -> Appended:
+    """Append ``record`` as one whole JSON line, or nothing; raises :class:`StorageError`.
+
+    Safe with several processes appending at once (an exclusive ``flock`` per append, and one
+    ``write`` on an ``O_APPEND`` descriptor); a crash leaves earlier lines intact.
+    """
+    path = Path(path)
+    data = _encode(record)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except FileExistsError:  # a file where a directory should be
+        raise StorageError.wrap("write", path, OSError(errno.ENOTDIR, os.strerror(errno.ENOTDIR))) from None
+    except OSError as exc:
+        raise StorageError.wrap("write", path, exc) from None
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o644)
+    except OSError as exc:
+        raise StorageError.wrap("write", path, exc) from None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        start = os.fstat(fd).st_size
+        if start and os.pread(fd, 1, start - 1) != b"\n":
+            data = b"\n" + data  # a damaged tail from an older crash becomes its own line
+        _check_space(fd, len(data))
+        try:
+            written = os.write(fd, data)
+            while written < len(data):  # a short write: finish it, or fail and roll back
+                more = os.write(fd, data[written:])
+                if more <= 0:
+                    raise OSError(errno.EIO, "short write")
+                written += more
+            os.fsync(fd)
+        except BaseException:  # OSError, or Ctrl-C mid-write: leave no partial line behind
+            with contextlib.suppress(OSError):
+                os.ftruncate(fd, start)
+                os.fsync(fd)
+            raise
+        return Appended(path, start, start + len(data))
+    except OSError as exc:
+        raise StorageError.wrap("write", path, exc) from None
+    finally:
+        os.close(fd)  # also releases the lock
+
+
+def undo_append(appended: Appended) -> bool:
+    """Remove the line of ``appended`` if it is still the file's last; returns whether it did.
+
+    Used when a later step of the same decision fails, so the decision is recorded whole or not
+    at all. A line another process appended after it is never touched.
+    """
+    try:
+        fd = os.open(appended.path, os.O_RDWR | os.O_CLOEXEC)
+    except OSError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        if os.fstat(fd).st_size != appended.end:
+            return False
+        os.ftruncate(fd, appended.start)
         os.fsync(fd)
+        return True
+    except OSError:
+        return False
     finally:
         os.close(fd)
 
@@ -35,7 +137,7 @@ def read_lines(path: Path) -> Iterator[tuple[int, dict[str, Any] | None]]:
                 continue
             try:
                 record = json.loads(raw.decode("utf-8"))
-            except (UnicodeDecodeError, json.JSONDecodeError):
+            except (UnicodeDecodeError, ValueError, RecursionError):
                 yield number, None
                 continue
             yield number, record if isinstance(record, dict) else None

@@ -28,15 +28,18 @@ A request escalated without a person at hand is logged twice: first with
 ``via: "pending_review"`` and ``label: null``, then, once ``selfheal review`` answers it, with
 ``via: "human_review"`` under the same ``request_id``. Readers keep the latest line per request.
 
-``app.jsonl`` is appended with one ``write`` per line (see :mod:`selfheal.jsonl`), so several
-processes can log at once. ``app.log`` rotates by size (``logging.max_bytes``); rotation is
-per process, so with several processes writing at once a rotation may split their lines across
-files, but no line is lost.
+``app.jsonl`` is appended one whole line or nothing (see :mod:`selfheal.jsonl`), so several
+processes can log at once and a full disk leaves no partial line. ``app.log`` rotates by size
+(``logging.max_bytes``); rotation is per process, so with several processes writing at once a
+rotation may split their lines across files, but no line is lost. ``app.log`` is secondary: if it
+cannot be written, one warning goes to stderr and ``app.jsonl`` is still written.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import sys
 import time
 from datetime import datetime
 from logging.handlers import RotatingFileHandler
@@ -44,7 +47,7 @@ from pathlib import Path
 from typing import Any
 
 from selfheal.config import Config
-from selfheal.jsonl import append_line
+from selfheal.jsonl import Appended, append_line
 
 JSONL_NAME = "app.jsonl"
 APP_LOG_NAME = "app.log"
@@ -120,6 +123,29 @@ def summary_line(record: dict[str, Any]) -> str:
     return " | ".join(parts)
 
 
+class AppLogHandler(RotatingFileHandler):
+    """A RotatingFileHandler that reports a write error as one warning line, not a traceback.
+
+    ``logging`` never raises from a handler: by default it prints a traceback to stderr on every
+    failed record. ``app.log`` is the secondary, human-readable log (``app.jsonl`` is the record),
+    so a failure here is reported once and logging goes on.
+    """
+
+    failed = False
+
+    def handleError(self, record: logging.LogRecord) -> None:
+        """Print one ``warning:`` line on the first failure; stay quiet after that."""
+        if self.failed:
+            return
+        self.failed = True
+        exc = sys.exc_info()[1]
+        reason = getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
+        with contextlib.suppress(Exception):
+            sys.stderr.write(
+                f"warning: cannot write {self.baseFilename}: {reason} (app.jsonl is still written)\n"
+            )
+
+
 def setup_app_log(config: Config) -> logging.Logger:
     """The ``selfheal`` logger writing to ``<log_dir>/app.log`` through a RotatingFileHandler.
 
@@ -135,12 +161,14 @@ def setup_app_log(config: Config) -> logging.Logger:
                 return logger
             logger.removeHandler(handler)
             handler.close()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handler = RotatingFileHandler(
+    with contextlib.suppress(OSError):  # an unusable directory shows up when app.jsonl is written
+        path.parent.mkdir(parents=True, exist_ok=True)
+    handler = AppLogHandler(
         path,
         maxBytes=config.logging.max_bytes,
         backupCount=config.logging.backup_count,
         encoding="utf-8",
+        delay=True,  # opened on the first record, so an open error goes through handleError
     )
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)-7s [pid %(process)d] %(message)s"))
     logger.addHandler(handler)
@@ -157,6 +185,9 @@ class LogWriter:
         self.config = config
         self.jsonl_path = Path(config.paths.log_dir) / JSONL_NAME
         self._logger: logging.Logger | None = None
+        # Lines appended for the request being advanced (app.jsonl, clarified.jsonl), so the
+        # session can take them back if a later step of the same decision fails.
+        self.journal: list[Appended] = []
 
     @property
     def logger(self) -> logging.Logger:
@@ -165,11 +196,14 @@ class LogWriter:
             self._logger = setup_app_log(self.config)
         return self._logger
 
-    def write(self, record: dict[str, Any]) -> None:
-        """Append ``record`` (one atomic line) and log its summary."""
-        append_line(self.jsonl_path, record)
+    def write(self, record: dict[str, Any]) -> Appended:
+        """Append ``record`` (one whole line or nothing; ``StorageError`` on failure), then log its
+        summary to ``app.log``."""
+        appended = append_line(self.jsonl_path, record)
+        self.journal.append(appended)
         level = logging.WARNING if record["final_decision"]["via"] == "pending_review" else logging.INFO
         self.logger.log(level, summary_line(record))
+        return appended
 
     def event(self, message: str, level: int = logging.INFO) -> None:
         """Log something that is not a decision (start-up, model loading, errors)."""

@@ -85,11 +85,17 @@ def review_one(session: Session, outcome: Outcome, prompter: Prompter, printer: 
 
 def review(config: Config, list_only: bool = False, prompter: Prompter | None = None) -> None:
     """The ``selfheal review`` command body."""
+    from selfheal.preflight import preflight
     from selfheal.services import Services
     from selfheal.session import Session
 
+    preflight(config, model=False)
     session = Session(Services(config))
     console = Console(highlight=False, soft_wrap=True)
+    for done in session.finish_unrecorded():  # answered before a write failed: record them now
+        console.print(
+            f"recorded request {done.request_id} (its record had failed to be written)", style="dim"
+        )
     paused = session.paused()
     if not paused:
         console.print("No requests wait for review.")

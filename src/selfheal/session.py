@@ -8,15 +8,19 @@ request's thread is deleted from the checkpointer (its record is in ``app.jsonl`
 
 from __future__ import annotations
 
+import contextlib
+import sqlite3
 import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from selfheal.config import Config
 from selfheal.inputs import prepare_text
+from selfheal.jsonl import StorageError, undo_append
 from selfheal.services import Services
 
 UpdateCallback = Callable[[str, dict[str, Any]], None]
@@ -51,9 +55,11 @@ class Session:
 
     def __init__(self, services: Services, checkpointer: Any = None) -> None:
         from selfheal.graph import build_graph, open_checkpointer
+        from selfheal.graph.build import CHECKPOINT_DB
 
         self.services = services
         self.config: Config = services.config
+        self._db_path = Path(self.config.paths.log_dir) / CHECKPOINT_DB
         self.checkpointer = checkpointer or open_checkpointer(Path(self.config.paths.log_dir))
         self.graph = build_graph(services, self.checkpointer)
 
@@ -82,7 +88,7 @@ class Session:
         state = self.new_state(text, interactive)
         if state is None:
             return None
-        return self._advance(state["request_id"], state, on_update)
+        return self._advance(state["request_id"], state, on_update, new=True)
 
     def resume(self, request_id: str, answer: Any, on_update: UpdateCallback | None = None) -> Outcome:
         """Answer the question a paused request waits for (``Command(resume=answer)``)."""
@@ -90,18 +96,46 @@ class Session:
 
         return self._advance(request_id, Command(resume=answer), on_update)
 
-    def _advance(self, request_id: str, graph_input: Any, on_update: UpdateCallback | None) -> Outcome:
+    def _advance(
+        self, request_id: str, graph_input: Any, on_update: UpdateCallback | None, new: bool = False
+    ) -> Outcome:
+        """Run the graph for one request until it is decided or paused.
+
+        All or nothing: if any step fails (a full disk, a database error, Ctrl-C), the lines this
+        step appended (``app.jsonl``, then ``clarified.jsonl``) are taken back, so no reader sees
+        half a decision. A ``new`` request is then forgotten (the caller reports it as not
+        recorded); a resumed one keeps its last checkpoint: still waiting, or, if the answer was
+        checkpointed, decided but unrecorded until :meth:`finish_unrecorded` writes its record.
+        A database error becomes a :class:`StorageError`.
+        """
         config = self._thread(request_id)
+        journal = self.services.log.journal
+        mark = len(journal)
         waiting = None
-        for chunk in self.graph.stream(graph_input, config, stream_mode="updates", durability="sync"):
-            for node, update in chunk.items():
-                if node == "__interrupt__":
-                    waiting = dict(update[0].value)
-                elif on_update is not None and update:
-                    on_update(node, update)
-        state = dict(self.graph.get_state(config).values)
+        try:
+            for chunk in self.graph.stream(graph_input, config, stream_mode="updates", durability="sync"):
+                for node, update in chunk.items():
+                    if node == "__interrupt__":
+                        waiting = dict(update[0].value)
+                    elif on_update is not None and update:
+                        on_update(node, update)
+            state = dict(self.graph.get_state(config).values)
+        except BaseException as exc:
+            for appended in reversed(journal[mark:]):
+                undo_append(appended)
+            if new:
+                with contextlib.suppress(Exception):
+                    self.checkpointer.delete_thread(request_id)
+            if isinstance(exc, sqlite3.Error):
+                raise StorageError.wrap("write", self._db_path, exc) from None
+            raise
+        finally:
+            del journal[mark:]
         if waiting is None:
-            self.checkpointer.delete_thread(request_id)
+            # The decision is recorded; a finished thread left behind (say, on a full disk) is
+            # never listed as waiting, so failing to delete it loses nothing.
+            with contextlib.suppress(sqlite3.Error):
+                self.checkpointer.delete_thread(request_id)
         return Outcome(request_id, state, waiting)
 
     def waiting(self, request_id: str) -> Outcome | None:
@@ -118,3 +152,27 @@ class Session:
             seen.setdefault(item.config["configurable"]["thread_id"], None)
         found = [outcome for rid in seen if (outcome := self.waiting(rid)) is not None]
         return sorted(found, key=lambda o: o.state.get("started_at", 0.0))
+
+    def finish_unrecorded(self, min_age: float = 60.0) -> list[Outcome]:
+        """Write the records of decisions whose record failed (a full disk, a crash in between).
+
+        Such a thread stopped with FinalDecisionNode still to run and the decision (a person's
+        answer) in its checkpoint; running that node again logs it. ``min_age`` seconds keep off
+        a request another process is deciding right now. Needs no model.
+        """
+        from selfheal.graph.nodes import FINAL_DECISION
+
+        now = time.time()
+        seen: dict[str, None] = {}
+        for item in self.checkpointer.list(None):
+            seen.setdefault(item.config["configurable"]["thread_id"], None)
+        done = []
+        for rid in seen:
+            snapshot = self.graph.get_state(self._thread(rid))
+            if snapshot.interrupts or tuple(snapshot.next) != (FINAL_DECISION,):
+                continue
+            created = snapshot.created_at
+            if created and now - datetime.fromisoformat(created).timestamp() < min_age:
+                continue
+            done.append(self._advance(rid, None, None))
+        return done

@@ -66,16 +66,22 @@ def _status(check: dict[str, Any]) -> str:
 
 
 def _parse(record: dict[str, Any]) -> Request | None:
-    """A :class:`Request` from a log record, or ``None`` when required fields are missing."""
+    """A :class:`Request` from a log record, or ``None`` when required fields are missing or of
+    the wrong type (valid JSON but not a decision record: skipped and counted, never fatal)."""
+    inference, check, final = (record.get(k) for k in ("inference", "confidence_check", "final_decision"))
+    if not isinstance(inference, dict) or not isinstance(record.get("request_id"), str):
+        return None
+    if not isinstance(check, dict | None) or not isinstance(final, dict | None):
+        return None
     try:
-        confidence = float(record["inference"]["confidence"])
-        request_id = str(record["request_id"])
-        check = record.get("confidence_check") or {}
-        via = (record.get("final_decision") or {}).get("via") or "unknown"
+        confidence = float(inference["confidence"])
     except (KeyError, TypeError, ValueError):
         return None
-    if not 0.0 <= confidence <= 1.0:
+    if not 0.0 <= confidence <= 1.0:  # also rejects NaN
         return None
+    request_id = record["request_id"]
+    check = check or {}
+    via = (final or {}).get("via") or "unknown"
     return Request(str(record.get("timestamp", "")), request_id, confidence, _status(check), str(via))
 
 

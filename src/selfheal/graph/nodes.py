@@ -248,12 +248,19 @@ def route_after_fallback(state: State) -> Literal["decide", "next_step"]:
 
 
 def final_decision_node(state: State, services: Services) -> dict[str, Any]:
-    """Write the log record (and any label a person gave) and return the decision."""
+    """Write the log record (and any label a person gave) and return the decision.
+
+    Both appends go into ``services.log.journal``: if the second one (or the checkpoint after this
+    node) fails, :class:`selfheal.session.Session` takes them back, so a decision is recorded
+    whole or not at all.
+    """
     record = build_record(dict(state), [*state.get("trace", []), FINAL_DECISION])
     services.log.write(record)
     via, label = state.get("via"), state.get("final_label")
     if via in ("user_clarification", "human_review") and label is not None:
-        append_clarified(services.config.paths.clarified, state["text"], label, state["request_id"], via)
+        services.log.journal.append(
+            append_clarified(services.config.paths.clarified, state["text"], label, state["request_id"], via)
+        )
     update: dict[str, Any] = {"record": record, "trace": [FINAL_DECISION]}
     if via == "pending_review":
         update["stage"] = "queued"

@@ -21,9 +21,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from selfheal.labels import LABELS
-from selfheal.model.checkpoint import read_json_gz, write_json_gz
-
-TFIDF_FILE = "backup_tfidf.json.gz"
+from selfheal.model.checkpoint import TFIDF_FILE, ModelError, read_json_gz, write_json_gz
 
 
 class Backup(Protocol):
@@ -81,17 +79,21 @@ class TfidfBackup:
         from sklearn.feature_extraction.text import TfidfVectorizer
         from sklearn.linear_model import LogisticRegression
 
-        payload = read_json_gz(Path(directory) / TFIDF_FILE)
-        vectorizer = TfidfVectorizer(
-            ngram_range=tuple(payload["ngram_range"]),
-            sublinear_tf=payload["sublinear_tf"],
-            vocabulary=payload["vocabulary"],
-        )
-        vectorizer.idf_ = np.asarray(payload["idf"])
-        classifier = LogisticRegression()
-        classifier.coef_ = np.asarray(payload["coef"])
-        classifier.intercept_ = np.asarray(payload["intercept"])
-        classifier.classes_ = np.asarray(payload["classes"])
+        path = Path(directory) / TFIDF_FILE
+        payload = read_json_gz(path)
+        try:
+            vectorizer = TfidfVectorizer(
+                ngram_range=tuple(payload["ngram_range"]),
+                sublinear_tf=payload["sublinear_tf"],
+                vocabulary=payload["vocabulary"],
+            )
+            vectorizer.idf_ = np.asarray(payload["idf"])
+            classifier = LogisticRegression()
+            classifier.coef_ = np.asarray(payload["coef"])
+            classifier.intercept_ = np.asarray(payload["intercept"])
+            classifier.classes_ = np.asarray(payload["classes"])
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ModelError(f"cannot read {path}: missing or bad {exc} (damaged checkpoint file?)") from None
         return cls(vectorizer, classifier)
 
 

@@ -78,8 +78,11 @@ class Classifier:
             else:
                 model = PeftModel.from_pretrained(model, str(self.directory))
             self.model = model.to(device).eval()
-        except (OSError, ValueError, KeyError, RuntimeError) as exc:
-            raise ModelError(f"cannot load checkpoint {self.directory}: {exc}") from None
+        except ModelError:
+            raise
+        except Exception as exc:  # OSError, ValueError, safetensors' and tokenizers' own errors...
+            reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            raise ModelError(f"cannot load checkpoint {self.directory}: {reason}") from None
         self._torch = torch
         # The other members of the log-linear ensemble (see selfheal.model.ensemble), if any.
         self._embedder = self._load_embedder() if use_embedder else None
@@ -96,16 +99,22 @@ class Classifier:
         """The checkpoint's embedder member, or ``None`` (logged) when it has none or it is missing."""
         if float(self.meta.get("embedder_weight", 0.0)) <= 0:
             return None
-        from selfheal.model.embedder import EmbedderMember, EmbeddingHead, SentenceEncoder, resolve_embedder
+        from selfheal.model.embedder import (
+            EmbedderMember,
+            EmbedderNotInstalled,
+            EmbeddingHead,
+            SentenceEncoder,
+            resolve_embedder,
+        )
 
+        head = EmbeddingHead.load(self.directory)  # a damaged head is an error, not a fallback
         try:
-            head = EmbeddingHead.load(self.directory)
             path = resolve_embedder(self.meta.get("embedder_model"))
-            encoder = SentenceEncoder(path, head.layers, max_length=self.max_length)
-            return EmbedderMember(encoder, head)
-        except ModelError as exc:
+        except EmbedderNotInstalled as exc:
             logger.warning("ensemble without the sentence embedder (%s)", exc)
             return None
+        encoder = SentenceEncoder(path, head.layers, max_length=self.max_length)
+        return EmbedderMember(encoder, head)
 
     @property
     def members(self) -> dict[str, float]:

