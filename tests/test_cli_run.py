@@ -66,7 +66,7 @@ def test_run_asks_for_clarification_and_logs_the_answer(tmp_path, cli, classifie
     fallback = record["fallback"]
     assert fallback["activated"] is True and fallback["strategy"] == "ask_clarify"
     assert fallback["question"] == f"Could you clarify your intent? Was this a {asked.lower()} review? (y/n)"
-    assert fallback["user_response"] == "y" and fallback["backup"] is None
+    assert fallback["user_response"] == ["y"] and fallback["backup"] is None
     assert record["final_decision"] == {"label": asked, "via": "user_clarification"}
     assert record["trace"] == ["InferenceNode", "ConfidenceCheckNode", "FallbackNode", "FinalDecisionNode"]
     assert "via user_clarification" in (tmp_path / "logs" / "app.log").read_text()

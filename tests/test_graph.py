@@ -102,7 +102,7 @@ def test_clarification_yes_corrects_the_label(session, graph_config):
     assert outcome.done
     (record,) = records(session)
     assert record["final_decision"] == {"label": asked, "via": "user_clarification"}
-    assert record["fallback"]["user_response"] == "y"
+    assert record["fallback"]["user_response"] == ["y"]
     assert record["fallback"]["backup"] is None
     assert json.loads(graph_config.paths.clarified.read_text())["label"] == asked
 
@@ -119,7 +119,8 @@ def test_unclear_answer_is_asked_once_more_then_backups(session):
         outcome = session.resume(outcome.request_id, "positive")
     (record,) = records(session)
     assert record["fallback"]["attempts"] == 2
-    assert record["fallback"]["no_answer_reason"] == "unclear"
+    assert record["fallback"]["no_answer_reason"] == "unsure"  # the last answer said it did not know
+    assert record["fallback"]["user_response"] == ["hmm", "I really cannot say"]
     assert record["fallback"]["backup"]["label"] == "Positive"
     assert record["final_decision"]["label"] == "Positive"
 
@@ -216,7 +217,7 @@ def test_ctrl_c_or_timeout_at_the_question_skips_it_and_the_loop_goes_on(session
     first, second = records(session)
     assert first["fallback"]["no_answer_reason"] == reason
     assert first["final_decision"]["via"] in ("backup_model", "pending_review")
-    assert second["fallback"]["user_response"] == "n"
+    assert second["fallback"]["user_response"] == ["n"]
     assert sum(counts.values()) == 2
 
 

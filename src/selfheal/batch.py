@@ -52,9 +52,11 @@ def table_lines(records: list[dict[str, Any]], width: int = 60) -> list[str]:
 
 def classify(config: Config, texts: list[str], file: Path | None, as_json: bool) -> None:
     """The ``selfheal classify`` command body."""
+    from selfheal.checkpoint_db import check_checkpoint_db
     from selfheal.model.checkpoint import resolve_checkpoint
 
     resolve_checkpoint(config.paths.checkpoint)  # fail fast, before any heavy import
+    check_checkpoint_db(Path(config.paths.log_dir))  # a damaged review queue: before the model loads
     inputs = read_inputs(texts, file)
     from selfheal.services import Services
     from selfheal.session import Session
