@@ -36,7 +36,7 @@ from selfheal.answers import is_quit, parse_choice, parse_clarification, read_cl
         ("no, it was positive", "Positive"),
         ("yes, definitely negative", "Negative"),
         ("Nope, it was good", "Positive"),
-        ("Yes – it was bad", "Negative"),
+        ("Yes \u2013 it was bad", "Negative"),
     ],
 )
 def test_clarification_answers(answer, expected):
@@ -60,7 +60,7 @@ def test_clarification_answers(answer, expected):
         ("nope, it was bad", "unclear"),
         # not a yes or a no: the person does not know
         ("I don't know", "unsure"),
-        ("I don’t know", "unsure"),
+        ("I don\u2019t know", "unsure"),
         ("i dont know", "unsure"),
         ("idk", "unsure"),
         ("not sure", "unsure"),
