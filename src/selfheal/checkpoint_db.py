@@ -39,7 +39,8 @@ class CheckpointError(ConfigError):
 
 def _recover_hint() -> str:
     return (
-        f"move it aside and run 'selfheal review --rebuild' to restore the pending requests from {JSONL_NAME}"
+        f"run 'selfheal review --rebuild' (it moves the file aside and restores the pending requests "
+        f"from {JSONL_NAME})"
     )
 
 
