@@ -35,6 +35,10 @@ from selfheal.answers import is_quit, parse_choice, parse_clarification, read_cl
         ("bad", "Negative"),
         ("no, it was positive", "Positive"),
         ("yes, definitely negative", "Negative"),
+        ("absolutely negative", "Negative"),
+        ("definitely not", "Positive"),
+        ("that's not right", "Positive"),
+        ("Yes, definitely", "Negative"),
         ("Nope, it was good", "Positive"),
         ("Yes \u2013 it was bad", "Negative"),
     ],
@@ -95,6 +99,8 @@ def test_quit_words():
 def test_yes_means_the_label_asked_about():
     assert parse_clarification("yes", "Positive") == "Positive"
     assert parse_clarification("no", "Positive") == "Negative"
+    assert parse_clarification("No, it was definitely negative.", "Positive") == "Negative"
+    assert parse_clarification("Yes, it was definitely negative.", "Positive") is None  # contradicts
 
 
 @pytest.mark.parametrize(

@@ -21,9 +21,11 @@ from typing import Literal
 from selfheal.labels import LABELS, label_id, other_label
 
 YES = frozenset(
-    {"y", "yes", "yeah", "yea", "yep", "yup", "sure", "correct", "right", "true", "indeed", "exactly"}
-    | {"absolutely", "affirmative", "ok", "okay", "definitely", "certainly"}
+    {"y", "yes", "yeah", "yea", "yep", "yup", "sure", "correct", "right", "true", "affirmative", "ok", "okay"}
 )
+# Words that mean "yes" on their own but only stress the rest of a longer answer
+# ("No, it was definitely negative" is a no).
+INTENSIFIERS = frozenset({"definitely", "absolutely", "certainly", "indeed", "exactly", "totally"})
 NO = frozenset({"n", "no", "nope", "nah", "not", "wrong", "false", "incorrect", "never"})
 QUIT = frozenset({"q", "quit", "exit", ":q"})
 # Sentiment words that name a label like its name does ("bad" = Negative; "not bad" = Positive).
@@ -106,8 +108,18 @@ def read_clarification(answer: str, asked: str) -> Reading:
         before = [j for j in range(max(0, i - 2), i) if _is_negator(words[j]) and j not in used]
         used.update(before)
         named.add(other_label(label) if len(before) % 2 else label)
-    said_yes = any(w in YES for i, w in enumerate(words) if i not in used)
-    said_no = any((w in NO or _is_negator(w)) for i, w in enumerate(words) if i not in used)
+    said_yes = said_no = False
+    for i, word in enumerate(words):
+        if i in used:
+            continue
+        if word in YES and i > 0 and _is_negator(words[i - 1]) and i - 1 not in used:
+            used.add(i - 1)  # "not right", "isn't true": a no
+            said_no = True
+        elif word in YES:
+            said_yes = True
+    said_no = said_no or any((w in NO or _is_negator(w)) for i, w in enumerate(words) if i not in used)
+    if not (said_yes or said_no or named):
+        said_yes = any(w in INTENSIFIERS for w in words)  # "definitely" on its own
     if (said_yes and said_no) or len(named) > 1:
         return Reading("unclear")
     by_yes_no = None
