@@ -306,3 +306,15 @@ def test_i_dont_know_at_the_forced_choice_leaves_it_pending(session):
     assert lines.count("Please answer negative/positive.") == 1  # asked once more, then left
     assert counts == {"pending_review": 1}
     assert records(session)[0]["final_decision"] == {"label": None, "via": "pending_review"}
+
+
+def test_quit_at_the_forced_choice_leaves_it_pending_and_ends_the_loop(session):
+    thresholds(session, accept=1.0, clarify=1.0)
+    session.services.backups = FixedBackup(other_label(session.services.classifier.predict([TEXT])[0].label))
+    counts, lines, _ = loop(session, TEXT, "quit", "An absolute joy.")
+    assert counts == {"pending_review": 1}  # the next text was never read
+    assert lines[-1] == "Final Label: pending (escalated to human review)"
+    (record,) = records(session)
+    assert record["final_decision"] == {"label": None, "via": "pending_review"}
+    assert record["fallback"]["review"]["mode"] == "queue"
+    assert [w.request_id for w in session.paused()] == [record["request_id"]]
