@@ -138,3 +138,29 @@ def test_an_answer_whose_reviewer_died_is_finished_by_the_next_review(tmp_path, 
     assert [r["final_decision"] for r in reviews] == [{"label": "Positive", "via": "human_review"}]
     assert store.get(rid, checkpoint_id) is None  # finished claims are cleared
     assert rid[:8] not in cli("review", "--list", check=True).stdout
+
+
+def test_a_reviewer_who_died_after_logging_is_not_logged_twice(tmp_path, cli):
+    pending = make_pending(cli)[0]
+    rid = pending["request_id"]
+    config = load_config(
+        None, [f"paths.log_dir={tmp_path / 'logs'}", f"paths.clarified={tmp_path / 'c.jsonl'}"]
+    )
+    session = Session(Services(config), open_checkpointer(config.paths.log_dir))
+    checkpoint_id = session.graph.get_state(session._thread(rid)).config["configurable"]["checkpoint_id"]
+    dead = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True
+    )
+    store = ClaimStore(tmp_path / "logs" / CHECKPOINT_DB, owner=f"{socket.gethostname()}:{int(dead.stdout)}")
+    answer = {"answer": "negative", "source": "review"}
+    assert store.claim(rid, checkpoint_id, answer) is not None
+    # the dead reviewer's FinalDecisionNode wrote its record; the process died before the clean-up
+    decided = pending | {"final_decision": {"label": "Negative", "via": "human_review"}}
+    session.services.log.write(decided)
+
+    result = cli("review", stdin="q\n", check=True)
+    assert f"finished request {rid[:8]}" not in result.stdout and rid[:8] not in result.stdout
+    records = [r for r in lines(tmp_path / "logs" / "app.jsonl") if r["request_id"] == rid]
+    assert [r["final_decision"]["via"] for r in records] == ["pending_review", "human_review"]
+    assert session.waiting(rid) is None  # the thread was cleaned up
+    assert store.get(rid, checkpoint_id) is None

@@ -83,8 +83,8 @@ def inspect_db(path: Path) -> tuple[str, set[str]]:
     return "ok", threads
 
 
-def pending_in_log(log_path: Path) -> dict[str, dict[str, Any]]:
-    """The requests whose latest record in ``app.jsonl`` is pending review, by request id (log order)."""
+def latest_records(log_path: Path) -> dict[str, dict[str, Any]]:
+    """The latest record of each request in ``app.jsonl``, by request id (in log order)."""
     latest: dict[str, dict[str, Any]] = {}
     if not Path(log_path).is_file():
         return latest
@@ -93,12 +93,18 @@ def pending_in_log(log_path: Path) -> dict[str, dict[str, Any]]:
             continue
         latest.pop(record["request_id"], None)
         latest[record["request_id"]] = record
-    return {
-        rid: record
-        for rid, record in latest.items()
-        if isinstance(record.get("final_decision"), dict)
-        and record["final_decision"].get("via") == "pending_review"
-    }
+    return latest
+
+
+def is_pending(record: dict[str, Any]) -> bool:
+    """Whether a log record says its request waits for review."""
+    final = record.get("final_decision")
+    return isinstance(final, dict) and final.get("via") == "pending_review"
+
+
+def pending_in_log(log_path: Path) -> dict[str, dict[str, Any]]:
+    """The requests whose latest record in ``app.jsonl`` is pending review, by request id (log order)."""
+    return {rid: record for rid, record in latest_records(log_path).items() if is_pending(record)}
 
 
 def check_checkpoint_db(log_dir: Path) -> None:

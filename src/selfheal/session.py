@@ -123,11 +123,24 @@ class Session:
         return outcome
 
     def recover(self, on_update: UpdateCallback | None = None) -> list[Outcome]:
-        """Finish answers whose process died after claiming them (with the answer it was given)."""
+        """Finish answers whose process died after claiming them (with the answer it was given).
+
+        If the dead process got as far as logging the decision, only its clean-up is done (the
+        thread is deleted), so the decision is not logged twice.
+        """
+        from selfheal.checkpoint_db import is_pending, latest_records
+
         done = []
-        for abandoned in self.claims.abandoned():
+        abandoned_claims = self.claims.abandoned()
+        logged = latest_records(self.services.log.jsonl_path) if abandoned_claims else {}
+        for abandoned in abandoned_claims:
             claim = self.claims.take_over(abandoned)
             if claim is None:  # another process is finishing it
+                continue
+            record = logged.get(claim.thread_id)
+            if record is not None and not is_pending(record):  # decided and logged already
+                self.checkpointer.delete_thread(claim.thread_id)
+                self.claims.release(claim)
                 continue
             try:
                 done.append(self._resume_claimed(claim, on_update))
