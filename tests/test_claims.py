@@ -8,9 +8,11 @@ processes in pseudo-terminals sharing one SQLite checkpoint file.
 from __future__ import annotations
 
 import json
+import os
 import socket
 import subprocess
 import sys
+import threading
 
 import pexpect
 
@@ -87,26 +89,92 @@ def test_two_reviewers_at_once_only_the_first_answer_counts(tmp_path, cli):
     assert rid[:8] not in cli("review", "--list", check=True).stdout
 
 
-def test_two_sessions_on_one_file_answer_once(tmp_path, cli):
+class PausingClaims(ClaimStore):
+    """The real claim store, holding still right after a successful claim (before the resume)."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.claimed, self.go_on = threading.Event(), threading.Event()
+
+    def claim(self, thread_id, checkpoint_id, answer):
+        won = super().claim(thread_id, checkpoint_id, answer)
+        self.claimed.set()
+        self.go_on.wait(timeout=30)
+        return won
+
+
+def test_both_reviewers_saw_it_waiting_only_the_first_claim_resumes(tmp_path, cli):
+    """The interleaving behind the double answer, made deterministic: A and B both see the
+    request waiting; A has claimed it but not resumed yet when B answers."""
     rid = make_pending(cli)[0]["request_id"]
     config = load_config(
         None, [f"paths.log_dir={tmp_path / 'logs'}", f"paths.clarified={tmp_path / 'c.jsonl'}"]
     )
-    one = Session(Services(config), open_checkpointer(config.paths.log_dir))
-    two = Session(Services(config), open_checkpointer(config.paths.log_dir))
+    db = tmp_path / "logs" / CHECKPOINT_DB
+    claims_a = PausingClaims(db, owner=f"{socket.gethostname()}:{os.getpid()}-a")
+    one = Session(Services(config), open_checkpointer(config.paths.log_dir), claims_a)
+    two = Session(Services(config), open_checkpointer(config.paths.log_dir), ClaimStore(db, owner="b"))
     assert one.waiting(rid) is not None and two.waiting(rid) is not None  # both see it waiting
-    done = one.resume(rid, {"answer": "negative", "source": "review"})
-    assert done.state["final_label"] == "Negative"
+    results: dict[str, object] = {}
+    thread = threading.Thread(
+        target=lambda: results.update(a=one.resume(rid, {"answer": "negative", "source": "review"}))
+    )
+    thread.start()
+    assert claims_a.claimed.wait(timeout=60)
     try:
+        assert two.waiting(rid) is not None  # still waiting: A has not resumed yet
         two.resume(rid, {"answer": "positive", "source": "review"})
     except AlreadyAnswered as exc:
-        assert exc.request_id == rid
-    else:
-        raise AssertionError("the second answer was applied")
+        results["b"] = exc
+    finally:
+        claims_a.go_on.set()
+        thread.join(timeout=60)
+    refused = results["b"]
+    assert isinstance(refused, AlreadyAnswered) and refused.claim is not None
+    assert refused.claim.owner == claims_a.owner  # refused because A holds the claim
+    assert results["a"].state["final_label"] == "Negative"
     reviews = [
         r for r in lines(tmp_path / "logs" / "app.jsonl") if r["final_decision"]["via"] == "human_review"
     ]
     assert [r["final_decision"]["label"] for r in reviews] == ["Negative"]
+    assert [r["label"] for r in lines(tmp_path / "c.jsonl")] == ["Negative"]
+
+
+def test_two_concurrent_resumes_apply_one_answer(tmp_path, cli):
+    """Two sessions (own SQLite connections) resume the same request at the same moment; before
+    the claims this logged two human_review records with opposite labels."""
+    rid = make_pending(cli)[0]["request_id"]
+    config = load_config(
+        None, [f"paths.log_dir={tmp_path / 'logs'}", f"paths.clarified={tmp_path / 'c.jsonl'}"]
+    )
+    sessions = [Session(Services(config), open_checkpointer(config.paths.log_dir)) for _ in range(2)]
+    assert all(s.waiting(rid) is not None for s in sessions)
+    start, results = threading.Barrier(2), {}
+
+    def answer(session: Session, label: str) -> None:
+        start.wait(timeout=30)
+        try:
+            results[label] = session.resume(rid, {"answer": label.lower(), "source": "review"}).state[
+                "final_label"
+            ]
+        except AlreadyAnswered:
+            results[label] = "already answered"
+
+    threads = [
+        threading.Thread(target=answer, args=(s, label))
+        for s, label in zip(sessions, ("Negative", "Positive"), strict=True)
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+    winners = [label for label, result in results.items() if result == label]
+    assert len(winners) == 1 and sorted(results.values()).count("already answered") == 1
+    reviews = [
+        r for r in lines(tmp_path / "logs" / "app.jsonl") if r["final_decision"]["via"] == "human_review"
+    ]
+    assert [r["final_decision"]["label"] for r in reviews] == winners
+    assert [r["label"] for r in lines(tmp_path / "c.jsonl")] == winners
 
 
 def test_an_answer_whose_reviewer_died_is_finished_by_the_next_review(tmp_path, cli):

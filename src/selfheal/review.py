@@ -142,7 +142,7 @@ def review(
         answered += result == "answered"
         skipped += result == "skipped"
         already += result == "already"
-    left = len(session.paused())
+    left = len(paused) - answered - already
     done_elsewhere = f", {already} already answered by others" if already else ""
     console.print(
         f"Reviewed {answered}, skipped {skipped}{done_elsewhere}, {left} still waiting.", style="dim"
