@@ -16,6 +16,7 @@ FallbackNode to reach the review interrupt): no model runs and nothing is writte
 
 from __future__ import annotations
 
+import json
 import os
 import sqlite3
 import time
@@ -25,7 +26,6 @@ from pathlib import Path
 from typing import Any
 
 from selfheal.config import Config, ConfigError
-from selfheal.jsonl import read_lines
 
 CHECKPOINT_DB = "graph_checkpoints.sqlite"
 JSONL_NAME = "app.jsonl"
@@ -83,16 +83,22 @@ def inspect_db(path: Path) -> tuple[str, set[str]]:
     return "ok", threads
 
 
-def latest_records(log_path: Path) -> dict[str, dict[str, Any]]:
-    """The latest record of each request in ``app.jsonl``, by request id (in log order)."""
+def latest_records(log_path: Path, request_ids: set[str]) -> dict[str, dict[str, Any]]:
+    """The latest record in ``app.jsonl`` of each of ``request_ids`` that has one."""
     latest: dict[str, dict[str, Any]] = {}
-    if not Path(log_path).is_file():
+    keys = [rid.encode() for rid in request_ids]
+    if not keys or not Path(log_path).is_file():
         return latest
-    for _, record in read_lines(log_path):
-        if record is None or not isinstance(record.get("request_id"), str):
-            continue
-        latest.pop(record["request_id"], None)
-        latest[record["request_id"]] = record
+    with Path(log_path).open("rb") as fh:
+        for raw in fh:
+            if not any(key in raw for key in keys):
+                continue
+            try:
+                record = json.loads(raw.decode("utf-8"))
+            except (UnicodeDecodeError, json.JSONDecodeError):
+                continue
+            if isinstance(record, dict) and record.get("request_id") in request_ids:
+                latest[record["request_id"]] = record
     return latest
 
 
@@ -103,8 +109,28 @@ def is_pending(record: dict[str, Any]) -> bool:
 
 
 def pending_in_log(log_path: Path) -> dict[str, dict[str, Any]]:
-    """The requests whose latest record in ``app.jsonl`` is pending review, by request id (log order)."""
-    return {rid: record for rid, record in latest_records(log_path).items() if is_pending(record)}
+    """The requests whose latest record in ``app.jsonl`` is pending review, by request id (log order).
+
+    A pending request's only later record is its ``human_review``, so only lines that mention
+    either are parsed (this runs before every ``run``, ``classify`` and ``review``).
+    """
+    pending: dict[str, dict[str, Any]] = {}
+    if not Path(log_path).is_file():
+        return pending
+    with Path(log_path).open("rb") as fh:
+        for raw in fh:
+            if b"pending_review" not in raw and b"human_review" not in raw:
+                continue
+            try:
+                record = json.loads(raw.decode("utf-8"))
+            except (UnicodeDecodeError, json.JSONDecodeError):
+                continue
+            if not isinstance(record, dict) or not isinstance(record.get("request_id"), str):
+                continue
+            pending.pop(record["request_id"], None)
+            if is_pending(record):
+                pending[record["request_id"]] = record
+    return pending
 
 
 def check_checkpoint_db(log_dir: Path) -> None:

@@ -132,7 +132,7 @@ class Session:
 
         done = []
         abandoned_claims = self.claims.abandoned()
-        logged = latest_records(self.services.log.jsonl_path) if abandoned_claims else {}
+        logged = latest_records(self.services.log.jsonl_path, {c.thread_id for c in abandoned_claims})
         for abandoned in abandoned_claims:
             claim = self.claims.take_over(abandoned)
             if claim is None:  # another process is finishing it
