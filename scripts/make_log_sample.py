@@ -66,7 +66,7 @@ def main() -> None:
             child.sendline(answer)
 
     say("The movie was painfully slow and boring.", "y", "negative")
-    say("Not bad, not good, just there.", "hmm", "Yes, it was definitely negative.", "negative")
+    say("Not bad, not good, just there.", "I don't know", "No, it was definitely negative.", "negative")
     say("A warm, funny and moving film.", "n", "positive")
     child.expect_exact(PROMPT)
     child.sendline("Visually stunning, emotionally empty.")

@@ -66,7 +66,7 @@ def test_run_asks_for_clarification_and_logs_the_answer(tmp_path, cli, classifie
     fallback = record["fallback"]
     assert fallback["activated"] is True and fallback["strategy"] == "ask_clarify"
     assert fallback["question"] == f"Could you clarify your intent? Was this a {asked.lower()} review? (y/n)"
-    assert fallback["user_response"] == "y" and fallback["backup"] is None
+    assert fallback["user_response"] == ["y"] and fallback["backup"] is None
     assert record["final_decision"] == {"label": asked, "via": "user_clarification"}
     assert record["trace"] == ["InferenceNode", "ConfidenceCheckNode", "FallbackNode", "FinalDecisionNode"]
     assert "via user_clarification" in (tmp_path / "logs" / "app.log").read_text()
@@ -98,3 +98,41 @@ def test_open_question_survives_a_killed_run_and_review_answers_it(tmp_path, cli
     record = json.loads(line)
     assert record["final_decision"] == {"label": "Negative", "via": "human_review"}
     assert record["mode"] == "interactive" and record["fallback"]["review"]["mode"] == "queue"
+
+
+def test_quit_at_the_question_leaves_it_pending_and_says_goodbye(tmp_path, cli):
+    text = "A strange, haunting little film."
+    child = pexpect.spawn(
+        str(SELFHEAL_BIN),
+        ["run", *cli.args(), "--accept", "1"],
+        cwd=str(tmp_path),
+        env=cli.env,
+        encoding="utf-8",
+        timeout=120,
+        dimensions=(40, 200),
+    )
+    try:
+        child.expect_exact(PROMPT)
+        child.sendline(text)
+        child.expect_exact("(y/n)")
+        child.expect_exact("> ")
+        child.sendline("I don't know")
+        child.expect_exact("Sorry, I did not get that.")  # asked again, not read as yes or no
+        child.expect_exact("> ")
+        child.sendline("quit")
+        child.expect_exact("[FallbackNode] The question is left for 'selfheal review'.\r\n")
+        child.expect_exact("Final Label: pending (escalated to human review)\r\n")
+        child.expect(r"Bye: 1 request \(0 by the model, 0 clarified by you, .* 1 pending review\)\. Log: ")
+        child.expect(pexpect.EOF)
+    finally:
+        child.close()
+    assert child.exitstatus == 0
+
+    (line,) = (tmp_path / "logs" / "app.jsonl").read_text().splitlines()
+    record = json.loads(line)
+    assert record["final_decision"] == {"label": None, "via": "pending_review"}
+    assert record["fallback"]["user_response"] == ["I don't know", "quit"]
+    assert record["fallback"]["no_answer_reason"] == "quit"
+    assert not (tmp_path / "clarified.jsonl").exists()
+    listed = cli("review", "--list", check=True)
+    assert "pending review" in listed.stdout and text in listed.stdout

@@ -101,7 +101,7 @@ def test_clarification_yes_corrects_the_label(session, graph_config):
     assert outcome.done
     (record,) = records(session)
     assert record["final_decision"] == {"label": asked, "via": "user_clarification"}
-    assert record["fallback"]["user_response"] == "y"
+    assert record["fallback"]["user_response"] == ["y"]
     assert record["fallback"]["backup"] is None
     assert json.loads(graph_config.paths.clarified.read_text())["label"] == asked
 
@@ -118,7 +118,8 @@ def test_unclear_answer_is_asked_once_more_then_backups(session):
         outcome = session.resume(outcome.request_id, "positive")
     (record,) = records(session)
     assert record["fallback"]["attempts"] == 2
-    assert record["fallback"]["no_answer_reason"] == "unclear"
+    assert record["fallback"]["no_answer_reason"] == "unsure"  # the last answer said it did not know
+    assert record["fallback"]["user_response"] == ["hmm", "I really cannot say"]
     assert record["fallback"]["backup"]["label"] == "Positive"
     assert record["final_decision"]["label"] == "Positive"
 
@@ -217,7 +218,7 @@ def test_ctrl_c_or_timeout_at_the_question_skips_it_and_the_loop_goes_on(session
     first, second = records(session)
     assert first["fallback"]["no_answer_reason"] == reason
     assert first["final_decision"]["via"] in ("backup_model", "pending_review")
-    assert second["fallback"]["user_response"] == "n"
+    assert second["fallback"]["user_response"] == ["n"]
     assert sum(counts.values()) == 2
 
 
@@ -258,3 +259,63 @@ def test_forced_choice_is_asked_until_it_is_a_label(session):
     assert "Please answer negative/positive." in lines
     assert "Final Label: Positive (via human review)" in lines
     assert records(session)[0]["fallback"]["review"]["answer"] == "positive"
+
+
+def test_i_dont_know_twice_counts_as_no_answer_and_nothing_is_kept(session, graph_config):
+    thresholds(session, accept=1.0, clarify=0.0)
+    outcome = session.start(TEXT, interactive=True)
+    outcome = session.resume(outcome.request_id, "I don't know")
+    assert outcome.waiting["kind"] == "clarify" and outcome.waiting["attempt"] == 2  # asked again
+    outcome = session.resume(outcome.request_id, "not sure")
+    if outcome.waiting is not None and outcome.waiting["kind"] == "review":  # the backups disagreed
+        outcome = session.resume(outcome.request_id, {"answer": None, "reason": "eof"})
+    (record,) = records(session)
+    fallback = record["fallback"]
+    assert fallback["user_response"] == ["I don't know", "not sure"]  # every answer, in order
+    assert fallback["no_answer_reason"] == "unsure" and fallback["user_label"] is None
+    assert fallback["backup"] is not None  # the real backup models were asked
+    assert record["final_decision"]["via"] in ("backup_model", "pending_review")
+    assert not graph_config.paths.clarified.exists()  # no label was given, nothing kept for retraining
+
+
+def test_quit_at_the_question_leaves_it_for_review_and_ends_the_loop(session, graph_config):
+    thresholds(session, accept=1.0, clarify=0.0)
+    counts, lines, notes = loop(session, TEXT, "maybe", "quit", "An absolute joy.")
+    assert counts == {"pending_review": 1}  # the loop ended: the next text was never read
+    (record,) = records(session)
+    assert record["final_decision"] == {"label": None, "via": "pending_review"}
+    fallback = record["fallback"]
+    assert fallback["user_response"] == ["maybe", "quit"] and fallback["no_answer_reason"] == "quit"
+    assert fallback["backup"] is None  # left for a person, not decided by the backups
+    assert "[FallbackNode] The question is left for 'selfheal review'." in lines
+    assert lines[-1] == "Final Label: pending (escalated to human review)"
+    assert any("waits for 'selfheal review'" in note for note in notes)
+    (waiting,) = session.paused()  # in the review queue with its state intact
+    assert waiting.pending_review and waiting.state["text"] == TEXT
+    assert waiting.state["inference"] == record["inference"]
+    done = session.resume(waiting.request_id, {"answer": "positive", "source": "review"})
+    assert done.state["final_label"] == "Positive"
+    assert records(session)[-1]["final_decision"] == {"label": "Positive", "via": "human_review"}
+    (kept,) = graph_config.paths.clarified.read_text().splitlines()
+    assert json.loads(kept)["source"] == "human_review"
+
+
+def test_i_dont_know_at_the_forced_choice_leaves_it_pending(session):
+    thresholds(session, accept=1.0, clarify=1.0)
+    session.services.backups = FixedBackup(other_label(session.services.classifier.predict([TEXT])[0].label))
+    counts, lines, _ = loop(session, TEXT, "dunno", "no idea", "quit")
+    assert lines.count("Please answer negative/positive.") == 1  # asked once more, then left
+    assert counts == {"pending_review": 1}
+    assert records(session)[0]["final_decision"] == {"label": None, "via": "pending_review"}
+
+
+def test_quit_at_the_forced_choice_leaves_it_pending_and_ends_the_loop(session):
+    thresholds(session, accept=1.0, clarify=1.0)
+    session.services.backups = FixedBackup(other_label(session.services.classifier.predict([TEXT])[0].label))
+    counts, lines, _ = loop(session, TEXT, "quit", "An absolute joy.")
+    assert counts == {"pending_review": 1}  # the next text was never read
+    assert lines[-1] == "Final Label: pending (escalated to human review)"
+    (record,) = records(session)
+    assert record["final_decision"] == {"label": None, "via": "pending_review"}
+    assert record["fallback"]["review"]["mode"] == "queue"
+    assert [w.request_id for w in session.paused()] == [record["request_id"]]

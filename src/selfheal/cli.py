@@ -227,11 +227,19 @@ def review(
     config: ConfigOption = None,
     overrides: SetOption = None,
     list_only: Annotated[bool, typer.Option("--list", help="Only list what waits; ask nothing.")] = False,
+    rebuild: Annotated[
+        bool,
+        typer.Option(
+            "--rebuild",
+            help="Restore the queue from app.jsonl into a fresh checkpoint file (a damaged one is moved "
+            "aside), then list it.",
+        ),
+    ] = False,
 ) -> None:
     """Answer escalated requests (and questions left open by a killed run), resuming their graphs."""
     from selfheal.review import review as review_queue
 
-    review_queue(get_config(config, overrides), list_only=list_only)
+    review_queue(get_config(config, overrides), list_only=list_only, rebuild=rebuild)
 
 
 @app.command("package-model")

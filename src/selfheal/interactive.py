@@ -3,7 +3,8 @@
 The prompt appears at once: torch, transformers and LangGraph are imported and the models loaded
 in a background thread while the person types (:class:`BackgroundSession`). Each text goes
 through the graph; when it pauses at a question the loop asks it and resumes the graph with the
-answer (``Command(resume=answer)``), or with "no answer" after EOF, Ctrl-C or the timeout.
+answer (``Command(resume=answer)``), or with "no answer" after EOF, Ctrl-C or the timeout;
+"quit" at a question leaves it pending for ``selfheal review`` and ends the loop.
 """
 
 from __future__ import annotations
@@ -19,7 +20,8 @@ from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
 
-from selfheal.answers import choice_hint, parse_choice
+from selfheal.answers import choice_hint, is_quit, is_unsure, parse_choice
+from selfheal.claims import AlreadyAnswered
 from selfheal.config import Config
 from selfheal.inputs import prepare_text
 from selfheal.terminal import Printer, Prompter, TerminalPrompter
@@ -113,27 +115,56 @@ def _ask(prompter: Prompter, timeout: float | None) -> tuple[Any, str | None]:
         return {"answer": None, "reason": "timeout"}, "timeout"
 
 
+def _forced_choice(
+    answer: Any, prompter: Prompter, printer: Printer, timeout: float | None, max_unsure: int
+) -> tuple[Any, str | None, bool]:
+    """Ask the forced choice until it is a label; ``(resume value, no-answer reason, quit)``.
+
+    "quit" leaves the request pending for ``selfheal review``; so do ``max_unsure`` answers such
+    as "I don't know".
+    """
+    unsure = 0
+    while parse_choice(answer) is None:
+        if is_quit(answer):
+            return {"answer": None, "reason": "quit"}, None, True
+        unsure += is_unsure(answer)
+        if unsure >= max_unsure:
+            return {"answer": None, "reason": "unsure"}, None, False
+        printer.line(f"Please answer {choice_hint()}.")
+        answer, silent = _ask(prompter, timeout)
+        if silent is not None:
+            return answer, silent, False
+    return answer, None, False
+
+
 def decide_interactively(
     session: Session, text: str, prompter: Prompter, printer: Printer, timeout: float | None
 ) -> tuple[Outcome | None, bool]:
-    """Run one request, asking its questions; returns the outcome and whether stdin hit EOF."""
+    """Run one request, asking its questions; returns the outcome and whether to stop the loop
+    (stdin hit EOF, or the person typed "quit" at a question, which leaves it for review)."""
     outcome = session.start(text, interactive=True, on_update=printer.update)
     if outcome is None:
         return None, False
     silent: str | None = None  # once a question is not answered, ask nothing more for this text
+    quit_asked = False
+    max_unsure = session.config.fallback.max_clarify_attempts
     while outcome.waiting is not None and outcome.waiting["kind"] != "review_queue":
         if silent is None:
             printer.question(outcome.waiting)
             answer, silent = _ask(prompter, timeout)
-            # a forced choice has no "unclear": ask until it is a label or nobody answers
-            while outcome.waiting["kind"] == "review" and silent is None and parse_choice(answer) is None:
-                printer.line(f"Please answer {choice_hint()}.")
-                answer, silent = _ask(prompter, timeout)
+            if silent is None and outcome.waiting["kind"] == "review":
+                answer, silent, quit_asked = _forced_choice(answer, prompter, printer, timeout, max_unsure)
+            elif silent is None and is_quit(answer):  # the graph leaves the question for review
+                quit_asked = True
         else:
             answer = {"answer": None, "reason": silent}
-        outcome = session.resume(outcome.request_id, answer, on_update=printer.update)
+        try:
+            outcome = session.resume(outcome.request_id, answer, on_update=printer.update)
+        except AlreadyAnswered:  # a reviewer answered the open question first
+            printer.line("Already answered in 'selfheal review'; your answer was not used.", style="yellow")
+            return None, quit_asked
     printer.final(outcome.state)
-    return outcome, silent == "eof"
+    return outcome, silent == "eof" or quit_asked
 
 
 def summary(counts: Counter[str], log_path: Any) -> str:
@@ -176,7 +207,7 @@ def run_loop(
             notify("Please type some text (it was empty).")
             continue
         try:
-            outcome, eof = decide_interactively(provider.get(), raw, prompter, printer, timeout)
+            outcome, stop = decide_interactively(provider.get(), raw, prompter, printer, timeout)
         except KeyboardInterrupt:  # during inference: nothing was logged for this text
             notify("interrupted")
             break
@@ -184,7 +215,7 @@ def run_loop(
             counts[str(outcome.state.get("via"))] += 1
             if outcome.pending_review:
                 notify(f"request {outcome.request_id} waits for 'selfheal review'")
-        if eof:
+        if stop:
             break
     return counts
 
@@ -193,7 +224,7 @@ def run(config: Config) -> None:
     """The ``selfheal run`` command body."""
     from selfheal.preflight import preflight
 
-    preflight(config)  # an unusable log dir or a damaged checkpoint fails now, before the prompt
+    preflight(config)  # an unusable log dir, checkpoint or review queue fails now, before the prompt
     printer = Printer()
     errors = Console(stderr=True, highlight=False, soft_wrap=True)
 

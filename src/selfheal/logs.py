@@ -15,7 +15,8 @@ Record schema (one line per decision; every key is always present)::
     inference          {label, probs: {label: p}, confidence, latency_ms}
     confidence_check   {thresholds: {accept, clarify}, status: ACCEPT | LOW | VERY_LOW,
                         route: accept | ask_clarify | escalate}
-    fallback           {activated, strategy: null | ask_clarify | escalate, question, user_response,
+    fallback           {activated, strategy: null | ask_clarify | escalate, question,
+                        user_response: [every answer typed at the question, in order],
                         user_label, attempts, no_answer_reason, backup: null | {label, probs, agree,
                         models: {name: {label, probs}}, rule: {passed, reason, ...},
                         decided_without_person}, review: null | {mode, answer, label}}
@@ -54,6 +55,14 @@ APP_LOG_NAME = "app.log"
 LOGGER_NAME = "selfheal"
 
 
+def user_responses(fallback: dict[str, Any]) -> list[str]:
+    """Every answer given to the clarifying question, in order (older records kept one string)."""
+    value = fallback.get("user_response")
+    if value is None:
+        return []
+    return [value] if isinstance(value, str) else [str(v) for v in value]
+
+
 def build_record(state: dict[str, Any], trace: list[str]) -> dict[str, Any]:
     """The JSON log record of a decided (or pending) request."""
     inference = state.get("inference") or {}
@@ -81,7 +90,7 @@ def build_record(state: dict[str, Any], trace: list[str]) -> dict[str, Any]:
             "activated": bool(fallback.get("activated", False)),
             "strategy": fallback.get("strategy"),
             "question": fallback.get("question"),
-            "user_response": fallback.get("user_response"),
+            "user_response": user_responses(fallback),
             "user_label": fallback.get("user_label"),
             "attempts": fallback.get("attempts", 0),
             "no_answer_reason": fallback.get("no_answer_reason"),
@@ -109,8 +118,9 @@ def summary_line(record: dict[str, Any]) -> str:
     ]
     if fb["activated"]:
         step = f"fallback {fb['strategy']}"
-        if fb["user_response"] is not None:
-            step += f" answer={fb['user_response']!r}"
+        answers = user_responses(fb)
+        if answers:
+            step += f" answer={answers[-1]!r}" if len(answers) == 1 else f" answers={answers!r}"
         if fb["no_answer_reason"]:
             step += f" no_answer={fb['no_answer_reason']}"
         if fb["backup"]:

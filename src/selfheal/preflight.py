@@ -103,3 +103,7 @@ def preflight(config: Config, *, model: bool = True) -> None:
     if model:
         check_checkpoint(config)
     check_log_dir(config)
+    if model:  # `selfheal review` checks the queue when it opens it (and may be rebuilding it)
+        from selfheal.checkpoint_db import check_checkpoint_db
+
+        check_checkpoint_db(Path(config.paths.log_dir))

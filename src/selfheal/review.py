@@ -5,6 +5,10 @@ The queue is the graph's own checkpointer: every paused thread in
 whose user did not answer) logged as pending, but also a question left open by a ``run`` that was
 killed. Answering one resumes its thread (``Command(resume=label)``); FinalDecisionNode then logs
 the decision with ``via: "human_review"``. No model is loaded.
+
+Several reviewers may work at once: the first answer to a request wins (:mod:`selfheal.claims`);
+the others are told it was already answered, and nothing of theirs is used. An answer whose
+reviewer died before it was applied is finished first, with that answer.
 """
 
 from __future__ import annotations
@@ -15,8 +19,9 @@ from typing import TYPE_CHECKING, Any
 from rich.console import Console
 
 from selfheal.answers import choice_hint, parse_choice
+from selfheal.claims import AlreadyAnswered
 from selfheal.config import Config
-from selfheal.terminal import Printer, Prompter, TerminalPrompter, percent
+from selfheal.terminal import Printer, Prompter, TerminalPrompter, final_line, percent
 
 if TYPE_CHECKING:
     from selfheal.session import Outcome, Session
@@ -54,7 +59,11 @@ def queue_lines(paused: list[Outcome]) -> list[str]:
 
 
 def review_one(session: Session, outcome: Outcome, prompter: Prompter, printer: Printer) -> str:
-    """Ask for one label and resume the request; returns ``answered``, ``skipped`` or ``quit``."""
+    """Ask for one label and resume the request.
+
+    Returns ``answered``, ``skipped``, ``quit`` or ``already`` (another reviewer answered first:
+    nothing was written).
+    """
     state = outcome.state
     inf = state.get("inference", {})
     printer.line(f"request {outcome.request_id} ({_since(state)})", style="bold")
@@ -75,26 +84,51 @@ def review_one(session: Session, outcome: Outcome, prompter: Prompter, printer: 
         if label is not None:
             break
         printer.line(f"Please answer {choice_hint()}, s or q.", style="")
-    if session.waiting(outcome.request_id) is None:  # another reviewer was faster
-        printer.line("Already answered elsewhere; skipped.", style="dim")
-        return "skipped"
-    done = session.resume(outcome.request_id, {"answer": answer, "source": "review"})
+    try:
+        done = session.resume(outcome.request_id, {"answer": answer, "source": "review"})
+    except AlreadyAnswered:
+        printer.line(
+            f"Already answered: request {outcome.request_id[:8]} was answered by another reviewer; "
+            "your answer was not used.",
+            style="yellow",
+        )
+        return "already"
     printer.final(done.state)
     return "answered"
 
 
-def review(config: Config, list_only: bool = False, prompter: Prompter | None = None) -> None:
-    """The ``selfheal review`` command body."""
+def review(
+    config: Config, list_only: bool = False, prompter: Prompter | None = None, rebuild: bool = False
+) -> None:
+    """The ``selfheal review`` command body (``rebuild``: restore the queue from the log, then list it)."""
     from selfheal.preflight import preflight
     from selfheal.services import Services
     from selfheal.session import Session
 
     preflight(config, model=False)
-    session = Session(Services(config))
     console = Console(highlight=False, soft_wrap=True)
-    for done in session.finish_unrecorded():  # answered before a write failed: record them now
+    if rebuild:
+        from selfheal.checkpoint_db import rebuild as rebuild_queue
+
+        done = rebuild_queue(config)
+        if done.moved_to is not None:
+            console.print(f"moved the damaged {done.path.name} aside to {done.moved_to}", markup=False)
         console.print(
-            f"recorded request {done.request_id} (its record had failed to be written)", style="dim"
+            f"restored {len(done.restored)} pending request(s) from app.jsonl into {done.path} "
+            f"({done.kept} were already there)",
+            markup=False,
+        )
+        list_only = True
+    session = Session(Services(config))
+    for recorded in session.finish_unrecorded():  # answered before a write failed: record them now
+        console.print(
+            f"recorded request {recorded.request_id} (its record had failed to be written)", style="dim"
+        )
+    for finished in session.recover():
+        console.print(
+            f"finished request {finished.request_id[:8]}, answered by a reviewer who stopped before "
+            f"it was applied: {final_line(finished.state)}",
+            markup=False,
         )
     paused = session.paused()
     if not paused:
@@ -106,12 +140,16 @@ def review(config: Config, list_only: bool = False, prompter: Prompter | None = 
         return
     prompter = prompter or TerminalPrompter()
     printer = Printer(console)
-    answered = skipped = 0
+    answered = skipped = already = 0
     for outcome in paused:
         result = review_one(session, outcome, prompter, printer)
         if result == "quit":
             break
         answered += result == "answered"
         skipped += result == "skipped"
-    left = len(paused) - answered
-    console.print(f"Reviewed {answered}, skipped {skipped}, {left} still waiting.", style="dim")
+        already += result == "already"
+    left = len(paused) - answered - already
+    done_elsewhere = f", {already} already answered by others" if already else ""
+    console.print(
+        f"Reviewed {answered}, skipped {skipped}{done_elsewhere}, {left} still waiting.", style="dim"
+    )

@@ -4,6 +4,10 @@ The commands (``run``, ``classify``, ``review``) and the evaluation use this; it
 about terminals. Each request is one graph thread (``thread_id = request_id``). A finished
 request's thread is deleted from the checkpointer (its record is in ``app.jsonl``); a paused one
 (a question waiting for an answer, a pending review) stays there and survives a restart.
+
+A paused question is answered at most once, even by several processes at once: :meth:`Session.resume`
+claims it first (:mod:`selfheal.claims`) and raises :class:`~selfheal.claims.AlreadyAnswered` when
+someone else did.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from selfheal.claims import AlreadyAnswered, Claim, ClaimStore
 from selfheal.config import Config
 from selfheal.inputs import prepare_text
 from selfheal.jsonl import StorageError, undo_append
@@ -53,7 +58,9 @@ class Outcome:
 class Session:
     """One process's handle on the graph and its checkpointer."""
 
-    def __init__(self, services: Services, checkpointer: Any = None) -> None:
+    def __init__(
+        self, services: Services, checkpointer: Any = None, claims: ClaimStore | None = None
+    ) -> None:
         from selfheal.graph import build_graph, open_checkpointer
         from selfheal.graph.build import CHECKPOINT_DB
 
@@ -61,6 +68,7 @@ class Session:
         self.config: Config = services.config
         self._db_path = Path(self.config.paths.log_dir) / CHECKPOINT_DB
         self.checkpointer = checkpointer or open_checkpointer(Path(self.config.paths.log_dir))
+        self.claims = claims or ClaimStore(_database_of(self.checkpointer))
         self.graph = build_graph(services, self.checkpointer)
 
     @staticmethod
@@ -91,10 +99,59 @@ class Session:
         return self._advance(state["request_id"], state, on_update, new=True)
 
     def resume(self, request_id: str, answer: Any, on_update: UpdateCallback | None = None) -> Outcome:
-        """Answer the question a paused request waits for (``Command(resume=answer)``)."""
+        """Answer the question a paused request waits for (``Command(resume=answer)``).
+
+        Raises :class:`AlreadyAnswered` if nothing waits, or another process claimed the question.
+        """
+        snapshot = self.graph.get_state(self._thread(request_id))
+        if not snapshot.interrupts:
+            raise AlreadyAnswered(request_id)
+        checkpoint_id = snapshot.config["configurable"]["checkpoint_id"]
+        claim = self.claims.claim(request_id, checkpoint_id, answer)
+        if claim is None:
+            raise AlreadyAnswered(request_id, self.claims.get(request_id, checkpoint_id))
+        return self._resume_claimed(claim, on_update)
+
+    def _resume_claimed(self, claim: Claim, on_update: UpdateCallback | None) -> Outcome:
+        """Resume with a claim's answer if the thread still waits where it was claimed.
+
+        A failure while resuming keeps the claim (with its answer) for :meth:`recover`.
+        """
         from langgraph.types import Command
 
-        return self._advance(request_id, Command(resume=answer), on_update)
+        snapshot = self.graph.get_state(self._thread(claim.thread_id))
+        if not snapshot.interrupts or snapshot.config["configurable"]["checkpoint_id"] != claim.checkpoint_id:
+            self.claims.release(claim)  # answered before this claim was made
+            raise AlreadyAnswered(claim.thread_id)
+        outcome = self._advance(claim.thread_id, Command(resume=claim.answer), on_update)
+        self.claims.release(claim)
+        return outcome
+
+    def recover(self, on_update: UpdateCallback | None = None) -> list[Outcome]:
+        """Finish answers whose process died after claiming them (with the answer it was given).
+
+        If the dead process got as far as logging the decision, only its clean-up is done (the
+        thread is deleted), so the decision is not logged twice.
+        """
+        from selfheal.checkpoint_db import is_pending, latest_records
+
+        done = []
+        abandoned_claims = self.claims.abandoned()
+        logged = latest_records(self.services.log.jsonl_path, {c.thread_id for c in abandoned_claims})
+        for abandoned in abandoned_claims:
+            claim = self.claims.take_over(abandoned)
+            if claim is None:  # another process is finishing it
+                continue
+            record = logged.get(claim.thread_id)
+            if record is not None and not is_pending(record):  # decided and logged already
+                self.checkpointer.delete_thread(claim.thread_id)
+                self.claims.release(claim)
+                continue
+            try:
+                done.append(self._resume_claimed(claim, on_update))
+            except AlreadyAnswered:
+                continue
+        return done
 
     def _advance(
         self, request_id: str, graph_input: Any, on_update: UpdateCallback | None, new: bool = False
@@ -176,3 +233,13 @@ class Session:
                 continue
             done.append(self._advance(rid, None, None))
         return done
+
+
+def _database_of(checkpointer: Any) -> str:
+    """The SQLite file of a SQLite checkpointer (claims live beside the checkpoints), else memory."""
+    conn = getattr(checkpointer, "conn", None)
+    if isinstance(conn, sqlite3.Connection):
+        for _, name, file in conn.execute("PRAGMA database_list"):
+            if name == "main" and file:
+                return str(file)
+    return ":memory:"

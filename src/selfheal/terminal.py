@@ -26,6 +26,7 @@ NO_ANSWER = {
     "interrupted": "Question skipped.",
     "timeout": "No answer in time.",
     "unclear": "Still unclear.",
+    "unsure": "Still unsure.",
     "no_answer": "No answer.",
 }
 
@@ -105,6 +106,8 @@ def update_lines(node: str, update: dict[str, Any]) -> list[str]:
     if node == "FallbackNode":
         fallback = update.get("fallback") or {}
         stage = update.get("stage")
+        if stage == "pending" and fallback.get("no_answer_reason") == "quit":
+            return ["[FallbackNode] The question is left for 'selfheal review'."]
         if stage == "backup" and fallback.get("no_answer_reason") not in (None, "non_interactive"):
             reason = NO_ANSWER.get(fallback["no_answer_reason"], "No answer.")
             return [f"[FallbackNode] {reason} Asking the backup models..."]

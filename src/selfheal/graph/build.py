@@ -23,6 +23,7 @@ from typing import Any
 from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.graph import END, START, StateGraph
 
+from selfheal.checkpoint_db import CHECKPOINT_DB, check_checkpoint_db
 from selfheal.config import ConfigError
 from selfheal.graph.nodes import (
     CONFIDENCE_CHECK,
@@ -39,8 +40,6 @@ from selfheal.graph.nodes import (
 )
 from selfheal.graph.state import State
 from selfheal.services import Services
-
-CHECKPOINT_DB = "graph_checkpoints.sqlite"
 
 
 def build_graph(services: Services, checkpointer: BaseCheckpointSaver | None = None) -> Any:
@@ -70,11 +69,14 @@ def build_graph(services: Services, checkpointer: BaseCheckpointSaver | None = N
 def open_checkpointer(log_dir: Path) -> BaseCheckpointSaver:
     """The SQLite checkpointer at ``<log_dir>/graph_checkpoints.sqlite`` (paused requests live here).
 
-    Several processes may share the file: SQLite locks it, and a writer waits up to 30 s.
+    Several processes may share the file: SQLite locks it, and a writer waits up to 30 s. A
+    damaged file, or one that lacks pending requests the log lists, is a
+    :class:`~selfheal.checkpoint_db.CheckpointError` (see :mod:`selfheal.checkpoint_db`).
     """
     from langgraph.checkpoint.sqlite import SqliteSaver
 
     path = Path(log_dir) / CHECKPOINT_DB
+    check_checkpoint_db(Path(log_dir))
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         conn = sqlite3.connect(str(path), check_same_thread=False, timeout=30.0)

@@ -6,7 +6,9 @@ Each node is a plain function ``(state, services) -> partial state update``; ``b
 FallbackNode runs one step per visit (``state["stage"]``) and loops back to itself until a label
 is decided, so each ``interrupt()`` sits in its own visit and nothing expensive runs before it:
 
-* ``clarify``: ask the user (``interrupt``); a clear answer decides, otherwise ``backup``;
+* ``clarify``: ask the user (``interrupt``); an answer that names a label decides; an unsure or
+  unclear one is asked again, then counts as no answer (``backup``); "quit" leaves the request
+  ``pending`` for ``selfheal review``;
 * ``backup``: ask the backup models; where the no-person rule holds (the independent backups are
   confident in the model's label and the model is confident enough, thresholds fitted on
   validation) they decide, else ``review``;
@@ -24,7 +26,7 @@ from typing import Any, Literal
 
 from langgraph.types import interrupt
 
-from selfheal.answers import choice_hint, parse_choice, parse_clarification
+from selfheal.answers import choice_hint, parse_choice, read_clarification
 from selfheal.clarified import append_clarified
 from selfheal.graph.state import STATUS, Fallback, Route, State
 from selfheal.labels import LABELS, other_label
@@ -144,6 +146,7 @@ def _clarify(state: State, services: Services) -> dict[str, Any]:
     if not state.get("interactive"):
         return {"stage": "backup", "fallback": fallback | {"no_answer_reason": "non_interactive"}}
     reason = "unclear"
+    responses: list[str] = []  # every answer, in order
     for attempt in range(1, services.config.fallback.max_clarify_attempts + 1):
         question = clarify_question(asked) if attempt == 1 else retry_question(asked)
         resume = interrupt({"kind": "clarify", "question": question, "attempt": attempt})
@@ -157,11 +160,24 @@ def _clarify(state: State, services: Services) -> dict[str, Any]:
             review = {"mode": "queue", "answer": answer, "label": label}
             fallback["review"] = review
             return {"stage": "done", "fallback": fallback, "final_label": label, "via": "human_review"}
-        fallback["user_response"] = answer
-        label = parse_clarification(answer, asked)
-        if label is not None:
-            fallback["user_label"] = label
-            return {"stage": "done", "fallback": fallback, "final_label": label, "via": "user_clarification"}
+        responses.append(answer)
+        fallback["user_response"] = list(responses)
+        reading = read_clarification(answer, asked)
+        if reading.kind == "label":
+            fallback["user_label"] = reading.label
+            return {
+                "stage": "done",
+                "fallback": fallback,
+                "final_label": reading.label,
+                "via": "user_clarification",
+            }
+        if reading.kind == "quit":
+            reason = "quit"
+            break
+        reason = reading.kind  # unsure | unclear: ask again
+    if reason == "quit":  # the person leaves: the question waits for ``selfheal review``
+        fallback |= {"no_answer_reason": "quit", "review": {"mode": "queue", "answer": None, "label": None}}
+        return {"stage": "pending", "fallback": fallback, "final_label": None, "via": "pending_review"}
     return {"stage": "backup", "fallback": fallback | {"no_answer_reason": reason}}
 
 

@@ -33,10 +33,10 @@ class Fallback(TypedDict, total=False):
     activated: bool
     strategy: Route | None  # "ask_clarify" or "escalate"
     question: str | None
-    user_response: str | None  # the last raw answer to the question
+    user_response: list[str]  # every raw answer to the question, in order
     user_label: str | None  # the label that answer meant
     attempts: int  # how many times the question was asked
-    no_answer_reason: str | None  # non_interactive | eof | interrupted | timeout | unclear
+    no_answer_reason: str | None  # non_interactive | eof | interrupted | timeout | unclear | unsure | quit
     backup: dict[str, Any] | None  # {label, probs, agree, models: {name: {label, probs}}}
     review: dict[str, Any] | None  # {mode: interactive | queue, answer, label}
 
