@@ -75,7 +75,7 @@ def test_fast_recording_has_the_dialogue_and_the_log_lines(tmp_path: Path) -> No
     for line in (
         f'"input_text": "{demo.UNSURE}",',
         '"question": "Could you clarify your intent? Was this a negative review? (y/n)",',
-        f'"user_response": "{demo.ANSWER}",',
+        f'"user_response": [\r\n            "{demo.ANSWER}"\r\n        ],',
         '"label": "Negative",\r\n        "via": "user_clarification"',
     ):
         assert line in text, line
@@ -89,7 +89,7 @@ def test_fast_recording_has_the_dialogue_and_the_log_lines(tmp_path: Path) -> No
         {"label": "Positive", "via": "model"},
         {"label": "Negative", "via": "user_clarification"},
     ]
-    assert records[1]["fallback"]["user_response"] == demo.ANSWER
+    assert records[1]["fallback"]["user_response"] == [demo.ANSWER]
 
     # the GIF's key moment: a cleared screen, the accepted case, the question, the answer, the label
     key = tmp_path / "key.cast"
