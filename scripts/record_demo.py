@@ -212,7 +212,11 @@ def read_cast(path: Path) -> tuple[dict, list[list]]:
 
 
 def cut_key_moment(src: Path, dst: Path, cols: int = GIF_COLS, rows: int = GIF_ROWS) -> float:
-    """Write the key moment of ``src`` (last screen clear before ``GIF_END`` to 2 s after it); its length."""
+    """Write the key moment of ``src`` (last screen clear before ``GIF_END``, then a 2 s hold); its length.
+
+    Nothing after the event that completes ``GIF_END`` is kept: without typing delays (``--fast``)
+    the next commands follow within the hold, and they are not part of the key moment.
+    """
     header, events = read_cast(src)
     output = [e for e in events if e[1] == "o"]
     ends, total = [], 0
@@ -225,7 +229,7 @@ def cut_key_moment(src: Path, dst: Path, cols: int = GIF_COLS, rows: int = GIF_R
     end = next(i for i, e in enumerate(ends) if e >= found + len(GIF_END))
     start = max(i for i, e in enumerate(output[:end]) if CLEAR in e[2])
     t0, t_end = output[start][0], output[end][0] + 2.0
-    kept = [e for e in output[start:] if e[0] <= t_end]
+    kept = output[start : end + 1]
     header = {**header, "width": cols, "height": rows, "duration": round(t_end - t0, 6)}
     header.pop("title", None)
     lines = [json.dumps(header)] + [json.dumps([round(e[0] - t0, 6), "o", e[2]]) for e in kept]
