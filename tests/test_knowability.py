@@ -227,3 +227,16 @@ def test_checkpoint_without_detector_still_works(tmp_path, caplog):
     assert "knowability-check is off" in caplog.text.replace("knowability check", "knowability-check")
     [prediction] = loaded.predict(["🤮"])
     assert prediction.knowability is None and prediction.label in ("Negative", "Positive")
+
+
+def test_stats_counts_unknowable_and_user_none(tmp_path, session):
+    """Real records of the graph (a neither answer, a pending unknowable input), then `selfheal stats`."""
+    from selfheal.stats import read_log, render
+
+    outcome = session.start("asdfghjkl qwerty", interactive=True)
+    session.resume(outcome.request_id, "neither")
+    session.start("🤮", interactive=False)
+    text = render(read_log(session.config.paths.log_dir / "app.jsonl"), 10)
+    assert "unknowable" in text and "user_none" in text and "pending_review" in text
+    lines = text.splitlines()
+    assert any("unknowable" in line and " 2" in line for line in lines), text

@@ -308,17 +308,25 @@ def fit_knowability(
     quantile: float = 0.01,
     seed: int = 0,
     objective: list[str] | None = None,
+    vocabulary_texts: list[str] | None = None,
 ) -> KnowabilityDetector:
     """Fit the detector: vocabulary and mpnet classifier on the train split (plus generated junk
     and ``objective`` sentences, by default the fitting half of the Pang & Lee plot sentences and
     of the stdlib docstring sentences), thresholds at the ``quantile`` of the validation scores.
 
     ``encode`` maps texts to the same mpnet features as ``train_features`` (``None`` together
-    with the features: no mpnet classifier, the other signals only).
+    with the features: no mpnet classifier, the other signals only). ``vocabulary_texts`` (default
+    ``train_texts``) give the known words, e.g. the whole train split when the classifier is fitted
+    on a sample of it.
     """
-    vocabulary = frozenset(w for text in train_texts for w in words(text))
+    vocabulary = frozenset(w for text in (vocabulary_texts or train_texts) for w in words(text))
     coef = intercept = None
-    info: dict[str, Any] = {"train": len(train_texts), "validation": len(val_texts), "quantile": quantile}
+    info: dict[str, Any] = {
+        "vocabulary_texts": len(vocabulary_texts or train_texts),
+        "train": len(train_texts),
+        "validation": len(val_texts),
+        "quantile": quantile,
+    }
     if train_features is not None and encode is not None:
         from sklearn.linear_model import LogisticRegression
 
@@ -373,13 +381,22 @@ def fit_from_splits(
     embeddings: dict[str, np.ndarray] | None = None,
     quantile: float = 0.01,
     seed: int = 0,
+    train_sample: int | None = None,
 ) -> KnowabilityDetector:
     """:func:`fit_knowability` on the ``train`` and ``validation`` splits of a ``DatasetDict``.
 
     ``encoder`` is the frozen sentence embedder (a :class:`~selfheal.model.embedder.SentenceEncoder`,
     ``None``: no mpnet classifier); ``embeddings`` may hold its features of the two splits already.
+    ``train_sample``: fit the mpnet classifier on this many train texts drawn at random (the
+    vocabulary still comes from the whole train split), to fit an existing checkpoint cheaply.
     """
     texts = {name: list(splits[name]["text"]) for name in ("train", "validation")}
+    vocabulary_texts = texts["train"]
+    if train_sample is not None and train_sample < len(texts["train"]):
+        keep = sorted(random.Random(seed).sample(range(len(texts["train"])), train_sample))
+        texts["train"] = [texts["train"][i] for i in keep]
+        if embeddings is not None and embeddings.get("train") is not None:
+            embeddings = embeddings | {"train": np.asarray(embeddings["train"])[keep]}
     features: dict[str, np.ndarray | None] = {name: None for name in texts}
     if encoder is not None:
         for name in texts:
@@ -394,4 +411,5 @@ def fit_from_splits(
         None if encoder is None else encoder.encode,
         quantile=quantile,
         seed=seed,
+        vocabulary_texts=vocabulary_texts,
     )
