@@ -1,14 +1,16 @@
 """Fit the input-knowability check for an existing checkpoint, without retraining the model.
 
 Usage: python scripts/fit_knowability.py [CHECKPOINT] [--config config.yaml] [--set key=value ...]
-                                         [--features DIR]
+                                         [--train-sample N] [--features DIR]
 
 Rebuilds the checkpoint's train/validation split from the config's data settings (checked against
-the checkpoint's split manifest; the test split is never read), encodes both with the checkpoint's
+the checkpoint's split manifest; the test split is never read), encodes them with the checkpoint's
 frozen sentence embedder and writes ``CHECKPOINT/knowability.json.gz`` with the same function
-``selfheal train`` uses (:func:`selfheal.model.knowability.fit_from_splits`). ``--features DIR``
-reuses ``feats_train.npy`` / ``feats_validation.npy`` of that embedder saved there earlier (rows in
-split order). Default CHECKPOINT: the shipped one.
+``selfheal train`` uses (:func:`selfheal.model.knowability.fit_from_splits`). ``--train-sample N``
+fits the mpnet classifier on N random train texts (encoding all 10k takes minutes on a busy CPU;
+the known-word vocabulary still comes from the whole train split). ``--features DIR`` reuses
+``feats_train.npy`` and/or ``feats_validation.npy`` of that embedder saved there earlier (all rows
+of the split, in split order). Default CHECKPOINT: the shipped one.
 """
 
 from __future__ import annotations
@@ -29,13 +31,12 @@ from selfheal.model.knowability import fit_from_splits
 
 def main() -> None:
     """Fit and save the detector; print its thresholds."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("checkpoint", nargs="?", default=None)
     parser.add_argument("--config", default="config.yaml")
     parser.add_argument("--set", action="append", default=[], dest="overrides")
-    parser.add_argument(
-        "--features", default=None, help="directory with feats_train.npy, feats_validation.npy"
-    )
+    parser.add_argument("--train-sample", type=int, default=None)
+    parser.add_argument("--features", default=None, help="a directory with feats_<split>.npy")
     args = parser.parse_args()
     config = load_config(args.config, args.overrides)
     directory = resolve_checkpoint(Path(args.checkpoint) if args.checkpoint else None)
@@ -50,17 +51,23 @@ def main() -> None:
     encoder = None if embedder is None else embedder.encoder
     embeddings = None
     if args.features and encoder is not None:
-        embeddings = {
-            name: np.load(Path(args.features) / f"feats_{name}.npy").astype(np.float32)
-            for name in ("train", "validation")
-        }
-        for name, array in embeddings.items():
-            if len(array) != len(splits[name]):
-                raise SystemExit(
-                    f"error: {args.features}/feats_{name}.npy has {len(array)} rows, not {len(splits[name])}"
-                )
+        embeddings = {}
+        for name in ("train", "validation"):
+            path = Path(args.features) / f"feats_{name}.npy"
+            if path.is_file():
+                embeddings[name] = np.load(path).astype(np.float32)
+                if len(embeddings[name]) != len(splits[name]):
+                    raise SystemExit(
+                        f"error: {path} has {len(embeddings[name])} rows, not {len(splits[name])}"
+                    )
     detector = fit_from_splits(
-        splits, classifier.tokenizer, encoder, embeddings, config.knowability.quantile, config.training.seed
+        splits,
+        classifier.tokenizer,
+        encoder,
+        embeddings,
+        config.knowability.quantile,
+        config.training.seed,
+        args.train_sample,
     )
     path = detector.save(directory)
     print(f"wrote {path} ({path.stat().st_size / 1e3:.0f} kB) in {time.perf_counter() - started:.0f} s")

@@ -46,16 +46,32 @@ def read_sets(directory: Path) -> dict[str, list[str]]:
 
 
 class _Predicted:
-    """The real classifier's predictions, computed once in a batch and served by text (the graph,
-    the check, the fallback and the backups still run for real); ``knowability`` as the model's."""
+    """The real classifier's predictions, computed once in a batch at the deployed ``temperature``
+    and served by text (the graph, the check, the fallback and the backups still run for real)."""
 
-    def __init__(self, classifier: Any, texts: list[str]) -> None:
+    def __init__(self, classifier: Any, texts: list[str], temperature: float) -> None:
+        from selfheal.labels import LABELS
+        from selfheal.model.calibrate import softmax
+        from selfheal.model.classifier import Prediction
+
         self.knowability = getattr(classifier, "knowability", None)
         self.version = getattr(classifier, "version", None)
-        self.temperature = getattr(classifier, "temperature", None)
+        self.temperature = temperature
         self.directory = getattr(classifier, "directory", None)
         unique = list(dict.fromkeys(texts))
-        self._by_text = dict(zip(unique, classifier.predict(unique), strict=True)) if unique else {}
+        self._by_text: dict[str, Any] = {}
+        if not unique:
+            return
+        logits, features = classifier.logits_and_features(unique)
+        scores = classifier.knowability_scores(unique, features) or [None] * len(unique)
+        for text, row, score in zip(unique, softmax(logits, temperature), scores, strict=True):
+            self._by_text[text] = Prediction(
+                label=LABELS[int(row.argmax())],
+                probs={label: float(p) for label, p in zip(LABELS, row, strict=True)},
+                confidence=float(row.max()),
+                truncated=classifier.is_truncated(text),
+                knowability=score,
+            )
 
     def predict(self, texts: list[str]) -> list[Any]:
         """The stored predictions of ``texts``."""
@@ -105,18 +121,20 @@ def _share(results: list[dict[str, Any]]) -> float:
     return sum(r["via"] in NO_PERSON_VIAS for r in results) / len(results) if results else 0.0
 
 
-def evaluate_sets(config: Config, classifier: Any, backups: list[Any], directory: Path) -> dict[str, Any]:
+def evaluate_sets(
+    config: Config, classifier: Any, backups: list[Any], directory: Path, temperature: float
+) -> dict[str, Any]:
     """Per kind: labelled without a person with the check on and off, routes and reasons.
 
     The model's predictions are computed once, in a batch, by the real classifier; each input then
-    goes through the real graph twice (check on, check off)."""
+    goes through the real graph twice (check on, check off). ``temperature``: the deployed one."""
     from selfheal.inputs import prepare_text
 
     off = config.model_copy(deep=True)
     off.knowability.enabled = False
     sets = read_sets(directory)
     cleaned = [prepare_text(t, config.input.max_chars).text for texts in sets.values() for t in texts]
-    classifier = _Predicted(classifier, [t for t in cleaned if t])
+    classifier = _Predicted(classifier, [t for t in cleaned if t], temperature)
     kinds = {}
     for kind, texts in sets.items():
         title, target, direction = KINDS[kind]

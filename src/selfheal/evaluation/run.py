@@ -314,7 +314,9 @@ def evaluate(config: Config, options: EvalOptions) -> EvalOutputs:
         per_input = sim.pop("per_input", {})
 
         # --- inputs the model cannot know (the knowability check) -------------------------------
-        knowability = _knowability(config, classifier, backups, texts, labels, probs, features, run)
+        knowability = _knowability(
+            config, classifier, backups, texts, labels, probs, features, run, deployed_t
+        )
 
         # --- the operating point: chosen on validation, checked on the evaluated split ----------
         operating = operating_point(config, data, deployed)
@@ -650,6 +652,7 @@ def _knowability(
     probs: np.ndarray,
     features: dict[str, np.ndarray],
     run: Batched,
+    temperature: float,
 ) -> dict[str, Any]:
     """The "Inputs the model cannot know" measurements (see :mod:`selfheal.evaluation.knowability`)."""
     from selfheal.evaluation.knowability import evaluate_sets, in_domain
@@ -663,5 +666,5 @@ def _knowability(
         scores = classifier.knowability_scores(texts, feats) or []
         domain = in_domain(config, classifier, labels, probs, scores)
     with run.step("knowability: hand-written sets"):
-        sets = evaluate_sets(config, classifier, backups, config.knowability.eval_sets)
+        sets = evaluate_sets(config, classifier, backups, config.knowability.eval_sets, temperature)
     return {"status": "done", "in_domain": domain, "sets": sets}
