@@ -27,6 +27,7 @@ def test_tiny_training_lowers_loss_and_writes_a_checkpoint(tiny_run):
         "metrics.json",
         "backup_tfidf.json.gz",
         "embedder_head.json.gz",
+        "knowability.json.gz",
         "training_config.yaml",
         "README.md",
     ):
@@ -57,6 +58,9 @@ def test_checkpoint_reloads_and_reproduces_its_test_metrics(tiny_run, tiny_csv):
     assert accuracy == tiny_run.metrics["test"]["accuracy"]
     preds = clf.predict(["A warm, funny and moving film.", "Dull."])
     assert all(p.label in LABELS and abs(sum(p.probs.values()) - 1) < 1e-6 for p in preds)
+    # the knowability check fitted at the end of training is loaded and scores every input
+    assert clf.knowability is not None and clf.knowability.coef is not None
+    assert all(p.knowability is not None and p.knowability["p_review"] is not None for p in preds)
 
 
 def test_sample_path_uses_the_same_code(tmp_path, tiny_csv):

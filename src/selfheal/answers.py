@@ -157,3 +157,34 @@ def parse_choice(answer: str) -> str | None:
 def choice_hint() -> str:
     """How to answer a forced choice, e.g. ``negative/positive``."""
     return "/".join(label.lower() for label in LABELS)
+
+
+# --- "Was this a positive review, a negative review, or neither?" (an unknowable input) -------
+
+NEITHER = "neither"
+_NEITHER_WORDS = frozenset({"x", "neither", "none", "neutral"})
+_NEITHER_PHRASES = ("not a review", "no review", "not review", "isn't a review", "is not a review")
+
+
+def parse_identity(answer: str) -> str | None:
+    """What ``answer`` says an unknowable input is: a label, :data:`NEITHER`, or ``None`` if unclear.
+
+    ``p`` / ``n`` / ``x``, a label name or alias, "neither", "none", "not a review"; a label that is
+    negated ("not positive") or both labels at once are unclear.
+    """
+    text = " ".join(answer.lower().split())
+    if not text:
+        return None
+    words = _WORD.findall(text)
+    if any(phrase in text for phrase in _NEITHER_PHRASES) or any(w in _NEITHER_WORDS for w in words):
+        return NEITHER  # "neither", "x", "neither positive nor negative", "not a review"
+    if len(words) == 1 and words[0] in {"p", "n"}:
+        return LABELS[label_id("positive" if words[0] == "p" else "negative")]
+    meanings: set[str] = set()
+    for i, word in enumerate(words):
+        label = _label_of_word(word)
+        if label is not None:
+            if any(_is_negator(w) for w in words[max(0, i - 2) : i]):
+                return None  # "not positive" does not say what it is
+            meanings.add(label)
+    return meanings.pop() if len(meanings) == 1 else None

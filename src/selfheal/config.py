@@ -167,6 +167,38 @@ class ThresholdsConfig(_Section):
         return self
 
 
+Auto = Literal["auto"]
+
+
+class KnowabilityConfig(_Section):
+    """The input-knowability check of ConfidenceCheckNode: inputs the model cannot know about
+    (no known words, not English, unlike anything in training, not a review) are never
+    auto-accepted; a person is asked (who may say "neither"), or they wait for review.
+
+    enabled: run the check when the checkpoint has ``knowability.json.gz`` (else it is off).
+    max_unk_share: the share of MiniLM tokens that are ``[UNK]`` at or above which an input has
+        no known words (emoji, scripts the tokenizer lacks).
+    min_known_share: the share of an input's words the training vocabulary has seen, below which
+        it has no known words; ``auto`` = the value fitted at training time (a validation quantile).
+    min_english: a language identifier's probability of English below which the input is not
+        English; ``auto`` = the fitted value.
+    min_review: the probability of "a review like the training ones" (a logistic regression on
+        the frozen mpnet features) below which the input is out of distribution or not a review;
+        ``auto`` = the fitted value.
+    quantile: at training time each ``auto`` threshold is the validation quantile that flags
+        about this share of in-domain validation texts (the known-word one half of it).
+    eval_sets: the hand-written unknowable inputs ``selfheal eval`` measures (``<kind>.txt``).
+    """
+
+    enabled: bool = True
+    max_unk_share: float = Field(0.5, gt=0, le=1)
+    min_known_share: Auto | Annotated[float, Field(ge=0, le=1)] = "auto"
+    min_english: Auto | Annotated[float, Field(ge=0, le=1)] = "auto"
+    min_review: Auto | Annotated[float, Field(ge=0, le=1)] = "auto"
+    quantile: float = Field(0.01, gt=0, lt=0.5)
+    eval_sets: Path = Path("data/unknowable")
+
+
 class CalibrationConfig(_Section):
     """Temperature scaling: use the temperature fitted on validation logits at inference."""
 
@@ -285,6 +317,7 @@ class Config(_Section):
     lora: LoraSettings = Field(default_factory=LoraSettings)
     training: TrainingConfig = Field(default_factory=TrainingConfig)
     thresholds: ThresholdsConfig = Field(default_factory=ThresholdsConfig)
+    knowability: KnowabilityConfig = Field(default_factory=KnowabilityConfig)
     calibration: CalibrationConfig = Field(default_factory=CalibrationConfig)
     backup: BackupConfig = Field(default_factory=BackupConfig)
     input: InputConfig = Field(default_factory=InputConfig)

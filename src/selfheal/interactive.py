@@ -178,6 +178,7 @@ def summary(counts: Counter[str], log_path: Any) -> str:
             ("backup_model", "by the backup models"),
             ("human_review", "by human review"),
             ("pending_review", "pending review"),
+            ("user_none", "not a review (you said)"),
         )
     )
     noun = "request" if total == 1 else "requests"

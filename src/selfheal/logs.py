@@ -13,15 +13,17 @@ Record schema (one line per decision; every key is always present)::
     mode               "interactive" (selfheal run) or "batch" (selfheal classify)
     model              {version, temperature, checkpoint}
     inference          {label, probs: {label: p}, confidence, latency_ms}
-    confidence_check   {thresholds: {accept, clarify}, status: ACCEPT | LOW | VERY_LOW,
-                        route: accept | ask_clarify | escalate}
-    fallback           {activated, strategy: null | ask_clarify | escalate, question,
+    confidence_check   {thresholds: {accept, clarify}, status: ACCEPT | LOW | VERY_LOW | UNKNOWN,
+                        route: accept | ask_clarify | escalate | unknowable,
+                        knowability: null (check off) | {known, reason: null | no_known_words |
+                        not_english | out_of_distribution | not_a_review, scores, thresholds}}
+    fallback           {activated, strategy: null | ask_clarify | escalate | unknowable, question,
                         user_response: [every answer typed at the question, in order],
                         user_label, attempts, no_answer_reason, backup: null | {label, probs, agree,
                         models: {name: {label, probs}}, rule: {passed, reason, ...},
                         decided_without_person}, review: null | {mode, answer, label}}
-    final_decision     {label (null while pending), via: model | user_clarification | backup_model
-                        | human_review | pending_review}
+    final_decision     {label (null while pending or for user_none), via: model | user_clarification
+                        | backup_model | human_review | pending_review | user_none}
     trace              node names in the order they ran
     elapsed_ms         from receiving the request to this decision (includes waiting for people)
 
@@ -85,6 +87,7 @@ def build_record(state: dict[str, Any], trace: list[str]) -> dict[str, Any]:
             "thresholds": state.get("thresholds"),
             "status": state.get("status"),
             "route": state.get("route"),
+            "knowability": state.get("knowability"),
         },
         "fallback": {
             "activated": bool(fallback.get("activated", False)),

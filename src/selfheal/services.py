@@ -128,6 +128,7 @@ class Services:
                     self.config.paths.checkpoint,
                     use_temperature=self.config.calibration.temperature,
                     use_embedder=self.config.embedder.enabled,
+                    use_knowability=self.config.knowability.enabled,
                 )
             return self._classifier
 

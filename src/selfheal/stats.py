@@ -17,14 +17,14 @@ from selfheal.data import DataError
 from selfheal.jsonl import read_lines
 from selfheal.logs import JSONL_NAME
 
-STATUSES = ("accept", "clarify", "escalate")
-VIAS = ("model", "user_clarification", "backup_model", "human_review", "pending_review")
+STATUSES = ("accept", "clarify", "escalate", "unknowable")
+VIAS = ("model", "user_clarification", "backup_model", "human_review", "pending_review", "user_none")
 CSV_FIELDS = ("timestamp", "request_id", "confidence", "status", "via")
 SPARK = "▁▂▃▄▅▆▇█"
 BAR_WIDTH = 30
 
-# The graph logs the check as a route (accept | ask_clarify | escalate) and a status
-# (ACCEPT | LOW | VERY_LOW); both map onto the three fallback outcomes.
+# The graph logs the check as a route (accept | ask_clarify | escalate | unknowable) and a status
+# (ACCEPT | LOW | VERY_LOW | UNKNOWN); both map onto the four fallback outcomes.
 _STATUS_ALIASES = {
     "accept": "accept",
     "ask_clarify": "clarify",
@@ -32,6 +32,8 @@ _STATUS_ALIASES = {
     "escalate": "escalate",
     "low": "clarify",
     "very_low": "escalate",
+    "unknowable": "unknowable",
+    "unknown": "unknowable",
 }
 
 

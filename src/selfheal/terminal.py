@@ -88,6 +88,8 @@ def final_line(state: dict[str, Any]) -> str:
         return f"Final Label: {label} ({how} via user clarification)"
     if via == "pending_review":
         return "Final Label: pending (escalated to human review)"
+    if via == "user_none":
+        return "Final Label: none (neither a positive nor a negative review, you said)"
     return f"Final Label: {label}{ENDINGS.get(str(via), '')}"
 
 
@@ -102,6 +104,9 @@ def update_lines(node: str, update: dict[str, Any]) -> list[str]:
             return ["[ConfidenceCheckNode] Confidence too low. Triggering fallback..."]
         if route == "escalate":
             return ["[ConfidenceCheckNode] Confidence very low. Escalating to the backup models..."]
+        if route == "unknowable":
+            reason = ((update.get("knowability") or {}).get("reason") or "unknown").replace("_", " ")
+            return [f"[ConfidenceCheckNode] The model cannot know this input ({reason}). Not accepting it."]
         return []
     if node == "FallbackNode":
         fallback = update.get("fallback") or {}

@@ -638,6 +638,15 @@ def _operating_point(m: dict[str, Any]) -> list[str]:
     return out
 
 
+def _knowability(m: dict[str, Any]) -> list[str]:
+    from selfheal.evaluation.knowability import report_lines
+
+    if "knowability" not in m:
+        return []
+    split = m["data"]["evaluated"]
+    return ["", *report_lines(m["knowability"], split, m["thresholds"]["accept"], m["command"])]
+
+
 def render_report(m: dict[str, Any], figures: dict[str, str]) -> str:
     """The Markdown report for the metrics dict ``m``; ``figures`` are links relative to the report."""
     parts = [
@@ -650,6 +659,7 @@ def render_report(m: dict[str, Any], figures: dict[str, str]) -> str:
         _simulation(m),
         _no_person(m),
         _operating_point(m),
+        _knowability(m),
         _examples(m),
         _training_log(m),
     ]

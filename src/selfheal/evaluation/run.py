@@ -263,8 +263,16 @@ def evaluate(config: Config, options: EvalOptions) -> EvalOutputs:
             )
         temperature = classifier.fitted_temperature
         deployed_t = temperature if config.calibration.temperature else 1.0
+        features: dict[str, np.ndarray] = {}  # the embedder's, kept for the knowability check
+
+        def logits_keeping_features(chunk: list[str]) -> np.ndarray:
+            lg, f = classifier.logits_and_features(chunk)
+            if f is not None:
+                features.update(zip(chunk, f, strict=True))
+            return lg
+
         logits = {
-            name: run.map(f"primary model on {name}", classifier.logits, texts)
+            name: run.map(f"primary model on {name}", logits_keeping_features, texts)
             for name, (texts, _) in data["sets"].items()
         }
         texts, labels = data["sets"][data["eval_set"]]
@@ -312,6 +320,11 @@ def evaluate(config: Config, options: EvalOptions) -> EvalOutputs:
         else:
             sim = {"status": "skipped", "reason": "--no-simulation"}
         per_input = sim.pop("per_input", {})
+
+        # --- inputs the model cannot know (the knowability check) -------------------------------
+        knowability = _knowability(
+            config, classifier, backups, texts, labels, probs, features, run, deployed_t
+        )
 
         # --- the operating point: chosen on validation, checked on the evaluated split ----------
         operating = operating_point(config, data, deployed)
@@ -388,6 +401,7 @@ def evaluate(config: Config, options: EvalOptions) -> EvalOutputs:
                 "simulation": sim,
                 "operating_point": operating,
                 "no_person": no_person,
+                "knowability": knowability,
                 "examples": _examples(texts, labels, probs, status, per_input, ec.examples),
                 "training_log": read_training_log(checkpoint),
                 "figures": {k: _display(v) for k, v in figures.items()},
@@ -868,3 +882,30 @@ def _no_person_lines(m: dict[str, Any]) -> list[str]:
             "keep --set backup.decide=false (unsure inputs wait for review)"
         )
     return lines
+
+
+def _knowability(
+    config: Config,
+    classifier: Any,
+    backups: list[Any],
+    texts: list[str],
+    labels: np.ndarray,
+    probs: np.ndarray,
+    features: dict[str, np.ndarray],
+    run: Batched,
+    temperature: float,
+) -> dict[str, Any]:
+    """The "Inputs the model cannot know" measurements (see :mod:`selfheal.evaluation.knowability`)."""
+    from selfheal.evaluation.knowability import evaluate_sets, in_domain
+
+    if getattr(classifier, "knowability", None) is None:
+        return {"status": "skipped", "reason": "the checkpoint has no knowability.json.gz"}
+    if not config.knowability.enabled:
+        return {"status": "skipped", "reason": "knowability.enabled is false"}
+    with run.step("knowability: evaluated split"):
+        feats = np.stack([features[t] for t in texts]) if features and texts else None
+        scores = classifier.knowability_scores(texts, feats) or []
+        domain = in_domain(config, classifier, labels, probs, scores)
+    with run.step("knowability: hand-written sets"):
+        sets = evaluate_sets(config, classifier, backups, config.knowability.eval_sets, temperature)
+    return {"status": "done", "in_domain": domain, "sets": sets}

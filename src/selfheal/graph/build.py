@@ -46,7 +46,7 @@ def build_graph(services: Services, checkpointer: BaseCheckpointSaver | None = N
     """Compile the self-healing graph with ``services`` bound into its nodes."""
     graph = StateGraph(State)
     graph.add_node(INFERENCE, functools.partial(inference_node, services=services))
-    graph.add_node(CONFIDENCE_CHECK, confidence_check_node)
+    graph.add_node(CONFIDENCE_CHECK, functools.partial(confidence_check_node, services=services))
     graph.add_node(FALLBACK, functools.partial(fallback_node, services=services))
     graph.add_node(FINAL_DECISION, functools.partial(final_decision_node, services=services))
 
@@ -55,7 +55,7 @@ def build_graph(services: Services, checkpointer: BaseCheckpointSaver | None = N
     graph.add_conditional_edges(
         CONFIDENCE_CHECK,
         route_by_confidence,
-        {"accept": FINAL_DECISION, "ask_clarify": FALLBACK, "escalate": FALLBACK},
+        {"accept": FINAL_DECISION, "ask_clarify": FALLBACK, "escalate": FALLBACK, "unknowable": FALLBACK},
     )
     graph.add_conditional_edges(
         FALLBACK, route_after_fallback, {"next_step": FALLBACK, "decide": FINAL_DECISION}

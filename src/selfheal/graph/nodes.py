@@ -6,6 +6,9 @@ Each node is a plain function ``(state, services) -> partial state update``; ``b
 FallbackNode runs one step per visit (``state["stage"]``) and loops back to itself until a label
 is decided, so each ``interrupt()`` sits in its own visit and nothing expensive runs before it:
 
+* ``identify``: (an input the knowability check cannot vouch for) ask the user whether it is a
+  positive review, a negative one or neither (``interrupt``); with no answer it waits for review,
+  never labelled by the backups;
 * ``clarify``: ask the user (``interrupt``); an answer that names a label decides; an unsure or
   unclear one is asked again, then counts as no answer (``backup``); "quit" leaves the request
   ``pending`` for ``selfheal review``;
@@ -26,12 +29,13 @@ from typing import Any, Literal
 
 from langgraph.types import interrupt
 
-from selfheal.answers import choice_hint, parse_choice, read_clarification
+from selfheal.answers import NEITHER, choice_hint, is_quit, parse_choice, parse_identity, read_clarification
 from selfheal.clarified import append_clarified
 from selfheal.graph.state import STATUS, Fallback, Route, State
 from selfheal.labels import LABELS, other_label
 from selfheal.logs import build_record
 from selfheal.model.backup import no_person_rule
+from selfheal.model.knowability import judge, resolve_thresholds
 from selfheal.services import Services
 
 INFERENCE = "InferenceNode"
@@ -48,6 +52,16 @@ def clarify_question(label: str) -> str:
 def retry_question(label: str) -> str:
     """The question asked again after an unclear answer."""
     return f"Sorry, I did not get that. Was this a {label.lower()} review? Please answer yes or no. (y/n)"
+
+
+def identify_question() -> str:
+    """The question about an input the model cannot know about (it may be neither)."""
+    return "I can't tell what this is. Was this a positive review, a negative review, or neither? (p/n/x)"
+
+
+def retry_identify_question() -> str:
+    """The same question after an unclear answer."""
+    return "Sorry, I did not get that. Positive review, negative review, or neither? (p/n/x)"
 
 
 def review_question() -> str:
@@ -100,6 +114,7 @@ def inference_node(state: State, services: Services) -> dict[str, Any]:
             "checkpoint": None if directory is None else str(directory),
         },
         "input_truncated": bool(state.get("input_truncated")) or bool(prediction.truncated),
+        "knowability_scores": getattr(prediction, "knowability", None),
         "trace": [INFERENCE],
     }
 
@@ -116,18 +131,39 @@ def confidence_route(confidence: float, accept: float, clarify: float) -> Route:
     return "escalate"
 
 
-def confidence_check_node(state: State) -> dict[str, Any]:
-    """Compare the confidence with the thresholds and choose the route."""
+def knowability_verdict(state: State, services: Services | None) -> dict[str, Any] | None:
+    """The knowability check's verdict ``{known, reason, scores, thresholds}`` for this input, or
+    ``None`` when it is off (``knowability.enabled: false``, or the model has no detector)."""
+    scores = state.get("knowability_scores")
+    if scores is None or services is None or not services.config.knowability.enabled:
+        return None
+    detector = getattr(services.classifier, "knowability", None)
+    thresholds = resolve_thresholds(getattr(detector, "thresholds", {}), services.config.knowability)
+    return judge(scores, thresholds).to_dict() | {"thresholds": thresholds}
+
+
+def confidence_check_node(state: State, services: Services | None = None) -> dict[str, Any]:
+    """Check that the input is knowable, compare the confidence with the thresholds and choose
+    the route; an unknowable input is never accepted."""
     thresholds = state["thresholds"]
-    route = confidence_route(state["inference"]["confidence"], thresholds["accept"], thresholds["clarify"])
-    update: dict[str, Any] = {"route": route, "status": STATUS[route], "trace": [CONFIDENCE_CHECK]}
+    verdict = knowability_verdict(state, services)
+    if verdict is not None and not verdict["known"]:
+        route: Route = "unknowable"
+    else:
+        route = confidence_route(
+            state["inference"]["confidence"], thresholds["accept"], thresholds["clarify"]
+        )
+    update: dict[str, Any] = {
+        "route": route,
+        "status": STATUS[route],
+        "knowability": verdict,
+        "trace": [CONFIDENCE_CHECK],
+    }
     if route == "accept":
         update |= {"final_label": state["inference"]["label"], "via": "model"}
     else:
-        update |= {
-            "stage": "clarify" if route == "ask_clarify" else "backup",
-            "fallback": Fallback(activated=True, strategy=route, attempts=0),
-        }
+        stage = {"ask_clarify": "clarify", "escalate": "backup", "unknowable": "identify"}[route]
+        update |= {"stage": stage, "fallback": Fallback(activated=True, strategy=route, attempts=0)}
     return update
 
 
@@ -179,6 +215,44 @@ def _clarify(state: State, services: Services) -> dict[str, Any]:
         fallback |= {"no_answer_reason": "quit", "review": {"mode": "queue", "answer": None, "label": None}}
         return {"stage": "pending", "fallback": fallback, "final_label": None, "via": "pending_review"}
     return {"stage": "backup", "fallback": fallback | {"no_answer_reason": reason}}
+
+
+def _identify(state: State, services: Services) -> dict[str, Any]:
+    """Ask whether an unknowable input is a positive review, a negative one or neither; with no
+    clear answer it waits for review (the backups never label it)."""
+    fallback = Fallback(**state["fallback"])
+    fallback["question"] = identify_question()
+    queue = {"review": {"mode": "queue", "answer": None, "label": None}}
+    pending = {"stage": "pending", "final_label": None, "via": "pending_review"}
+    if not state.get("interactive"):
+        return pending | {"fallback": fallback | {"no_answer_reason": "non_interactive"} | queue}
+    reason = "unclear"
+    responses: list[str] = []  # every answer, in order
+    for attempt in range(1, services.config.fallback.max_clarify_attempts + 1):
+        question = identify_question() if attempt == 1 else retry_identify_question()
+        resume = interrupt({"kind": "identify", "question": question, "attempt": attempt})
+        answer, no_answer = unpack_answer(resume)
+        fallback["attempts"] = attempt
+        if answer is None:
+            reason = no_answer or "no_answer"
+            break
+        meant = parse_identity(answer)
+        if from_review(resume) and meant is not None:  # left open by a run that died; a reviewer answered
+            label = None if meant == NEITHER else meant
+            fallback["review"] = {"mode": "queue", "answer": answer, "label": label}
+            return {"stage": "done", "fallback": fallback, "final_label": label, "via": "human_review"}
+        responses.append(answer)
+        fallback["user_response"] = list(responses)
+        if is_quit(answer):  # the person leaves: the question waits for ``selfheal review``
+            reason = "quit"
+            break
+        if meant == NEITHER:
+            fallback["user_label"] = None
+            return {"stage": "done", "fallback": fallback, "final_label": None, "via": "user_none"}
+        if meant is not None:
+            fallback["user_label"] = meant
+            return {"stage": "done", "fallback": fallback, "final_label": meant, "via": "user_clarification"}
+    return pending | {"fallback": fallback | {"no_answer_reason": reason} | queue}
 
 
 def _backup(state: State, services: Services) -> dict[str, Any]:
@@ -242,7 +316,9 @@ def _queued(state: State) -> dict[str, Any]:
 def fallback_node(state: State, services: Services) -> dict[str, Any]:
     """Ask the user, then the backup models, then a person: one step per visit."""
     stage = state["stage"]
-    if stage == "clarify":
+    if stage == "identify":
+        update = _identify(state, services)
+    elif stage == "clarify":
         update = _clarify(state, services)
     elif stage == "backup":
         update = _backup(state, services)

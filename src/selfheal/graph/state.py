@@ -10,28 +10,37 @@ import operator
 from typing import Annotated, Any, Literal, TypedDict, get_args
 
 # ConfidenceCheckNode's decision: which way the request goes.
-Route = Literal["accept", "ask_clarify", "escalate"]
+# ``unknowable``: the input-knowability check found an input the model cannot know about.
+Route = Literal["accept", "ask_clarify", "escalate", "unknowable"]
 # The same decision as a status word in the log record.
-STATUS: dict[str, str] = {"accept": "ACCEPT", "ask_clarify": "LOW", "escalate": "VERY_LOW"}
+STATUS: dict[str, str] = {
+    "accept": "ACCEPT",
+    "ask_clarify": "LOW",
+    "escalate": "VERY_LOW",
+    "unknowable": "UNKNOWN",
+}
 
 # FallbackNode works in steps, one per visit, so that nothing before an ``interrupt()`` repeats
 # an expensive or side-effecting action when the request is resumed:
 #   clarify -> backup -> review -> (pending -> queued) -> done
-Stage = Literal["clarify", "backup", "review", "pending", "queued", "done"]
+# and, for an unknowable input (never labelled by the backups): identify -> (pending -> queued) -> done
+Stage = Literal["identify", "clarify", "backup", "review", "pending", "queued", "done"]
 
 # How the final label was reached.
-Via = Literal["model", "user_clarification", "backup_model", "human_review", "pending_review"]
+# ``user_none``: the user said an unknowable input is neither a positive nor a negative review
+# (final label ``None``; not kept for retraining).
+Via = Literal["model", "user_clarification", "backup_model", "human_review", "pending_review", "user_none"]
 VIA_VALUES: tuple[str, ...] = get_args(Via)
 
 # What a paused request waits for (the ``kind`` of the interrupt value).
-Ask = Literal["clarify", "review", "review_queue"]
+Ask = Literal["identify", "clarify", "review", "review_queue"]
 
 
 class Fallback(TypedDict, total=False):
     """What FallbackNode did (the ``fallback`` part of the log record)."""
 
     activated: bool
-    strategy: Route | None  # "ask_clarify" or "escalate"
+    strategy: Route | None  # "ask_clarify", "escalate" or "unknowable"
     question: str | None
     user_response: list[str]  # every raw answer to the question, in order
     user_label: str | None  # the label that answer meant
@@ -54,10 +63,12 @@ class State(TypedDict, total=False):
     started_at: float  # time.time() when the request was received
     # InferenceNode
     inference: dict[str, Any]  # {label, probs, confidence, latency_ms}
+    knowability_scores: dict[str, Any] | None  # the knowability signals (None: no detector)
     model: dict[str, Any]  # {version, temperature, checkpoint}
     # ConfidenceCheckNode
     route: Route
     status: str
+    knowability: dict[str, Any] | None  # {known, reason, scores, thresholds} (None: check off)
     # FallbackNode
     stage: Stage
     fallback: Fallback

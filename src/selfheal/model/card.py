@@ -127,6 +127,30 @@ def _ensemble_rows(path: Path) -> list[str]:
     return rows
 
 
+def _knowability_lines(directory: Path) -> list[str]:
+    """What the card says about the input-knowability check stored with the checkpoint."""
+    from selfheal.model.checkpoint import read_json_gz
+    from selfheal.model.knowability import KNOWABILITY_FILE
+
+    path = directory / KNOWABILITY_FILE
+    if not path.exists():
+        return [f"- No `{KNOWABILITY_FILE}`: the input-knowability check is off with this checkpoint."]
+    try:
+        payload = read_json_gz(path)
+    except (OSError, ValueError, EOFError):
+        return [f"- `{KNOWABILITY_FILE}` is unreadable: the input-knowability check is off."]
+    th, info = payload.get("thresholds", {}), payload.get("info", {})
+    return [
+        f"- Inputs it cannot know about are flagged by the input-knowability check (`{KNOWABILITY_FILE}`:",
+        f"  the train split's {len(payload.get('vocabulary', []))} known words, a language identifier and a",
+        f"  logistic regression on the frozen mpnet features, fitted on {info.get('train', '?')} train texts,",
+        f"  {info.get('objective', 0)} objective sentences and {info.get('junk', 0)} generated junk inputs;",
+        f"  thresholds at the {info.get('quantile', '?')} validation quantile: known-word share",
+        f"  {th.get('min_known_share', 0):g}, P(English) {th.get('min_english', 0):.4g}, P(review)",
+        f"  {th.get('min_review', 0):.4g}) and never auto-accepted: a person is asked, or they wait for review.",
+    ]
+
+
 def write_model_card(
     directory: Path,
     config: Config,
@@ -251,6 +275,7 @@ def write_model_card(
         "  (product reviews, tweets), sarcasm, mixed or neutral texts are out of distribution: the",
         "  confidence is calibrated on this data only; expect lower accuracy elsewhere.",
         "- Binary: it has no neutral class, so a neutral text still gets Negative or Positive.",
+        *_knowability_lines(Path(directory)),
         "- Critics' snippets carry the biases of their authors and era (mostly English-language",
         "  critics, early 2000s films). Not for decisions about people.",
         "",

@@ -32,6 +32,7 @@ class Prediction:
     probs: dict[str, float]
     confidence: float
     truncated: bool = False
+    knowability: dict[str, Any] | None = None  # the knowability scores (selfheal.model.knowability)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form used in log records."""
@@ -57,7 +58,12 @@ class Classifier:
     """
 
     def __init__(
-        self, directory: Path, use_temperature: bool = True, device: str = "cpu", use_embedder: bool = True
+        self,
+        directory: Path,
+        use_temperature: bool = True,
+        device: str = "cpu",
+        use_embedder: bool = True,
+        use_knowability: bool = True,
     ) -> None:
         import torch
         from peft import PeftModel
@@ -94,6 +100,24 @@ class Classifier:
         self.tfidf_weight: float = float(combo.get("tfidf_weight", 0.0))
         self.embedder_weight: float = float(self.meta.get("embedder_weight", 0.0)) if self._embedder else 0.0
         self._tfidf = TfidfBackup.load(self.directory) if self.tfidf_weight > 0 else None
+        self.knowability = self._load_knowability() if use_knowability else None
+
+    def _load_knowability(self) -> Any:
+        """The checkpoint's knowability detector, or ``None`` (logged) when it has none."""
+        from selfheal.model.knowability import KNOWABILITY_FILE, KnowabilityDetector
+
+        if not (self.directory / KNOWABILITY_FILE).exists():
+            logger.warning(
+                "no %s in %s: the input-knowability check is off (fit it with scripts/fit_knowability.py)",
+                KNOWABILITY_FILE,
+                self.directory,
+            )
+            return None
+        try:
+            return KnowabilityDetector.load(self.directory)
+        except ModelError as exc:
+            logger.warning("the input-knowability check is off (%s)", exc)
+            return None
 
     def _load_embedder(self) -> Any:
         """The checkpoint's embedder member, or ``None`` (logged) when it has none or it is missing."""
@@ -128,10 +152,19 @@ class Classifier:
 
     @classmethod
     def load(
-        cls, path: Path | None = None, use_temperature: bool = True, use_embedder: bool = True
+        cls,
+        path: Path | None = None,
+        use_temperature: bool = True,
+        use_embedder: bool = True,
+        use_knowability: bool = True,
     ) -> Classifier:
         """Load the configured checkpoint (the shipped one for ``None``)."""
-        return cls(resolve_checkpoint(path), use_temperature=use_temperature, use_embedder=use_embedder)
+        return cls(
+            resolve_checkpoint(path),
+            use_temperature=use_temperature,
+            use_embedder=use_embedder,
+            use_knowability=use_knowability,
+        )
 
     @property
     def version(self) -> str:
@@ -151,12 +184,36 @@ class Classifier:
     def logits(self, texts: list[str], batch_size: int = 128) -> np.ndarray:
         """Un-scaled logits of the ensemble (LoRA logits plus each member's weighted
         log-probabilities), shape ``(len(texts), len(LABELS))``."""
+        return self.logits_and_features(texts, batch_size)[0]
+
+    def logits_and_features(
+        self, texts: list[str], batch_size: int = 128
+    ) -> tuple[np.ndarray, np.ndarray | None]:
+        """The ensemble's logits and the sentence embedder's features (``None`` without it), which
+        the knowability check reuses at no extra cost."""
         logits = self.encoder_logits(texts, batch_size)
         if not texts:
-            return logits
-        pairs = [(self._tfidf, self.tfidf_weight), (self._embedder, self.embedder_weight)]
-        pairs = [(member, weight) for member, weight in pairs if member is not None]
-        return combine_all(logits, [m.predict_proba(texts) for m, _ in pairs], [w for _, w in pairs])
+            return logits, None
+        probs, weights, features = [], [], None
+        if self._tfidf is not None:
+            probs.append(self._tfidf.predict_proba(texts))
+            weights.append(self.tfidf_weight)
+        if self._embedder is not None:
+            features = self._embedder.encoder.encode(texts)
+            probs.append(self._embedder.head.predict_proba(features))
+            weights.append(self.embedder_weight)
+        return combine_all(logits, probs, weights), features
+
+    def knowability_scores(
+        self, texts: list[str], features: np.ndarray | None = None
+    ) -> list[dict[str, Any]] | None:
+        """The knowability signals of each text (``None`` when the checkpoint has no detector);
+        ``features`` are the embedder's, computed here when not given."""
+        if self.knowability is None:
+            return None
+        if features is None and self._embedder is not None and texts:
+            features = self._embedder.encoder.encode(texts)
+        return self.knowability.scores(texts, self.tokenizer, features)
 
     def encoder_logits(self, texts: list[str], batch_size: int = 128) -> np.ndarray:
         """Logits of the fine-tuned transformer alone, shape ``(len(texts), len(LABELS))``."""
@@ -179,14 +236,18 @@ class Classifier:
         return softmax(self.logits(texts), self.temperature)
 
     def predict(self, texts: list[str]) -> list[Prediction]:
-        """One :class:`Prediction` per text."""
-        probs = self.predict_proba(texts)
+        """One :class:`Prediction` per text, with its knowability scores when the checkpoint has
+        a detector."""
+        logits, features = self.logits_and_features(texts)
+        probs = softmax(logits, self.temperature)
+        scores = self.knowability_scores(texts, features) or [None] * len(texts)
         return [
             Prediction(
                 label=LABELS[int(row.argmax())],
                 probs={label: float(p) for label, p in zip(LABELS, row, strict=True)},
                 confidence=float(row.max()),
                 truncated=self.is_truncated(text),
+                knowability=score,
             )
-            for text, row in zip(texts, probs, strict=True)
+            for text, row, score in zip(texts, probs, scores, strict=True)
         ]

@@ -236,6 +236,19 @@ def train(config: Config, clarified: list[tuple[str, int]] | None = None, quiet:
     ensemble = fit_ensemble(config, splits, val_logits, test_logits, embedder_path, quiet_bar)
     metrics = ensemble.metrics
     temperature = ensemble.temperature
+    knowability = None
+    if config.knowability.enabled:  # the input-knowability check (selfheal.model.knowability)
+        from selfheal.model.knowability import fit_from_splits
+
+        encoder = None
+        if embedder_path is not None:
+            e = config.embedder
+            encoder = SentenceEncoder(
+                embedder_path, e.layers, e.batch_size, e.precision, config.data.max_length
+            )
+        knowability = fit_from_splits(
+            splits, tokenizer, encoder, ensemble.embeddings, config.knowability.quantile, tc.seed
+        )
     seconds = time.perf_counter() - started
 
     # --- save -----------------------------------------------------------------------------------
@@ -251,6 +264,8 @@ def train(config: Config, clarified: list[tuple[str, int]] | None = None, quiet:
         ensemble.tfidf.save(out)
         if ensemble.head is not None:
             ensemble.head.save(out)
+        if knowability is not None:
+            knowability.save(out)
         write_manifest(manifest, out / MANIFEST_FILE)
         write_json(out / METRICS_FILE, metrics)
         (out / "training_config.yaml").write_text(_config_yaml(config), encoding="utf-8")
@@ -295,6 +310,7 @@ class Ensemble:
     temperature: float
     without_embedder: dict[str, float] | None
     metrics: dict[str, Any]
+    embeddings: dict[str, np.ndarray] | None = None  # the frozen embedder's features per split
 
 
 def _weight_grid(setting: str | float) -> tuple[float, ...]:
@@ -337,6 +353,7 @@ def fit_ensemble(
     members = {"tfidf": {s: tfidf.predict_proba(list(splits[s]["text"])) for s in logits}}
     grids = {"tfidf": _weight_grid(config.model.tfidf_weight)}
     head = None
+    embeddings: dict[str, np.ndarray] | None = None
     if embedder_path is not None:
         embeddings = _embed_splits(config, splits, embedder_path, quiet)
         layers = config.embedder.layers
@@ -376,7 +393,7 @@ def fit_ensemble(
         w_small, t_small, m_small = fit(["tfidf"])
         without = {"tfidf_weight": w_small["tfidf"], "temperature": t_small}
         metrics["without_embedder"] = {**without, **m_small}
-    return Ensemble(tfidf, head, weights, temperature, without, metrics)
+    return Ensemble(tfidf, head, weights, temperature, without, metrics, embeddings)
 
 
 def _write_log(path: Path, history: list[dict[str, float]]) -> None:
