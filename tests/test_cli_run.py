@@ -58,11 +58,13 @@ def test_run_asks_for_clarification_and_logs_the_answer(tmp_path, cli, classifie
     assert record["input_text"] == text and record["mode"] == "interactive"
     assert record["inference"]["label"] == predicted
     assert int(record["inference"]["confidence"] * 100 + 1e-9) == percent
-    assert record["confidence_check"] == {
+    check = record["confidence_check"]
+    assert {key: check[key] for key in ("thresholds", "status", "route")} == {
         "thresholds": {"accept": 0.999, "clarify": 0.5},
         "status": "LOW",
         "route": "ask_clarify",
     }
+    assert check["knowability"]["known"] is True and check["knowability"]["reason"] is None
     fallback = record["fallback"]
     assert fallback["activated"] is True and fallback["strategy"] == "ask_clarify"
     assert fallback["question"] == f"Could you clarify your intent? Was this a {asked.lower()} review? (y/n)"
@@ -122,7 +124,9 @@ def test_quit_at_the_question_leaves_it_pending_and_says_goodbye(tmp_path, cli):
         child.sendline("quit")
         child.expect_exact("[FallbackNode] The question is left for 'selfheal review'.\r\n")
         child.expect_exact("Final Label: pending (escalated to human review)\r\n")
-        child.expect(r"Bye: 1 request \(0 by the model, 0 clarified by you, .* 1 pending review\)\. Log: ")
+        child.expect(
+            r"Bye: 1 request \(0 by the model, 0 clarified by you, .* 1 pending review, 0 not a review \(you said\)\)\. Log: "
+        )
         child.expect(pexpect.EOF)
     finally:
         child.close()

@@ -154,6 +154,45 @@ def test_unknowable_input_without_a_person_waits_for_review_unlabelled(session):
     assert outcome.pending_review
 
 
+class Answers:
+    """A prompter that types the given answers (the real ``review_one`` asks it)."""
+
+    def __init__(self, *answers: str) -> None:
+        self.answers = list(answers)
+        self.prompts: list[str] = []
+
+    def ask(self, prompt: str, timeout: float | None = None) -> str:
+        self.prompts.append(prompt)
+        return self.answers.pop(0)
+
+
+def test_reviewer_may_answer_neither_for_an_unknowable_input(session):
+    """A pending unknowable input in the review queue: the reviewer is offered "neither"; a
+    label-only answer such as "maybe" is asked again; "neither" ends it with no label, not kept."""
+    from rich.console import Console
+
+    from selfheal.review import review_one
+    from selfheal.terminal import Printer
+
+    pending = session.start("👎👎👎", interactive=False)
+    assert pending.pending_review
+    [waiting] = session.paused()
+    console = Console(record=True, width=200)
+    prompter = Answers("maybe", "neither")
+    assert review_one(session, waiting, prompter, Printer(console)) == "answered"
+    shown = console.export_text()
+    assert "negative/positive/neither; s = skip, q = quit" in shown
+    assert "Please answer negative/positive/neither, s or q." in shown
+    assert len(prompter.prompts) == 2
+    assert "Final Label: none (neither a positive nor a negative review, said the reviewer)" in shown
+    final = records(session)[-1]
+    assert final["request_id"] == pending.request_id
+    assert final["final_decision"] == {"label": None, "via": "human_review"}
+    assert final["fallback"]["review"] == {"mode": "queue", "answer": "neither", "label": None}
+    assert not session.config.paths.clarified.exists()  # no label, nothing for retraining
+    assert session.paused() == []
+
+
 def test_interactive_neither_is_user_none_and_not_kept_for_retraining(session):
     outcome = session.start("asdfghjkl qwerty", interactive=True)
     assert outcome.waiting["kind"] == "identify"
@@ -163,7 +202,7 @@ def test_interactive_neither_is_user_none_and_not_kept_for_retraining(session):
     assert done.state["via"] == "user_none" and done.state["final_label"] is None
     [record] = records(session)
     assert record["final_decision"] == {"label": None, "via": "user_none"}
-    assert record["fallback"]["user_response"] == "x"
+    assert record["fallback"]["user_response"] == ["x"]
     assert not session.config.paths.clarified.exists()
 
 

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
 
-from selfheal.answers import choice_hint, parse_choice
+from selfheal.answers import choice_hint, parse_choice, parse_identity
 from selfheal.claims import AlreadyAnswered
 from selfheal.config import Config
 from selfheal.terminal import Printer, Prompter, TerminalPrompter, final_line, percent
@@ -70,7 +70,11 @@ def review_one(session: Session, outcome: Outcome, prompter: Prompter, printer: 
     printer.line(f"  text:    {state.get('text', '')}", style="")
     printer.line(f"  model:   {inf.get('label')} {percent(inf.get('confidence', 0.0))}", style="")
     printer.line(f"  backups: {_backup_summary(state)}", style="")
-    printer.line(f"Which label is right? ({choice_hint()}; s = skip, q = quit)", style="magenta")
+    unknowable = state.get("route") == "unknowable"  # the model cannot know it: "neither" is an answer
+    choices = f"{choice_hint()}/neither" if unknowable else choice_hint()
+    if unknowable:
+        printer.line("  (the knowability check flagged this input; it may be neither)", style="")
+    printer.line(f"Which label is right? ({choices}; s = skip, q = quit)", style="magenta")
     while True:
         try:
             answer = prompter.ask("> ").strip()
@@ -80,10 +84,10 @@ def review_one(session: Session, outcome: Outcome, prompter: Prompter, printer: 
             return "quit"
         if answer.lower() in {"s", "skip", ""}:
             return "skipped"
-        label = parse_choice(answer)
-        if label is not None:
+        meant = parse_identity(answer) if unknowable else parse_choice(answer)
+        if meant is not None:
             break
-        printer.line(f"Please answer {choice_hint()}, s or q.", style="")
+        printer.line(f"Please answer {choices}, s or q.", style="")
     try:
         done = session.resume(outcome.request_id, {"answer": answer, "source": "review"})
     except AlreadyAnswered:

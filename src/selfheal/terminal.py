@@ -90,6 +90,8 @@ def final_line(state: dict[str, Any]) -> str:
         return "Final Label: pending (escalated to human review)"
     if via == "user_none":
         return "Final Label: none (neither a positive nor a negative review, you said)"
+    if via == "human_review" and label is None:
+        return "Final Label: none (neither a positive nor a negative review, said the reviewer)"
     return f"Final Label: {label}{ENDINGS.get(str(via), '')}"
 
 

@@ -64,6 +64,11 @@ def retry_identify_question() -> str:
     return "Sorry, I did not get that. Positive review, negative review, or neither? (p/n/x)"
 
 
+def unknowable_review_question() -> str:
+    """The review question about an input the model cannot know about (it may be neither)."""
+    return f"The model cannot know this input. Which label is right? ({choice_hint()}/neither)"
+
+
 def review_question() -> str:
     """The forced choice of a human review."""
     return f"The models disagree. Which label is right? ({choice_hint()})"
@@ -302,14 +307,17 @@ def _review(state: State) -> dict[str, Any]:
 
 
 def _queued(state: State) -> dict[str, Any]:
-    resume = interrupt({"kind": "review_queue", "question": review_question(), "choices": list(LABELS)})
+    """Wait for ``selfheal review``; an input the model cannot know may be answered "neither"."""
+    unknowable = state.get("route") == "unknowable"
+    question = unknowable_review_question() if unknowable else review_question()
+    resume = interrupt({"kind": "review_queue", "question": question, "choices": list(LABELS)})
     answer, _ = unpack_answer(resume)
-    label = None if answer is None else parse_choice(answer)
-    if label is None:  # not answered: keep waiting in the queue
+    meant = None if answer is None else (parse_identity(answer) if unknowable else parse_choice(answer))
+    if meant is None:  # not answered: keep waiting in the queue
         return {"stage": "queued"}
-    review = {"mode": "queue", "answer": answer, "label": label}
+    label = None if meant == NEITHER else meant
     fallback = Fallback(**state["fallback"])
-    fallback["review"] = review
+    fallback["review"] = {"mode": "queue", "answer": answer, "label": label}
     return {"stage": "done", "fallback": fallback, "final_label": label, "via": "human_review"}
 
 
