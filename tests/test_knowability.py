@@ -78,11 +78,30 @@ def test_config_section_is_typed_and_validated():
         load_config(REPO / "config.yaml", ["knowability.threshold=0.1"])
 
 
+def test_short_english_snippet_is_not_called_foreign(session):
+    """py3langid gives "A dull mess." a low P(English); every word of it is a training word."""
+    outcome = session.start("A dull mess.", interactive=False)
+    check = outcome.state["knowability"]
+    assert check["scores"]["p_english"] < check["thresholds"]["min_english"]  # the identifier alone says no
+    assert check["scores"]["known_share"] == 1.0 and check["known"] is True
+    assert outcome.state["via"] == "model"
+    session.config.knowability.trust_known_words = False
+    assert session.start("A dull mess.", interactive=False).state["knowability"]["reason"] == "not_english"
+
+
 def test_thresholds_auto_means_fitted_and_numbers_override():
     cfg = load_config(REPO / "config.yaml", ["knowability.min_english=0.3"])
     fitted = {"min_known_share": 0.2, "min_english": 0.01, "min_review": 0.05}
     got = resolve_thresholds(fitted, cfg.knowability)
-    assert got == {"max_unk_share": 0.5, "min_known_share": 0.2, "min_english": 0.3, "min_review": 0.05}
+    assert got == {
+        "max_unk_share": 0.5,
+        "max_known_share_not_english": 1.0,  # trust_known_words: true
+        "min_known_share": 0.2,
+        "min_english": 0.3,
+        "min_review": 0.05,
+    }
+    off = load_config(REPO / "config.yaml", ["knowability.trust_known_words=false"])
+    assert resolve_thresholds(fitted, off.knowability)["max_known_share_not_english"] == 2.0
 
 
 def test_rules_in_order():
@@ -96,6 +115,10 @@ def test_rules_in_order():
     low = base | {"p_review": 0.1}
     assert judge(low | {"p_objective": 0.8, "p_junk": 0.1}, th).reason == "not_a_review"
     assert judge(low | {"p_objective": 0.1, "p_junk": 0.8}, th).reason == "out_of_distribution"
+    # not_english needs a word never used in training when known words are trusted (1.0)
+    trusted = th | {"max_known_share_not_english": 1.0}
+    assert judge(base | {"p_english": 0.01}, trusted).known
+    assert judge(base | {"p_english": 0.01, "known_share": 0.9}, trusted).reason == "not_english"
     # a signal that is missing (no mpnet features, no language identifier) is skipped
     assert judge(base | {"p_english": None, "p_review": None}, th).known
 

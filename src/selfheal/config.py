@@ -185,6 +185,9 @@ class KnowabilityConfig(_Section):
     min_review: the probability of "a review like the training ones" (a logistic regression on
         the frozen mpnet features) below which the input is out of distribution or not a review;
         ``auto`` = the fitted value.
+    trust_known_words: an input whose every word the training data used is never judged "not
+        English" (language identifiers misjudge a few common English words, e.g. "A dull mess.");
+        ``false`` lets the language identifier alone decide.
     quantile: at training time each ``auto`` threshold is the validation quantile that flags
         about this share of in-domain validation texts (the known-word one half of it).
     eval_sets: the hand-written unknowable inputs ``selfheal eval`` measures (``<kind>.txt``).
@@ -195,6 +198,7 @@ class KnowabilityConfig(_Section):
     min_known_share: Auto | Annotated[float, Field(ge=0, le=1)] = "auto"
     min_english: Auto | Annotated[float, Field(ge=0, le=1)] = "auto"
     min_review: Auto | Annotated[float, Field(ge=0, le=1)] = "auto"
+    trust_known_words: bool = True
     quantile: float = Field(0.01, gt=0, lt=0.5)
     eval_sets: Path = Path("data/unknowable")
 

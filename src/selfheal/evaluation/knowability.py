@@ -210,7 +210,9 @@ def report_lines(result: dict[str, Any], split: str, accept: float, command: str
         "`knowability:` in `config.yaml`) sends inputs the model cannot know about to a person (who may say",
         "*neither*) or, with nobody there, to the review queue, never to the backups. Thresholds in force:",
         f"`[UNK]` share >= {th['max_unk_share']:g} or known-word share < {th['min_known_share']:g}: no_known_words;",
-        f"P(English) < {th['min_english']:.4g}: not_english; P(review) < {th['min_review']:.4g}: out_of_distribution",
+        f"P(English) < {th['min_english']:.4g}"
+        + (" with a word never seen in training" if th.get("max_known_share_not_english", 2.0) <= 1 else "")
+        + f": not_english; P(review) < {th['min_review']:.4g}: out_of_distribution",
         "or not_a_review.",
         "",
         "Hand-written sets (`data/unknowable/`, written for evaluation only, never fitted on), each input",

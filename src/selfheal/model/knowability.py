@@ -15,7 +15,9 @@ input with four cheap signals and says whether it is *knowable*:
   ipsum, emoji, random non-Latin script: class "junk").
 
 The rules, in order: ``no_known_words`` (unk share >= ``max_unk_share``, no word, or known share <
-``min_known_share``), ``not_english``, then ``out_of_distribution`` / ``not_a_review`` when
+``min_known_share``), ``not_english`` (``p_english < min_english``, and with ``trust_known_words``
+at least one word the training data never used: a language identifier misjudges a few common
+English words, such as "A dull mess."), then ``out_of_distribution`` / ``not_a_review`` when
 ``p_review < min_review`` (whichever of junk / objective is likelier). The ``auto`` thresholds
 are validation quantiles fitted at training time (:func:`fit_knowability`) and stored with the
 detector in ``knowability.json.gz``; ``config.yaml`` (``knowability:``) can override each.
@@ -275,7 +277,12 @@ class KnowabilityDetector:
 def resolve_thresholds(fitted: dict[str, float], config: Any) -> dict[str, float]:
     """The thresholds in force: each ``auto`` setting of ``config`` (a KnowabilityConfig) is the
     fitted value; a number overrides it."""
-    out = {"max_unk_share": float(config.max_unk_share)}
+    out = {
+        "max_unk_share": float(config.max_unk_share),
+        # not_english needs a known-word share below this: 1.0 = at least one word the training
+        # data never used; 2.0 = any input (the language identifier alone decides)
+        "max_known_share_not_english": 1.0 if config.trust_known_words else 2.0,
+    }
     for name in ("min_known_share", "min_english", "min_review"):
         value = getattr(config, name)
         out[name] = float(fitted.get(name, 0.0)) if value == "auto" else float(value)
@@ -291,7 +298,11 @@ def judge(scores: dict[str, Any], thresholds: dict[str, float]) -> Verdict:
         or scores["known_share"] < thresholds["min_known_share"]
     ):
         reason = "no_known_words"
-    elif scores.get("p_english") is not None and scores["p_english"] < thresholds["min_english"]:
+    elif (
+        scores.get("p_english") is not None
+        and scores["p_english"] < thresholds["min_english"]
+        and scores["known_share"] < thresholds.get("max_known_share_not_english", 2.0)
+    ):
         reason = "not_english"
     elif scores.get("p_review") is not None and scores["p_review"] < thresholds["min_review"]:
         reason = "out_of_distribution" if scores["p_junk"] >= scores["p_objective"] else "not_a_review"
