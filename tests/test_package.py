@@ -125,3 +125,15 @@ def test_cli_refuses_an_incomplete_checkpoint_or_a_card_without_metadata(tmp_pat
     result = selfheal("package-model", "--set", f"paths.checkpoint={broken}", "--out", "dist", cwd=tmp_path)
     assert result.returncode == 2 and "no Hugging Face metadata front matter" in result.stderr
     assert not (tmp_path / "dist").exists()
+
+
+def test_cli_names_an_output_directory_it_cannot_use(tmp_path):
+    """--out pointing below a regular file: one error line naming it, exit 2, nothing written."""
+    (tmp_path / "a-file").write_text("not a directory\n", encoding="utf-8")
+    result = selfheal("package-model", "--out", "a-file/dist", cwd=tmp_path)
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.startswith(
+        "error: cannot write the package to a-file/dist (paths.dist_dir, --out): "
+    )
+    assert len(result.stderr.splitlines()) == 1 and "Traceback" not in result.stderr
+    assert (tmp_path / "a-file").read_text(encoding="utf-8") == "not a directory\n"

@@ -19,6 +19,7 @@ import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from selfheal.jsonl import StorageError
 from selfheal.model.backup import TFIDF_FILE
 from selfheal.model.card import CARD_FILE, card_metadata
 from selfheal.model.checkpoint import FULL_WEIGHTS_FILE, MANIFEST_FILE, META_FILE, ModelError, read_meta
@@ -105,9 +106,12 @@ def write_zip(directory: Path, out_dir: Path) -> Package:
     files = package_files(directory)
     digests = {p.name: sha256_file(p) for p in files}
     entries = [(p.name, p.read_bytes()) for p in files] + [(SUMS_FILE, sums_text(digests).encode())]
-    out_dir.mkdir(parents=True, exist_ok=True)
     target = out_dir / f"{name}.zip"
-    fd, tmp = tempfile.mkstemp(prefix=f".{name}-", suffix=".zip", dir=out_dir)
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{name}-", suffix=".zip", dir=out_dir)
+    except OSError as exc:
+        raise StorageError.wrap("write the package to", f"{out_dir} (paths.dist_dir, --out)", exc) from None
     try:
         with os.fdopen(fd, "wb") as raw, zipfile.ZipFile(raw, "w") as archive:
             for entry, data in sorted(entries):
