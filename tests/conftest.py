@@ -110,7 +110,7 @@ def classifier(request):
 def backup_ensemble(tmp_path_factory):
     """The configured backup models (TF-IDF, VADER, MiniLM embedding), loaded once per session."""
     from selfheal.config import load_config
-    from selfheal.services import BackupEnsemble
+    from selfheal.model.backup import BackupEnsemble
 
     config = load_config(REPO / "config.yaml", graph_overrides(tmp_path_factory.mktemp("backups")))
     ensemble = BackupEnsemble(config, config.paths.checkpoint)
@@ -129,7 +129,7 @@ def graph_config(tmp_path):
 @pytest.fixture
 def services(graph_config, classifier, backup_ensemble):
     """Services over the session's models, writing logs under ``tmp_path``."""
-    from selfheal.services import Services
+    from selfheal.graph.services import Services
 
     return Services(graph_config, classifier=classifier, backups=backup_ensemble)
 
@@ -139,7 +139,7 @@ def session(services):
     """A graph session with an in-memory checkpointer."""
     from langgraph.checkpoint.memory import InMemorySaver
 
-    from selfheal.session import Session
+    from selfheal.graph.session import Session
 
     return Session(services, InMemorySaver())
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from selfheal.answers import is_quit, parse_choice, parse_clarification, read_clarification
+from selfheal.graph.answers import is_quit, parse_choice, parse_clarification, read_clarification
 
 
 @pytest.mark.parametrize(

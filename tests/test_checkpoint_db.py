@@ -16,8 +16,8 @@ from pathlib import Path
 import pytest
 
 from conftest import SELFHEAL_BIN, graph_overrides
-from selfheal.checkpoint_db import CheckpointError, check_checkpoint_db, pending_in_log
 from selfheal.graph import CHECKPOINT_DB
+from selfheal.graph.checkpoints import CheckpointError, check_checkpoint_db, pending_in_log
 
 DISPUTED = ["Visually stunning, emotionally empty.", "Not bad, not good, just there."]
 

@@ -17,11 +17,11 @@ import threading
 import pexpect
 
 from conftest import SELFHEAL_BIN
-from selfheal.claims import AlreadyAnswered, ClaimStore
 from selfheal.config import load_config
 from selfheal.graph import CHECKPOINT_DB, open_checkpointer
-from selfheal.services import Services
-from selfheal.session import Session
+from selfheal.graph.claims import AlreadyAnswered, ClaimStore
+from selfheal.graph.services import Services
+from selfheal.graph.session import Session
 
 # The shipped model and the backups disagree on these (escalated with --accept 1 --clarify 1).
 DISPUTED = ["Visually stunning, emotionally empty.", "Not bad, not good, just there."]

@@ -24,7 +24,7 @@ from pathlib import Path
 import pytest
 
 from conftest import REPO, graph_overrides
-from selfheal.jsonl import StorageError, append_line, read_lines, undo_append
+from selfheal.logs.jsonl import StorageError, append_line, read_lines, undo_append
 from selfheal.model.checkpoint import shipped_checkpoint
 
 
@@ -82,7 +82,7 @@ def test_append_on_a_full_tmpfs_writes_whole_lines_or_nothing(tmp_path, monkeypa
     append after freeing space is a clean record of its own. ``kernel-enospc`` turns the
     free-space pre-check off, so the kernel's own short write and ENOSPC are what is rolled back."""
     if not precheck:
-        monkeypatch.setattr("selfheal.jsonl._check_space", lambda fd, needed: None)
+        monkeypatch.setattr("selfheal.logs.jsonl._check_space", lambda fd, needed: None)
     with tmpfs(tmp_path / "fs", "256k") as fs:
         path = fs / "app.jsonl"
         append_line(path, record(0))
@@ -117,7 +117,7 @@ def test_failed_writes_roll_back_to_the_last_whole_line(tmp_path, monkeypatch, e
     path = tmp_path / "app.jsonl"
     append_line(path, record(0))
     before = path.read_bytes()
-    monkeypatch.setattr("selfheal.jsonl.os.write", _writes_then_fails(50, error))
+    monkeypatch.setattr("selfheal.logs.jsonl.os.write", _writes_then_fails(50, error))
     with pytest.raises(StorageError, match=os.strerror(error)):
         append_line(path, record(1))
     monkeypatch.undo()
@@ -127,8 +127,8 @@ def test_failed_writes_roll_back_to_the_last_whole_line(tmp_path, monkeypatch, e
 
 
 def test_a_damaged_tail_from_an_older_crash_does_not_swallow_the_next_record(tmp_path):
-    from selfheal.clarified import append_clarified, load_clarified
-    from selfheal.stats import read_log
+    from selfheal.logs.clarified import append_clarified, load_clarified
+    from selfheal.logs.stats import read_log
 
     log = tmp_path / "app.jsonl"
     log.write_text(json.dumps(record(0)) + '\n{"request_id": "r1", "infer')  # a crash mid-line
@@ -172,7 +172,7 @@ def test_concurrent_processes_append_whole_lines(tmp_path):
 
 def test_an_unwritable_app_log_warns_once_and_app_jsonl_is_still_written(tmp_path, capfd):
     from selfheal.config import load_config
-    from selfheal.logs import LogWriter, build_record
+    from selfheal.logs.decisions import LogWriter, build_record
 
     config = load_config(REPO / "config.yaml", graph_overrides(tmp_path))
     (config.paths.log_dir / "app.log").mkdir(parents=True)  # app.log cannot be opened
@@ -447,8 +447,8 @@ def test_a_full_disk_under_app_jsonl_fails_the_request_and_keeps_the_rest(
     from langgraph.checkpoint.memory import InMemorySaver
 
     from selfheal.config import load_config
-    from selfheal.services import Services
-    from selfheal.session import Session
+    from selfheal.graph.services import Services
+    from selfheal.graph.session import Session
 
     with tmpfs(tmp_path / "fs", "256k") as fs:
         config = load_config(REPO / "config.yaml", [*graph_overrides(tmp_path), f"paths.log_dir={fs}"])
@@ -470,12 +470,12 @@ def test_a_full_disk_under_app_jsonl_fails_the_request_and_keeps_the_rest(
 
 def test_the_preflight_stays_cheap_and_names_the_real_database_file(tmp_path):
     """The check before the prompt imports no numpy, torch or LangGraph (start-up stays fast)."""
+    from selfheal.cli.preflight import _CHECKPOINT_DB
     from selfheal.graph.build import CHECKPOINT_DB
-    from selfheal.preflight import _CHECKPOINT_DB
 
     assert _CHECKPOINT_DB == CHECKPOINT_DB
     code = (
-        "import sys; from selfheal.config import load_config; from selfheal.preflight import preflight; "
+        "import sys; from selfheal.config import load_config; from selfheal.cli.preflight import preflight; "
         f"preflight(load_config({str(REPO / 'config.yaml')!r}, ['paths.log_dir={tmp_path / 'logs'}'])); "
         "print(sorted(m for m in ('numpy', 'torch', 'transformers', 'langgraph') if m in sys.modules))"
     )

@@ -13,12 +13,12 @@ import json
 import pytest
 from rich.console import Console
 
+from selfheal.cli.run import ReadySession, run_loop
+from selfheal.cli.terminal import Printer
 from selfheal.graph import open_checkpointer
-from selfheal.interactive import ReadySession, run_loop
+from selfheal.graph.services import Services
+from selfheal.graph.session import Session
 from selfheal.labels import other_label
-from selfheal.services import Services
-from selfheal.session import Session
-from selfheal.terminal import Printer
 
 TEXT = "The movie was painfully slow and boring."
 

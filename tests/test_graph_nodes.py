@@ -20,8 +20,8 @@ from selfheal.graph.nodes import (
     route_after_fallback,
     route_by_confidence,
 )
+from selfheal.graph.session import Session
 from selfheal.labels import LABELS
-from selfheal.session import Session
 
 THRESHOLDS = {"accept": 0.75, "clarify": 0.50}
 

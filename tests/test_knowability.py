@@ -14,9 +14,9 @@ import numpy as np
 import pytest
 
 from conftest import REPO
-from selfheal.answers import NEITHER, parse_identity
 from selfheal.config import ConfigError, load_config
 from selfheal.evaluation.knowability import read_sets
+from selfheal.graph.answers import NEITHER, parse_identity
 from selfheal.model.knowability import (
     KNOWABILITY_FILE,
     KnowabilityDetector,
@@ -194,8 +194,8 @@ def test_reviewer_may_answer_neither_for_an_unknowable_input(session):
     label-only answer such as "maybe" is asked again; "neither" ends it with no label, not kept."""
     from rich.console import Console
 
-    from selfheal.review import review_one
-    from selfheal.terminal import Printer
+    from selfheal.cli.review import review_one
+    from selfheal.cli.terminal import Printer
 
     pending = session.start("👎👎👎", interactive=False)
     assert pending.pending_review
@@ -293,7 +293,7 @@ def test_checkpoint_without_detector_still_works(tmp_path, caplog):
 
 def test_stats_counts_unknowable_and_user_none(tmp_path, session):
     """Real records of the graph (a neither answer, a pending unknowable input), then `selfheal stats`."""
-    from selfheal.stats import read_log, render
+    from selfheal.logs.stats import read_log, render
 
     outcome = session.start("asdfghjkl qwerty", interactive=True)
     session.resume(outcome.request_id, "neither")

@@ -9,10 +9,10 @@ import numpy as np
 from typer.testing import CliRunner
 
 from conftest import REPO, tiny_overrides
-from selfheal.clarified import append_clarified, load_clarified
 from selfheal.cli import app
 from selfheal.data import prepare_splits
 from selfheal.labels import LABELS, other_label
+from selfheal.logs.clarified import append_clarified, load_clarified
 from selfheal.model.checkpoint import MANIFEST_FILE
 from selfheal.model.classifier import Classifier
 

@@ -14,9 +14,9 @@ import pytest
 
 from selfheal.config import ConfigError, load_config
 from selfheal.graph.nodes import fallback_node
-from selfheal.model.backup import ZeroShotPipelineBackup
+from selfheal.graph.services import Services
+from selfheal.model.backup import BackupEnsemble, ZeroShotPipelineBackup
 from selfheal.model.checkpoint import resolve_base_model
-from selfheal.services import BackupEnsemble, Services
 
 
 @pytest.fixture(scope="module")

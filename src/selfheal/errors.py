@@ -8,7 +8,7 @@ from collections.abc import Callable
 from selfheal.config import ConfigError
 from selfheal.data import DataError
 from selfheal.inputs import InputError
-from selfheal.jsonl import StorageError
+from selfheal.logs.jsonl import StorageError
 from selfheal.model.checkpoint import ModelError
 from selfheal.model.hub import HubError
 

@@ -85,9 +85,10 @@ def run_through_graph(
     from langgraph.checkpoint.memory import InMemorySaver
 
     from selfheal.evaluation.simulate import _close_log_handlers
-    from selfheal.logs import LogWriter
-    from selfheal.services import BackupEnsemble, Services
-    from selfheal.session import Session
+    from selfheal.graph.services import Services
+    from selfheal.graph.session import Session
+    from selfheal.logs.decisions import LogWriter
+    from selfheal.model.backup import BackupEnsemble
 
     out = []
     with tempfile.TemporaryDirectory(prefix="selfheal-know-") as tmp:

@@ -48,9 +48,9 @@ from selfheal.evaluation.metrics import (
     selective_at_coverage,
 )
 from selfheal.labels import LABELS
+from selfheal.model.backup import BackupEnsemble
 from selfheal.model.calibrate import softmax
 from selfheal.model.checkpoint import MANIFEST_FILE, TRAINING_LOG_FILE, resolve_checkpoint
-from selfheal.services import BackupEnsemble
 
 EVAL_SPLITS = ("test", "validation")
 METRICS_JSON = "metrics.json"

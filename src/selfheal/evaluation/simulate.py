@@ -1,6 +1,6 @@
 """The self-healing simulation, end to end through the real compiled LangGraph graph.
 
-Every evaluated text goes through :class:`selfheal.session.Session` (the same driver the
+Every evaluated text goes through :class:`selfheal.graph.session.Session` (the same driver the
 ``run`` / ``classify`` commands use) with an in-memory checkpointer and a temporary log
 directory, twice:
 
@@ -10,8 +10,8 @@ directory, twice:
   question, the label name at a review).
 
 For speed, the primary model's and the backups' probabilities are computed once in batches and
-injected through :class:`selfheal.services.Services` (a lookup classifier, and the real
-:class:`~selfheal.services.BackupEnsemble` over lookup backups); the routing, the fallback steps,
+injected through :class:`selfheal.graph.services.Services` (a lookup classifier, and the real
+:class:`~selfheal.model.backup.BackupEnsemble` over lookup backups); the routing, the fallback steps,
 the backup vote, the interrupts and the log records are the graph's own code.
 """
 
@@ -185,7 +185,7 @@ def _without_person(
 
 def _close_log_handlers(directory: Path) -> None:
     """Detach the ``app.log`` handler the graph's LogWriter opened in ``directory``."""
-    from selfheal.logs import LOGGER_NAME
+    from selfheal.logs.decisions import LOGGER_NAME
 
     logger = logging.getLogger(LOGGER_NAME)
     for handler in list(logger.handlers):
@@ -210,10 +210,11 @@ def simulate(
     from langgraph.checkpoint.memory import InMemorySaver
 
     from selfheal.evaluation.metrics import route
-    from selfheal.logs import LogWriter
-    from selfheal.services import BackupEnsemble, Services
-    from selfheal.session import Session
-    from selfheal.stats import read_log
+    from selfheal.graph.services import Services
+    from selfheal.graph.session import Session
+    from selfheal.logs.decisions import LogWriter
+    from selfheal.logs.stats import read_log
+    from selfheal.model.backup import BackupEnsemble
 
     truths = [LABELS[int(y)] for y in labels]
     model_labels = [LABELS[int(i)] for i in probs.argmax(axis=1)]
@@ -264,7 +265,7 @@ def simulate(
             summaries[key] = summary
             per_input[key] = [{"label": r["label"], "via": r["via"]} for r in results]
     method = [
-        "Each evaluated text went through the real compiled LangGraph graph (`selfheal.session.Session`,",
+        "Each evaluated text went through the real compiled LangGraph graph (`selfheal.graph.session.Session`,",
         "the driver of `selfheal run`, in interactive mode) with an in-memory checkpointer and a",
         "temporary log directory. For speed, the primary model's and the backups' probabilities were",
         "computed once in batches and injected through `Services` (a lookup classifier and the real",

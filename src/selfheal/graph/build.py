@@ -23,8 +23,8 @@ from typing import Any
 from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.graph import END, START, StateGraph
 
-from selfheal.checkpoint_db import CHECKPOINT_DB, check_checkpoint_db
 from selfheal.config import ConfigError
+from selfheal.graph.checkpoints import CHECKPOINT_DB, check_checkpoint_db
 from selfheal.graph.nodes import (
     CONFIDENCE_CHECK,
     FALLBACK,
@@ -38,8 +38,8 @@ from selfheal.graph.nodes import (
     route_after_fallback,
     route_by_confidence,
 )
+from selfheal.graph.services import Services
 from selfheal.graph.state import State
-from selfheal.services import Services
 
 
 def build_graph(services: Services, checkpointer: BaseCheckpointSaver | None = None) -> Any:
@@ -71,7 +71,7 @@ def open_checkpointer(log_dir: Path) -> BaseCheckpointSaver:
 
     Several processes may share the file: SQLite locks it, and a writer waits up to 30 s. A
     damaged file, or one that lacks pending requests the log lists, is a
-    :class:`~selfheal.checkpoint_db.CheckpointError` (see :mod:`selfheal.checkpoint_db`).
+    :class:`~selfheal.graph.checkpoints.CheckpointError` (see :mod:`selfheal.graph.checkpoints`).
     """
     from langgraph.checkpoint.sqlite import SqliteSaver
 

@@ -29,14 +29,21 @@ from typing import Any, Literal
 
 from langgraph.types import interrupt
 
-from selfheal.answers import NEITHER, choice_hint, is_quit, parse_choice, parse_identity, read_clarification
-from selfheal.clarified import append_clarified
+from selfheal.graph.answers import (
+    NEITHER,
+    choice_hint,
+    is_quit,
+    parse_choice,
+    parse_identity,
+    read_clarification,
+)
+from selfheal.graph.services import Services
 from selfheal.graph.state import STATUS, Fallback, Route, State
 from selfheal.labels import LABELS, other_label
-from selfheal.logs import build_record
+from selfheal.logs.clarified import append_clarified
+from selfheal.logs.decisions import build_record
 from selfheal.model.backup import no_person_rule
 from selfheal.model.knowability import judge, resolve_thresholds
-from selfheal.services import Services
 
 INFERENCE = "InferenceNode"
 CONFIDENCE_CHECK = "ConfidenceCheckNode"
@@ -351,7 +358,7 @@ def final_decision_node(state: State, services: Services) -> dict[str, Any]:
     """Write the log record (and any label a person gave) and return the decision.
 
     Both appends go into ``services.log.journal``: if the second one (or the checkpoint after this
-    node) fails, :class:`selfheal.session.Session` takes them back, so a decision is recorded
+    node) fails, :class:`selfheal.graph.session.Session` takes them back, so a decision is recorded
     whole or not at all.
     """
     record = build_record(dict(state), [*state.get("trace", []), FINAL_DECISION])

@@ -14,12 +14,14 @@ Each backup maps a list of texts to an ``(n, 2)`` array of probabilities in labe
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, Protocol
 
 import numpy as np
 
+from selfheal.config import Config
 from selfheal.labels import LABELS
 from selfheal.model.checkpoint import TFIDF_FILE, ModelError, read_json_gz, write_json_gz
 
@@ -238,3 +240,57 @@ def no_person_rule(
         ]
     )
     return out | {"passed": passed, "reason": "ok" if passed else "rule_failed"}
+
+
+def _result(probs: np.ndarray) -> dict[str, Any]:
+    return {
+        "label": LABELS[int(np.argmax(probs))],
+        "probs": {label: round(float(p), 6) for label, p in zip(LABELS, probs, strict=True)},
+    }
+
+
+class BackupEnsemble:
+    """The configured backup models; their vote is the mean of their probabilities."""
+
+    def __init__(self, config: Config, checkpoint_dir: Path | None = None, backups: list[Any] | None = None):
+        self.names: list[str] = [b.name for b in backups] if backups else list(config.backup.models)
+        self._config = config
+        self._checkpoint_dir = checkpoint_dir
+        self._backups = backups
+        self._lock = threading.Lock()
+
+    def load(self) -> list[Any]:
+        """Build the backup models once (TF-IDF from the checkpoint, VADER, MiniLM, NLI)."""
+        with self._lock:
+            if self._backups is None:
+                self._backups = [self._build(name) for name in self.names]
+            return self._backups
+
+    def _build(self, name: str) -> Any:
+        from selfheal.model.checkpoint import quiet_hf, resolve_base_model, resolve_checkpoint
+
+        if name == "tfidf":
+            directory = resolve_checkpoint(self._checkpoint_dir)
+            try:
+                return TfidfBackup.load(directory)
+            except (OSError, ValueError, KeyError) as exc:
+                raise ModelError(f"cannot load the TF-IDF backup from {directory}: {exc}") from None
+        if name == "vader":
+            return VaderBackup()
+        if name == "embedding":
+            quiet_hf()
+            return EmbeddingZeroShotBackup(resolve_base_model(None))
+        if name == "zero_shot":
+            quiet_hf()
+            model = self._config.backup.zero_shot_model
+            try:
+                return ZeroShotPipelineBackup(str(model))
+            except (OSError, ValueError) as exc:
+                raise ModelError(f"cannot load the zero-shot NLI model {model}: {exc}") from None
+        raise ModelError(f"unknown backup model {name!r}")
+
+    def predict(self, text: str) -> dict[str, Any]:
+        """The ensemble's label and probabilities, with each model's own vote."""
+        models = {b.name: np.asarray(b.predict_proba([text]))[0] for b in self.load()}
+        mean = np.mean(list(models.values()), axis=0)
+        return {**_result(mean), "models": {name: _result(p) for name, p in models.items()}}

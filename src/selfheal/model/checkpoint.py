@@ -15,6 +15,8 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from selfheal.labels import MOVIE_LABELS, LabelSet
+
 META_FILE = "selfheal.json"
 MANIFEST_FILE = "split_manifest.json"
 TRAINING_LOG_FILE = "training_log.csv"
@@ -195,3 +197,24 @@ def verify_checkpoint(directory: Path, *, tfidf: bool = False, embedder: bool = 
         except (OSError, EOFError, zlib.error, ValueError, KeyError, TypeError, IndexError) as exc:
             raise _damaged(path, exc) from None
     return meta
+
+
+def quiet_hf() -> None:
+    """No progress bars or advisory warnings from transformers while a person is typing."""
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()
+    hf_logging.set_verbosity_error()
+
+
+def checkpoint_labels(directory: Path | None) -> LabelSet:
+    """The label set a checkpoint predicts (``labels`` in its ``selfheal.json``); a checkpoint
+    that does not store them is the movie model (:data:`~selfheal.labels.MOVIE_LABELS`)."""
+    meta = read_meta(resolve_checkpoint(directory))
+    names = meta.get("labels")
+    if names is None:
+        return MOVIE_LABELS
+    try:
+        return LabelSet.of(names)
+    except (TypeError, ValueError) as exc:
+        raise ModelError(f"bad 'labels' in {META_FILE} of {directory}: {exc}") from None

@@ -19,7 +19,7 @@ import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from selfheal.jsonl import StorageError
+from selfheal.logs.jsonl import StorageError
 from selfheal.model.backup import TFIDF_FILE
 from selfheal.model.card import CARD_FILE, card_metadata
 from selfheal.model.checkpoint import FULL_WEIGHTS_FILE, MANIFEST_FILE, META_FILE, ModelError, read_meta

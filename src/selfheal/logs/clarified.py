@@ -12,8 +12,8 @@ from datetime import datetime
 from pathlib import Path
 
 from selfheal.data import DataError, clean_text
-from selfheal.jsonl import Appended, append_line, read_lines
 from selfheal.labels import label_id
+from selfheal.logs.jsonl import Appended, append_line, read_lines
 
 logger = logging.getLogger(__name__)
 

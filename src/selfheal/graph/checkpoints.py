@@ -209,8 +209,8 @@ def _move_aside(path: Path) -> Path:
 def rebuild(config: Config) -> Rebuilt:
     """Restore the review queue from ``app.jsonl`` (see the module doc); no model is loaded."""
     from selfheal.graph.nodes import FINAL_DECISION
-    from selfheal.services import Services
-    from selfheal.session import Session
+    from selfheal.graph.services import Services
+    from selfheal.graph.session import Session
 
     log_dir = Path(config.paths.log_dir)
     path = log_dir / CHECKPOINT_DB

@@ -15,8 +15,8 @@ import tempfile
 from pathlib import Path
 
 from selfheal.config import Config
-from selfheal.jsonl import StorageError
-from selfheal.logs import JSONL_NAME
+from selfheal.logs.decisions import JSONL_NAME
+from selfheal.logs.jsonl import StorageError
 
 # Below this much free space in the log directory nothing is started: a decision record is
 # about 1-2 KB and the checkpointer writes a few SQLite pages per request.
@@ -104,6 +104,6 @@ def preflight(config: Config, *, model: bool = True) -> None:
         check_checkpoint(config)
     check_log_dir(config)
     if model:  # `selfheal review` checks the queue when it opens it (and may be rebuilding it)
-        from selfheal.checkpoint_db import check_checkpoint_db
+        from selfheal.graph.checkpoints import check_checkpoint_db
 
         check_checkpoint_db(Path(config.paths.log_dir))

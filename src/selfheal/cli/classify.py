@@ -9,10 +9,11 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import typer
 
+from selfheal.cli.common import AcceptOption, ClarifyOption, ConfigOption, SetOption, get_config, user_errors
 from selfheal.config import Config
 from selfheal.inputs import InputError, decode_lines
 
@@ -52,13 +53,13 @@ def table_lines(records: list[dict[str, Any]], width: int = 60) -> list[str]:
 
 def classify(config: Config, texts: list[str], file: Path | None, as_json: bool) -> None:
     """The ``selfheal classify`` command body."""
-    from selfheal.jsonl import StorageError
-    from selfheal.preflight import preflight
+    from selfheal.cli.preflight import preflight
+    from selfheal.logs.jsonl import StorageError
 
     inputs = read_inputs(texts, file)
     preflight(config)  # an unusable log dir or a damaged checkpoint fails now, before any heavy import
-    from selfheal.services import Services
-    from selfheal.session import Session
+    from selfheal.graph.services import Services
+    from selfheal.graph.session import Session
 
     services = Services(config)
     _ = services.classifier  # load before the first request, so its latency is the model's
@@ -85,3 +86,20 @@ def classify(config: Config, texts: list[str], file: Path | None, as_json: bool)
         typer.echo("\n".join(table_lines(rows)))
     if pending:
         typer.echo(f"{pending} pending human review: answer with 'selfheal review'", err=True)
+
+
+@user_errors
+def command(
+    texts: Annotated[list[str] | None, typer.Argument(help="Texts to classify; '-' reads stdin.")] = None,
+    file: Annotated[Path | None, typer.Option("--file", "-f", help="UTF-8 file, one text per line.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print each log record as one JSON line.")] = False,
+    config: ConfigOption = None,
+    overrides: SetOption = None,
+    accept: AcceptOption = None,
+    clarify: ClarifyOption = None,
+) -> None:
+    """Classify texts without asking anyone; unsure requests wait for `selfheal review` unless the no-person rule holds."""
+    from selfheal.cli.classify import classify as classify_texts
+
+    cfg = get_config(config, overrides, {"thresholds.accept": accept, "thresholds.clarify": clarify})
+    classify_texts(cfg, list(texts or []), file, as_json)

@@ -6,7 +6,7 @@ whose user did not answer) logged as pending, but also a question left open by a
 killed. Answering one resumes its thread (``Command(resume=label)``); FinalDecisionNode then logs
 the decision with ``via: "human_review"``. No model is loaded.
 
-Several reviewers may work at once: the first answer to a request wins (:mod:`selfheal.claims`);
+Several reviewers may work at once: the first answer to a request wins (:mod:`selfheal.graph.claims`);
 the others are told it was already answered, and nothing of theirs is used. An answer whose
 reviewer died before it was applied is finished first, with that answer.
 """
@@ -14,17 +14,19 @@ reviewer died before it was applied is finished first, with that answer.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
+import typer
 from rich.console import Console
 
-from selfheal.answers import choice_hint, parse_choice, parse_identity
-from selfheal.claims import AlreadyAnswered
+from selfheal.cli.common import ConfigOption, SetOption, get_config, user_errors
+from selfheal.cli.terminal import Printer, Prompter, TerminalPrompter, final_line, percent
 from selfheal.config import Config
-from selfheal.terminal import Printer, Prompter, TerminalPrompter, final_line, percent
+from selfheal.graph.answers import choice_hint, parse_choice, parse_identity
+from selfheal.graph.claims import AlreadyAnswered
 
 if TYPE_CHECKING:
-    from selfheal.session import Outcome, Session
+    from selfheal.graph.session import Outcome, Session
 
 KIND_NAMES = {"review_queue": "pending review", "review": "open review", "clarify": "open question"}
 
@@ -105,14 +107,14 @@ def review(
     config: Config, list_only: bool = False, prompter: Prompter | None = None, rebuild: bool = False
 ) -> None:
     """The ``selfheal review`` command body (``rebuild``: restore the queue from the log, then list it)."""
-    from selfheal.preflight import preflight
-    from selfheal.services import Services
-    from selfheal.session import Session
+    from selfheal.cli.preflight import preflight
+    from selfheal.graph.services import Services
+    from selfheal.graph.session import Session
 
     preflight(config, model=False)
     console = Console(highlight=False, soft_wrap=True)
     if rebuild:
-        from selfheal.checkpoint_db import rebuild as rebuild_queue
+        from selfheal.graph.checkpoints import rebuild as rebuild_queue
 
         done = rebuild_queue(config)
         if done.moved_to is not None:
@@ -157,3 +159,23 @@ def review(
     console.print(
         f"Reviewed {answered}, skipped {skipped}{done_elsewhere}, {left} still waiting.", style="dim"
     )
+
+
+@user_errors
+def command(
+    config: ConfigOption = None,
+    overrides: SetOption = None,
+    list_only: Annotated[bool, typer.Option("--list", help="Only list what waits; ask nothing.")] = False,
+    rebuild: Annotated[
+        bool,
+        typer.Option(
+            "--rebuild",
+            help="Restore the queue from app.jsonl into a fresh checkpoint file (a damaged one is moved "
+            "aside), then list it.",
+        ),
+    ] = False,
+) -> None:
+    """Answer escalated requests (and questions left open by a killed run), resuming their graphs."""
+    from selfheal.cli.review import review as review_queue
+
+    review_queue(get_config(config, overrides), list_only=list_only, rebuild=rebuild)

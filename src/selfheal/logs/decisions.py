@@ -31,7 +31,7 @@ A request escalated without a person at hand is logged twice: first with
 ``via: "pending_review"`` and ``label: null``, then, once ``selfheal review`` answers it, with
 ``via: "human_review"`` under the same ``request_id``. Readers keep the latest line per request.
 
-``app.jsonl`` is appended one whole line or nothing (see :mod:`selfheal.jsonl`), so several
+``app.jsonl`` is appended one whole line or nothing (see :mod:`selfheal.logs.jsonl`), so several
 processes can log at once and a full disk leaves no partial line. ``app.log`` rotates by size
 (``logging.max_bytes``); rotation is per process, so with several processes writing at once a
 rotation may split their lines across files, but no line is lost. ``app.log`` is secondary: if it
@@ -50,7 +50,7 @@ from pathlib import Path
 from typing import Any
 
 from selfheal.config import Config
-from selfheal.jsonl import Appended, append_line
+from selfheal.logs.jsonl import Appended, append_line
 
 JSONL_NAME = "app.jsonl"
 APP_LOG_NAME = "app.log"

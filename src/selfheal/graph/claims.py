@@ -7,7 +7,7 @@ was already answered, and nothing is resumed (or logged, or saved for retraining
 
 The key of a question is ``(thread_id, checkpoint_id)``: the checkpoint the thread waits at. A
 new question of the same thread (asked again after an unclear answer) waits at a new checkpoint,
-so it has a new key. The protocol, in :meth:`selfheal.session.Session.resume`:
+so it has a new key. The protocol, in :meth:`selfheal.graph.session.Session.resume`:
 
 1. read the thread's snapshot: the checkpoint it waits at (nothing waiting: already answered);
 2. :meth:`ClaimStore.claim` inserts ``(thread_id, checkpoint_id, owner, answer)`` with

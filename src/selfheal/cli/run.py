@@ -20,14 +20,15 @@ from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
 
-from selfheal.answers import choice_hint, is_quit, is_unsure, parse_choice
-from selfheal.claims import AlreadyAnswered
+from selfheal.cli.common import AcceptOption, ClarifyOption, ConfigOption, SetOption, get_config, user_errors
+from selfheal.cli.terminal import Printer, Prompter, TerminalPrompter
 from selfheal.config import Config
+from selfheal.graph.answers import choice_hint, is_quit, is_unsure, parse_choice
+from selfheal.graph.claims import AlreadyAnswered
 from selfheal.inputs import prepare_text
-from selfheal.terminal import Printer, Prompter, TerminalPrompter
 
 if TYPE_CHECKING:
-    from selfheal.session import Outcome, Session
+    from selfheal.graph.session import Outcome, Session
 
 TEXT_PROMPT = "> Enter text (or 'quit'):"
 QUIT_WORDS = frozenset({"quit", "exit", ":q"})
@@ -57,8 +58,8 @@ class BackgroundSession:
     def _load(self) -> None:
         try:
             start = time.perf_counter()
-            from selfheal.services import Services
-            from selfheal.session import Session
+            from selfheal.graph.services import Services
+            from selfheal.graph.session import Session
 
             services = Services(self.config)
             classifier = services.classifier
@@ -223,7 +224,7 @@ def run_loop(
 
 def run(config: Config) -> None:
     """The ``selfheal run`` command body."""
-    from selfheal.preflight import preflight
+    from selfheal.cli.preflight import preflight
 
     preflight(config)  # an unusable log dir, checkpoint or review queue fails now, before the prompt
     printer = Printer()
@@ -241,3 +242,18 @@ def run(config: Config) -> None:
         sys.stdout.flush()
         sys.stderr.flush()
         os._exit(0)
+
+
+@user_errors
+def command(
+    config: ConfigOption = None,
+    overrides: SetOption = None,
+    accept: AcceptOption = None,
+    clarify: ClarifyOption = None,
+) -> None:
+    """Interactive loop: type a text, see the decision, answer when the model is unsure."""
+    from selfheal.cli.run import run as run_interactive
+
+    run_interactive(
+        get_config(config, overrides, {"thresholds.accept": accept, "thresholds.clarify": clarify})
+    )

@@ -14,8 +14,8 @@ from typing import Any
 
 from selfheal.config import Config
 from selfheal.data import DataError
-from selfheal.jsonl import read_lines
-from selfheal.logs import JSONL_NAME
+from selfheal.logs.decisions import JSONL_NAME
+from selfheal.logs.jsonl import read_lines
 
 STATUSES = ("accept", "clarify", "escalate", "unknowable")
 VIAS = ("model", "user_clarification", "backup_model", "human_review", "pending_review", "user_none")

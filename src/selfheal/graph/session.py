@@ -6,7 +6,7 @@ request's thread is deleted from the checkpointer (its record is in ``app.jsonl`
 (a question waiting for an answer, a pending review) stays there and survives a restart.
 
 A paused question is answered at most once, even by several processes at once: :meth:`Session.resume`
-claims it first (:mod:`selfheal.claims`) and raises :class:`~selfheal.claims.AlreadyAnswered` when
+claims it first (:mod:`selfheal.graph.claims`) and raises :class:`~selfheal.graph.claims.AlreadyAnswered` when
 someone else did.
 """
 
@@ -22,11 +22,11 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from selfheal.claims import AlreadyAnswered, Claim, ClaimStore
 from selfheal.config import Config
+from selfheal.graph.claims import AlreadyAnswered, Claim, ClaimStore
+from selfheal.graph.services import Services
 from selfheal.inputs import prepare_text
-from selfheal.jsonl import StorageError, undo_append
-from selfheal.services import Services
+from selfheal.logs.jsonl import StorageError, undo_append
 
 UpdateCallback = Callable[[str, dict[str, Any]], None]
 
@@ -133,7 +133,7 @@ class Session:
         If the dead process got as far as logging the decision, only its clean-up is done (the
         thread is deleted), so the decision is not logged twice.
         """
-        from selfheal.checkpoint_db import is_pending, latest_records
+        from selfheal.graph.checkpoints import is_pending, latest_records
 
         done = []
         abandoned_claims = self.claims.abandoned()

@@ -1,0 +1,65 @@
+"""What every command shares: ``--config`` / ``--set`` options, config loading, one-line errors."""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import typer
+
+from selfheal.config import Config, load_config
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+ConfigOption = Annotated[
+    Path | None, typer.Option("--config", "-c", help="YAML config file (default: ./config.yaml).")
+]
+SetOption = Annotated[
+    list[str] | None,
+    typer.Option("--set", "-s", help="Override a config key, e.g. --set training.epochs=5 (repeatable)."),
+]
+
+
+def fail(message: str, code: int = 2) -> None:
+    """Print a one-line error to stderr and exit."""
+    typer.echo(f"error: {message}", err=True)
+    raise typer.Exit(code)
+
+
+def user_errors(func: F) -> F:
+    """Turn known user errors into a one-line message and exit code 2 (no traceback)."""
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        from selfheal.errors import USER_ERRORS
+
+        try:
+            return func(*args, **kwargs)
+        except USER_ERRORS as exc:
+            fail(str(exc))
+        except KeyboardInterrupt:
+            typer.echo("interrupted", err=True)
+            raise typer.Exit(130) from None
+
+    return wrapper  # type: ignore[return-value]
+
+
+def get_config(
+    config: Path | None, overrides: list[str] | None, extra: dict[str, Any] | None = None
+) -> Config:
+    """Load the config and apply ``--set`` overrides plus command-specific flags (``extra``)."""
+    items = list(overrides or [])
+    for key, value in (extra or {}).items():
+        if value is not None:
+            items.append(f"{key}={value}")
+    return load_config(config, items)
+
+
+AcceptOption = Annotated[
+    float | None, typer.Option("--accept", help="Accept the model's label at >= this confidence.")
+]
+ClarifyOption = Annotated[
+    float | None, typer.Option("--clarify", help="Ask the user at >= this confidence; below: escalate.")
+]

@@ -1,0 +1,53 @@
+"""``selfheal train``: fine-tune with LoRA, calibrate, fit the backups, save a checkpoint."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from selfheal.cli.common import ConfigOption, SetOption, get_config, user_errors
+
+
+@user_errors
+def command(
+    config: ConfigOption = None,
+    overrides: SetOption = None,
+    output_dir: Annotated[Path | None, typer.Option(help="Where to write the checkpoint.")] = None,
+    sample: Annotated[int | None, typer.Option(help="Train on a stratified sample of N examples.")] = None,
+    epochs: Annotated[int | None, typer.Option(help="Number of epochs.")] = None,
+    base_model: Annotated[str | None, typer.Option(help="Hugging Face model id or local path.")] = None,
+    data: Annotated[str | None, typer.Option(help="rotten_tomatoes, a CSV/JSONL file, or hf:<name>.")] = None,
+    include_clarified: Annotated[
+        bool, typer.Option("--include-clarified", help="Add user-clarified examples to the train split.")
+    ] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
+) -> None:
+    """Fine-tune the model with LoRA, calibrate it, train the backup and save a checkpoint."""
+    cfg = get_config(
+        config,
+        overrides,
+        {
+            "paths.output_dir": output_dir,
+            "data.sample": sample,
+            "training.epochs": epochs,
+            "model.base_model": base_model,
+            "data.source": data,
+            "data.include_clarified": True if include_clarified else None,
+        },
+    )
+    from selfheal.model.train import train as run_training
+
+    clarified = None
+    if cfg.data.include_clarified:
+        from selfheal.logs.clarified import load_clarified
+
+        clarified = load_clarified(cfg.paths.clarified)
+        typer.echo(f"including {len(clarified)} clarified examples from {cfg.paths.clarified}")
+    result = run_training(cfg, clarified=clarified, quiet=quiet)
+    test = result.metrics["test"]
+    typer.echo(
+        f"saved {result.output_dir} | best epoch {result.best_epoch} | T={result.temperature:.3f} | "
+        f"test acc {test['accuracy']:.4f} macro-F1 {test['f1_macro']:.4f} | {result.seconds / 60:.1f} min"
+    )

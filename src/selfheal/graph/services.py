@@ -1,0 +1,74 @@
+"""What the graph's nodes use, built once and injected: the classifier, the backups, the log writer.
+
+Models load lazily on first use (thread-safe), so ``selfheal review`` never loads torch and
+``selfheal run`` can load them in a background thread while the user types
+(:meth:`Services.warm_up`). Tests and the evaluation pass their own ``classifier`` / ``backups``.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Any, Protocol
+
+from selfheal.config import Config
+from selfheal.logs.decisions import LogWriter
+from selfheal.model.backup import BackupEnsemble
+from selfheal.model.checkpoint import quiet_hf
+
+
+class Predictor(Protocol):
+    """The primary model (``selfheal.model.classifier.Classifier`` or a stand-in)."""
+
+    def predict(self, texts: list[str]) -> list[Any]:
+        """One prediction (``label``, ``probs``, ``confidence``, ``truncated``) per text."""
+        ...
+
+
+class BackupPredictor(Protocol):
+    """The backup models as one voter."""
+
+    names: list[str]
+
+    def predict(self, text: str) -> dict[str, Any]:
+        """``{label, probs, models: {name: {label, probs}}}`` for one text."""
+        ...
+
+
+class Services:
+    """The classifier, the backups and the log writer of one process."""
+
+    def __init__(
+        self,
+        config: Config,
+        *,
+        classifier: Predictor | None = None,
+        backups: BackupPredictor | None = None,
+        log: LogWriter | None = None,
+    ) -> None:
+        self.config = config
+        self.log = log or LogWriter(config)
+        self.backups: BackupPredictor = backups or BackupEnsemble(config, config.paths.checkpoint)
+        self._classifier = classifier
+        self._lock = threading.Lock()
+
+    @property
+    def classifier(self) -> Predictor:
+        """The primary model, loaded on first use."""
+        with self._lock:
+            if self._classifier is None:
+                from selfheal.model.classifier import Classifier
+
+                quiet_hf()
+                self._classifier = Classifier.load(
+                    self.config.paths.checkpoint,
+                    use_temperature=self.config.calibration.temperature,
+                    use_embedder=self.config.embedder.enabled,
+                    use_knowability=self.config.knowability.enabled,
+                )
+            return self._classifier
+
+    def warm_up(self) -> None:
+        """Load every model now (``selfheal run`` calls this in a background thread)."""
+        _ = self.classifier
+        if isinstance(self.backups, BackupEnsemble):
+            self.backups.load()
