@@ -90,3 +90,51 @@ def test_stats_on_a_missing_log_is_one_clear_line(tmp_path):
     assert result.output.strip().startswith("error: log file")
     assert "does not exist" in result.output and "Traceback" not in result.output
     assert len(result.output.strip().splitlines()) == 1
+
+
+def three_label_record(request_id: str, probs: dict, route: str, via: str, label, minute: int) -> dict:
+    """A log record of a 3-label model (negative / neutral / positive)."""
+    status = {"accept": "ACCEPT", "ask_clarify": "LOW", "escalate": "VERY_LOW", "unknowable": "UNKNOWN"}[
+        route
+    ]
+    return {
+        "timestamp": f"2026-01-02T09:{minute:02d}:00+00:00",
+        "request_id": request_id,
+        "input_text": "the bus was late again",
+        "inference": {"label": max(probs, key=probs.get), "probs": probs, "confidence": max(probs.values())},
+        "confidence_check": {
+            "thresholds": {"accept": 0.75, "clarify": 0.5},
+            "status": status,
+            "route": route,
+        },
+        "fallback": {"activated": route != "accept"},
+        "final_decision": {"label": label, "via": via},
+    }
+
+
+def test_stats_lists_whatever_labels_a_three_label_log_holds(tmp_path):
+    log = tmp_path / "app.jsonl"
+    p = {"negative": 0.1, "neutral": 0.1, "positive": 0.8}
+    low = {"negative": 0.36, "neutral": 0.34, "positive": 0.30}
+    records = [
+        three_label_record("a", p, "accept", "model", "positive", 0),
+        three_label_record("b", p, "accept", "model", "positive", 1),
+        three_label_record("c", low, "escalate", "user_clarification", "neutral", 2),
+        three_label_record("d", low, "escalate", "pending_review", None, 3),
+        three_label_record("e", low, "unknowable", "user_none", None, 4),
+    ]
+    write_log(log, records)
+    result = runner.invoke(app, ["stats", "--log", str(log)])
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    start = lines.index("Final label:")
+    block = [line.split()[0] for line in lines[start + 1 : start + 6] if line.strip()]
+    # The model's labels in its order (from the logged probabilities), then the unlabelled ones.
+    assert block == ["negative", "neutral", "positive", "(no"]
+    counts = {line.split()[0]: line for line in lines[start + 1 : start + 5]}
+    assert "0    0.0%" in counts["negative"] and "1   20.0%" in counts["neutral"]
+    assert "2   40.0%" in counts["positive"] and "2   40.0%" in counts["(no"]
+    # Three labels: a confidence can be as low as 1/3, so the histogram starts at 0.30.
+    assert "[0.30, 0.35)" in result.output and "[0.00," not in result.output
+    outcomes = {line.split()[0]: line for line in lines if line.startswith("  ")}
+    assert "1   20.0%" in outcomes["unknowable"] and "2   40.0%" in outcomes["escalate"]

@@ -2,12 +2,14 @@
 
 Corrupt or partial lines are skipped and counted, never fatal. A request logged twice (escalated,
 ``pending_review`` first, then ``human_review``) counts once, with its latest record, at the
-position and time of its first record.
+position and time of its first record. Any label set: the labels are the ones the log holds
+(the model's probabilities name them), in the model's order.
 """
 
 from __future__ import annotations
 
 import csv
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -16,25 +18,13 @@ from selfheal.config import Config
 from selfheal.data import DataError
 from selfheal.logs.decisions import JSONL_NAME
 from selfheal.logs.jsonl import read_lines
+from selfheal.vocabulary import OUTCOME_OF, OUTCOMES, VIAS
 
-STATUSES = ("accept", "clarify", "escalate", "unknowable")
-VIAS = ("model", "user_clarification", "backup_model", "human_review", "pending_review", "user_none")
 CSV_FIELDS = ("timestamp", "request_id", "confidence", "status", "via")
 SPARK = "▁▂▃▄▅▆▇█"
 BAR_WIDTH = 30
-
-# The graph logs the check as a route (accept | ask_clarify | escalate | unknowable) and a status
-# (ACCEPT | LOW | VERY_LOW | UNKNOWN); both map onto the four fallback outcomes.
-_STATUS_ALIASES = {
-    "accept": "accept",
-    "ask_clarify": "clarify",
-    "clarify": "clarify",
-    "escalate": "escalate",
-    "low": "clarify",
-    "very_low": "escalate",
-    "unknowable": "unknowable",
-    "unknown": "unknowable",
-}
+UNKNOWN = "unknown"  # a status or via the log does not spell as the vocabulary does
+NO_LABEL = "(no label)"  # pending review, or a person said it is none of the labels
 
 
 @dataclass(frozen=True)
@@ -46,6 +36,8 @@ class Request:
     confidence: float
     status: str
     via: str
+    label: str | None = None  # the final label
+    labels: tuple[str, ...] = ()  # the model's labels, in its order (the keys of its probabilities)
 
 
 @dataclass
@@ -60,11 +52,13 @@ class LogStats:
 
 
 def _status(check: dict[str, Any]) -> str:
+    """The fallback outcome of a logged check: its route or status word, mapped by
+    :data:`~selfheal.vocabulary.OUTCOME_OF` (routes, statuses and older logs' words)."""
     for key in ("route", "status"):
-        value = _STATUS_ALIASES.get(str(check.get(key, "")).lower())
+        value = OUTCOME_OF.get(str(check.get(key, "")).lower())
         if value:
             return value
-    return "unknown"
+    return UNKNOWN
 
 
 def _parse(record: dict[str, Any]) -> Request | None:
@@ -83,8 +77,19 @@ def _parse(record: dict[str, Any]) -> Request | None:
         return None
     request_id = record["request_id"]
     check = check or {}
-    via = (final or {}).get("via") or "unknown"
-    return Request(str(record.get("timestamp", "")), request_id, confidence, _status(check), str(via))
+    via = (final or {}).get("via") or UNKNOWN
+    label = (final or {}).get("label")
+    probs = inference.get("probs")
+    names = tuple(str(k) for k in probs) if isinstance(probs, dict) else ()
+    return Request(
+        str(record.get("timestamp", "")),
+        request_id,
+        confidence,
+        _status(check),
+        str(via),
+        None if label is None else str(label),
+        names,
+    )
 
 
 def default_log(config: Config) -> Path:
@@ -115,7 +120,13 @@ def read_log(path: Path) -> LogStats:
             if first is not None:
                 stats.superseded += 1
                 request = Request(
-                    first.timestamp, request.request_id, request.confidence, request.status, request.via
+                    first.timestamp,
+                    request.request_id,
+                    request.confidence,
+                    request.status,
+                    request.via,
+                    request.label,
+                    request.labels,
                 )
             latest[request.request_id] = request  # dict keeps the first-seen position
     except OSError as exc:
@@ -139,9 +150,15 @@ def _histogram(title: str, counts: dict[str, int]) -> list[str]:
     return lines
 
 
-def confidence_bins(values: list[float], width: float = 0.05) -> dict[str, int]:
-    """Counts of confidences in bins of ``width`` from 0.5 (or 0 if any is lower) to 1.0."""
-    low = 0.5 if all(v >= 0.5 for v in values) else 0.0
+def confidence_floor(k: int, width: float = 0.05) -> float:
+    """The lowest confidence ``k`` labels allow (``1 / k``: the top probability is never lower),
+    rounded down to a multiple of ``width``: 0.5 for two labels."""
+    return round(math.floor(1 / max(k, 2) / width + 1e-9) * width, 6)
+
+
+def confidence_bins(values: list[float], width: float = 0.05, floor: float = 0.5) -> dict[str, int]:
+    """Counts of confidences in bins of ``width`` from ``floor`` (or 0 if any is lower) to 1.0."""
+    low = floor if all(v >= floor for v in values) else 0.0
     n_bins = round((1.0 - low) / width)
     counts = [0] * n_bins
     for v in values:
@@ -157,6 +174,20 @@ def sparkline(values: list[float], low: float = 0.5, high: float = 1.0) -> str:
     """One character per value, from ``▁`` (at or below ``low``) to ``█`` (``high``)."""
     span = high - low
     return "".join(SPARK[min(len(SPARK) - 1, max(0, int((v - low) / span * len(SPARK))))] for v in values)
+
+
+def label_counts(requests: list[Request]) -> dict[str, int]:
+    """Requests per final label: the model's labels in its order (from the logged probabilities),
+    then any other label the log holds, then :data:`NO_LABEL` when some have none."""
+    names: dict[str, None] = {}
+    for r in requests:
+        names.update(dict.fromkeys(r.labels))
+    names.update(dict.fromkeys(r.label for r in requests if r.label is not None))
+    counts = {name: sum(r.label == name for r in requests) for name in names}
+    unlabelled = sum(r.label is None for r in requests)
+    if unlabelled:
+        counts[NO_LABEL] = unlabelled
+    return counts
 
 
 def trend(stats: LogStats, last: int) -> list[Request]:
@@ -177,23 +208,25 @@ def render(stats: LogStats, last: int) -> str:
     if not reqs:
         lines.append("no requests logged yet: nothing to report")
         return "\n".join(lines)
-    status_counts = {s: sum(r.status == s for r in reqs) for s in STATUSES}
-    if any(r.status not in STATUSES for r in reqs):
-        status_counts["unknown"] = sum(r.status not in STATUSES for r in reqs)
+    status_counts = {s: sum(r.status == s for r in reqs) for s in OUTCOMES}
+    if any(r.status not in OUTCOMES for r in reqs):
+        status_counts[UNKNOWN] = sum(r.status not in OUTCOMES for r in reqs)
     vias = {v: sum(r.via == v for r in reqs) for v in VIAS}
     for other in sorted({r.via for r in reqs} - set(VIAS)):
         vias[other] = sum(r.via == other for r in reqs)
     conf = [r.confidence for r in reqs]
+    floor = confidence_floor(max((len(r.labels) for r in reqs), default=2))
     lines += ["", *_histogram("Fallback frequency (confidence check):", status_counts)]
     lines += ["", *_histogram("Final decision via:", vias)]
-    lines += ["", *_histogram("Confidence histogram:", confidence_bins(conf))]
+    lines += ["", *_histogram("Final label:", label_counts(reqs))]
+    lines += ["", *_histogram("Confidence histogram:", confidence_bins(conf, floor=floor))]
     recent = trend(stats, last)
     mean_all = sum(conf) / len(conf)
     mean_recent = sum(r.confidence for r in recent) / len(recent)
     lines += [
         "",
         f"Confidence trend, last {len(recent)} request(s): mean {mean_recent:.3f} (all: {mean_all:.3f})",
-        f"  {sparkline([r.confidence for r in recent])}",
+        f"  {sparkline([r.confidence for r in recent], low=floor)}",
         "",
         f"  {'timestamp':<29} {'request_id':<36} {'conf':>5}  {'status':<8} via",
     ]
