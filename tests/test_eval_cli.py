@@ -84,31 +84,52 @@ def test_eval_writes_metrics_figures_and_report(evaluated, tiny_run):
 
     sim = metrics["simulation"]
     assert sim["status"] == "done"
+    # The simulation runs the graph's knowability check, as the app does: the inputs it flags that
+    # the thresholds would accept go to a person (or wait, with nobody there) instead.
+    know = metrics["knowability"]
+    flagged = flagged_accepted = flagged_accepted_errors = 0
+    if know["status"] == "done":
+        dom = know["in_domain"]
+        flagged = round(n * dom["flagged"])
+        flagged_accepted = round(n * (dom["accepted_without_check"] - dom["accepted_with_check"]))
+        if flagged_accepted:
+            flagged_accepted_errors = round(flagged_accepted * (1 - dom["accuracy_of_flagged_accepted"]))
     for scenario in sim["scenarios"].values():
-        assert scenario["route_mismatches"] == 0  # the graph routed exactly like the thresholds
+        # the graph routed exactly like the thresholds and the check's verdicts
+        assert scenario["route_mismatches"] == 0
+        assert scenario["knowability_check"] == (know["status"] == "done") and scenario["flagged"] == flagged
         assert scenario["logged_requests"] == n  # every request was logged (to a temp dir)
         assert sum(scenario["via"].values()) == n
     user = sim["scenarios"]["user"]
-    # A correct user fixes everything the graph asks about: only accepted errors remain.
-    accepted_errors = metrics["risk_coverage"]["at_threshold"]["errors"]
-    assert user["accuracy"] == pytest.approx(1 - accepted_errors / n) and user["pending_share"] == 0.0
+    # A correct user fixes everything the graph asks about: only accepted errors the check let
+    # through remain.
     at = metrics["risk_coverage"]["at_threshold"]
-    assert at["final_with_user"] == pytest.approx(user["accuracy"])  # the sweep's column = the graph
+    remaining = at["errors"] - flagged_accepted_errors
+    assert user["accuracy"] == pytest.approx(1 - remaining / n) and user["pending_share"] == 0.0
+    # the sweep's column = the graph, but for the flagged accepted errors a person fixed
+    assert at["final_with_user"] == pytest.approx(user["accuracy"] - flagged_accepted_errors / n)
+    assert user["human_share"] == pytest.approx(1 - at["coverage"] + flagged_accepted / n)
     assert 0.5 <= at["final_predicted"] <= 1.0
     assert user["accuracy_ci95"][0] <= user["accuracy"] <= user["accuracy_ci95"][1]
     assert "pending_review" not in user["via"] or user["via"]["pending_review"] == 0
 
-    # Per final route with nobody answering: shares add up, the model route is the accepted set,
-    # and the graph's backup_model route is exactly what the no-person rule gives on the arrays.
+    # Per final route with nobody answering: shares add up, the model route is the accepted set
+    # the check lets through, and the graph's backup_model route is exactly what the no-person
+    # rule gives on the arrays (decide is false: nothing), the rest waits for review.
     no_user, no_person = sim["scenarios"]["no_user"], metrics["no_person"]
     routes = no_user["routes"]
     assert sum(r["n"] for r in routes.values()) == n and routes["pending_review"]["accuracy"] is None
-    assert routes["model"]["n"] == at["accepted"] and routes["model"]["accuracy"] == pytest.approx(
-        at["accuracy"]
-    )
+    assert routes["model"]["n"] == at["accepted"] - flagged_accepted
+    if know["status"] == "done":
+        assert routes["model"]["accuracy"] == pytest.approx(dom["accuracy_accepted_with_check"])
+    else:
+        assert routes["model"]["accuracy"] == pytest.approx(at["accuracy"])
     assert routes["user_clarification"]["n"] == routes["human_review"]["n"] == 0
-    assert routes["backup_model"]["n"] == no_person["evaluated"]["decided"]
-    assert no_user["pending_share"] == pytest.approx(no_person["evaluated"]["pending_share"])
+    assert not no_person["configured"]["decide"]
+    assert routes["backup_model"]["n"] == no_person["evaluated"]["decided"] == 0
+    assert no_user["pending_share"] == pytest.approx(
+        no_person["evaluated"]["pending_share"] + flagged_accepted / n
+    )
     assert no_person["configured"]["voters"] == ["vader", "embedding"]  # tfidf is in the ensemble
     assert set(no_person["backups_on_unsure"]) == {"tfidf", "vader", "embedding"}
     fit = no_person["fit"]
@@ -129,11 +150,16 @@ def test_eval_writes_metrics_figures_and_report(evaluated, tiny_run):
     assert all(p["final_with_user"] < 1.0 for p in lower)  # the lowest threshold meeting it
     # The chosen threshold, measured on test through the real graph: a correct user leaves only the
     # accepted errors at that threshold, and the graph routed exactly like it.
+    # (Inputs the check flags go to a person at any threshold: at most ``flagged`` more.)
     at_op = next(p for p in sweep if p["threshold"] == op["threshold"])
     assert op["evaluated"]["final_with_user"] == at_op["final_with_user"]
     assert op["simulation"]["accept"] == op["threshold"] and op["simulation"]["route_mismatches"] == 0
-    assert op["simulation"]["accuracy"] == pytest.approx(at_op["final_with_user"])
-    assert op["simulation"]["human_share"] == pytest.approx(1 - at_op["coverage"])
+    gained = op["simulation"]["accuracy"] - at_op["final_with_user"]
+    assert -1e-9 <= gained <= flagged / n + 1e-9
+    extra = op["simulation"]["human_share"] - (1 - at_op["coverage"])
+    assert -1e-9 <= extra <= flagged / n + 1e-9
+    if not flagged:
+        assert gained == pytest.approx(0) and extra == pytest.approx(0)
     if op["threshold"] != at["threshold"]:
         assert next(t["target"] for t in metrics["targets"] if t.get("operating_point")).endswith(
             f"at accept {op['threshold']:.2f} (chosen on validation)"

@@ -12,7 +12,7 @@ from selfheal.evaluation.calibration import (
     ece_bootstrap_ci,
     ece_if_calibrated,
     mce,
-    nll,
+    probs_nll,
     reliability_bins,
 )
 from selfheal.evaluation.metrics import (
@@ -30,6 +30,7 @@ from selfheal.evaluation.metrics import (
 # Four predictions (P(Negative), P(Positive)); confidences 0.9, 0.8, 0.6, 0.7.
 PROBS = np.array([[0.9, 0.1], [0.2, 0.8], [0.6, 0.4], [0.3, 0.7]])
 LABELS = np.array([0, 1, 1, 1])  # the third prediction (Negative at 0.6) is wrong
+NAMES = ("Negative", "Positive")
 
 
 def test_reliability_bins_with_five_bins():
@@ -63,7 +64,7 @@ def test_brier_and_nll_by_hand():
     # Squared errors per row (both classes): 2*0.1^2, 2*0.2^2, 2*0.6^2, 2*0.3^2 -> mean 0.25
     assert brier(LABELS, PROBS) == pytest.approx(0.25)
     expected = -(np.log(0.9) + np.log(0.8) + np.log(0.4) + np.log(0.7)) / 4
-    assert nll(LABELS, PROBS) == pytest.approx(expected)
+    assert probs_nll(LABELS, PROBS) == pytest.approx(expected)
 
 
 def test_bootstrap_interval_contains_the_estimate_and_is_reproducible():
@@ -115,7 +116,7 @@ def test_lowest_threshold_meeting_the_targets_by_hand():
 
 def test_operating_point_is_chosen_on_validation_only():
     from selfheal.config import Config
-    from selfheal.evaluation.run import operating_point
+    from selfheal.evaluation.targets import operating_point
 
     probs = {"validation": PROBS, "test": PROBS[::-1]}
     data = {"sets": {"validation": ([""] * 4, LABELS), "test": ([""] * 4, LABELS)}, "eval_set": "test"}
@@ -134,14 +135,14 @@ def test_operating_point_is_chosen_on_validation_only():
 
 
 def test_detailed_metrics_per_class_confusion_and_auc():
-    m = detailed_metrics(LABELS, PROBS)
+    m = detailed_metrics(LABELS, PROBS, NAMES)
     assert m["confusion"] == [[1, 0], [1, 2]]
     assert m["accuracy"] == 0.75
     assert m["per_class"]["Negative"]["precision"] == 0.5
     assert m["per_class"]["Positive"]["recall"] == pytest.approx(2 / 3)
     # P(Positive): 0.1 (neg) vs 0.8, 0.4, 0.7 (pos): every positive ranks above the negative.
     assert m["roc_auc"] == 1.0
-    assert detailed_metrics(np.array([1, 1]), PROBS[:2])["roc_auc"] is None
+    assert detailed_metrics(np.array([1, 1]), PROBS[:2], NAMES)["roc_auc"] is None
 
 
 def test_ece_if_calibrated_is_the_binning_noise_floor():

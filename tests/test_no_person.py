@@ -14,7 +14,7 @@ from selfheal.cli import app
 from selfheal.cli.terminal import update_lines
 from selfheal.config import ConfigError, load_config
 from selfheal.evaluation.metrics import wilson_lower
-from selfheal.evaluation.run import apply_no_person_rule, fit_no_person_rule
+from selfheal.evaluation.no_person import apply_no_person_rule, fit_no_person_rule
 from selfheal.model.backup import no_person_rule, rule_passes
 
 VOTERS = ["vader", "embedding"]

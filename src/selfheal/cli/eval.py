@@ -32,7 +32,8 @@ def command(
     """
     from rich.console import Console
 
-    from selfheal.evaluation.run import EvalOptions, evaluate, print_summary, print_training_log
+    from selfheal.evaluation.console import print_summary, print_training_log
+    from selfheal.evaluation.pipeline import EvalOptions, evaluate
 
     cfg = get_config(config, overrides)
     console = Console()

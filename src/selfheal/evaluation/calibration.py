@@ -1,7 +1,8 @@
 """Calibration metrics: ECE and MCE over equal-width confidence bins, Brier score, NLL,
 a bootstrap confidence interval for ECE, and the ECE a perfectly calibrated model would get.
 
-Confidence is the probability of the predicted label. Bin ``b`` of ``n_bins`` holds
+Confidence is the probability of the predicted label (top-label calibration, for any number
+of labels: is the model right as often as its top probability says?). Bin ``b`` of ``n_bins`` holds
 confidences in ``(b / n_bins, (b + 1) / n_bins]`` (the first bin also holds 0), as in
 Guo et al. (2017), *On Calibration of Modern Neural Networks*.
 """
@@ -94,10 +95,13 @@ def brier(labels: np.ndarray, probs: np.ndarray) -> float:
     return float(np.mean(np.sum((probs - onehot) ** 2, axis=1)))
 
 
-def nll(labels: np.ndarray, probs: np.ndarray, eps: float = 1e-12) -> float:
-    """Mean negative log-likelihood of the true labels."""
-    probs = np.asarray(probs, dtype=np.float64)
-    return float(-np.mean(np.log(probs[np.arange(len(probs)), np.asarray(labels)] + eps)))
+def probs_nll(labels: np.ndarray, probs: np.ndarray, eps: float = 1e-12) -> float:
+    """Mean negative log-likelihood of the true labels under ``probs``: the one NLL,
+    :func:`selfheal.model.calibrate.nll`, of the logits ``log(probs)`` (clipped at ``eps``)."""
+    from selfheal.model.calibrate import nll
+
+    log_probs = np.log(np.clip(np.asarray(probs, dtype=np.float64), eps, None))
+    return nll(log_probs, np.asarray(labels, dtype=np.int64))
 
 
 def _ece_rows(bins: np.ndarray, gap: np.ndarray, n_bins: int) -> np.ndarray:
@@ -172,7 +176,7 @@ def calibration_report(
         },
         "mce": mce(labels, probs, n_bins),
         "brier": brier(labels, probs),
-        "nll": nll(labels, probs),
+        "nll": probs_nll(labels, probs),
         "n_bins": n_bins,
         "bins": [b.to_dict() for b in reliability_bins(labels, probs, n_bins)],
     }

@@ -20,8 +20,10 @@ from typing import Any
 import numpy as np
 
 from selfheal.config import Config
+from selfheal.labels import LabelSet
+from selfheal.vocabulary import BACKUP_MODEL, MODEL
 
-NO_PERSON_VIAS = ("model", "backup_model")
+NO_PERSON_VIAS = (MODEL, BACKUP_MODEL)
 # kind (file stem) -> (title, target share labelled without a person, the target's direction)
 KINDS: dict[str, tuple[str, float, str]] = {
     "emoji": ("emoji only", 0.05, "max"),
@@ -47,13 +49,14 @@ def read_sets(directory: Path) -> dict[str, list[str]]:
 
 class _Predicted:
     """The real classifier's predictions, computed once in a batch at the deployed ``temperature``
-    and served by text (the graph, the check, the fallback and the backups still run for real)."""
+    and served by text (the graph, the check, the fallback and the backups still run for real);
+    ``labels`` is the checkpoint's label set."""
 
-    def __init__(self, classifier: Any, texts: list[str], temperature: float) -> None:
-        from selfheal.labels import LABELS
+    def __init__(self, classifier: Any, texts: list[str], temperature: float, labels: LabelSet) -> None:
         from selfheal.model.calibrate import softmax
         from selfheal.model.classifier import Prediction
 
+        self.labels = labels
         self.knowability = getattr(classifier, "knowability", None)
         self.version = getattr(classifier, "version", None)
         self.temperature = temperature
@@ -66,8 +69,8 @@ class _Predicted:
         scores = classifier.knowability_scores(unique, features) or [None] * len(unique)
         for text, row, score in zip(unique, softmax(logits, temperature), scores, strict=True):
             self._by_text[text] = Prediction(
-                label=LABELS[int(row.argmax())],
-                probs={label: float(p) for label, p in zip(LABELS, row, strict=True)},
+                label=labels[int(row.argmax())],
+                probs={label: float(p) for label, p in zip(labels, row, strict=True)},
                 confidence=float(row.max()),
                 truncated=classifier.is_truncated(text),
                 knowability=score,
@@ -123,19 +126,25 @@ def _share(results: list[dict[str, Any]]) -> float:
 
 
 def evaluate_sets(
-    config: Config, classifier: Any, backups: list[Any], directory: Path, temperature: float
+    config: Config,
+    classifier: Any,
+    backups: list[Any],
+    directory: Path,
+    temperature: float,
+    labels: LabelSet,
 ) -> dict[str, Any]:
     """Per kind: labelled without a person with the check on and off, routes and reasons.
 
     The model's predictions are computed once, in a batch, by the real classifier; each input then
-    goes through the real graph twice (check on, check off). ``temperature``: the deployed one."""
+    goes through the real graph twice (check on, check off). ``temperature``: the deployed one;
+    ``labels``: the checkpoint's label set."""
     from selfheal.inputs import prepare_text
 
     off = config.model_copy(deep=True)
     off.knowability.enabled = False
     sets = read_sets(directory)
     cleaned = [prepare_text(t, config.input.max_chars).text for texts in sets.values() for t in texts]
-    classifier = _Predicted(classifier, [t for t in cleaned if t], temperature)
+    classifier = _Predicted(classifier, [t for t in cleaned if t], temperature, labels)
     kinds = {}
     for kind, texts in sets.items():
         title, target, direction = KINDS[kind]
@@ -147,8 +156,8 @@ def evaluate_sets(
             "n": len(on_results),
             "no_person": share,
             "no_person_without_check": _share(off_results),
-            "accepted": sum(r["via"] == "model" for r in on_results) / max(1, len(on_results)),
-            "by_backups": sum(r["via"] == "backup_model" for r in on_results) / max(1, len(on_results)),
+            "accepted": sum(r["via"] == MODEL for r in on_results) / max(1, len(on_results)),
+            "by_backups": sum(r["via"] == BACKUP_MODEL for r in on_results) / max(1, len(on_results)),
             "reasons": dict(Counter(r["reason"] or "known" for r in on_results).most_common()),
             "target": target,
             "direction": direction,
@@ -158,12 +167,12 @@ def evaluate_sets(
 
 
 def in_domain(
-    config: Config, classifier: Any, labels: np.ndarray, probs: np.ndarray, scores: list[dict[str, Any]]
+    config: Config, detector: Any, labels: np.ndarray, probs: np.ndarray, scores: list[dict[str, Any]]
 ) -> dict[str, Any]:
-    """Auto-accepted share and accuracy at ``thresholds.accept`` with and without the check."""
+    """Auto-accepted share and accuracy at ``thresholds.accept`` with and without the check;
+    ``detector`` is the checkpoint's knowability detector (its fitted thresholds)."""
     from selfheal.model.knowability import judge, resolve_thresholds
 
-    detector = getattr(classifier, "knowability", None)
     thresholds = resolve_thresholds(getattr(detector, "thresholds", {}), config.knowability)
     verdicts = [judge(s, thresholds) for s in scores]
     known = np.array([v.known for v in verdicts])

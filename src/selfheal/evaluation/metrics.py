@@ -1,74 +1,97 @@
 """Classification metrics, decision routing and risk-coverage over arrays of probabilities.
 
 All functions take ``labels`` as integer label ids, shape ``(n,)``, and ``probs`` as
-probabilities in label order, shape ``(n, len(LABELS))``.
+probabilities in label order, shape ``(n, k)`` for k >= 2 labels. Confidence is the top
+probability (the probability of the predicted label), whatever k.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 
-from selfheal.labels import LABELS
+from selfheal.vocabulary import ACCEPT, ASK_CLARIFY, ESCALATE, OUTCOME_OF
 
-STATUSES = ("accept", "clarify", "escalate")
-
-# The evaluation issue's targets, used by the targets table and the report.
-TARGET_ECE = 0.02  # ECE after temperature scaling, at most
-TARGET_ACCEPTED = 0.93  # accuracy on auto-accepted predictions, at least
-TARGET_COVERAGE = 0.7  # coverage at the accept threshold, at least
-TARGET_FINAL = 0.95  # final accuracy with correct clarifications, at least
-TARGET_ASKED = 0.30  # share of inputs that needed a person, at most
-TARGET_NO_PERSON = 0.93  # accuracy of the labels given without a person (backup_model), at least
-TARGET_PENDING = 0.15  # share of inputs left pending for review when nobody answers, at most
+# What the confidence check does with an input, as the evaluation counts it (no knowability
+# check here: it needs the text, not the probabilities): accept, clarify, escalate.
+ACCEPTED, ASKED, ESCALATED = (OUTCOME_OF[r] for r in (ACCEPT, ASK_CLARIFY, ESCALATE))
+STATUSES = (ACCEPTED, ASKED, ESCALATED)
 
 
 def classification_metrics(labels: np.ndarray, probs: np.ndarray) -> dict[str, float]:
-    """Accuracy, macro precision/recall/F1 and NLL of predicted probabilities."""
+    """Accuracy, macro precision/recall/F1 and NLL of predicted probabilities.
+
+    The macro averages are over the labels present in ``labels`` or the predictions
+    (scikit-learn's default).
+    """
     from sklearn.metrics import accuracy_score, precision_recall_fscore_support
+
+    from selfheal.evaluation.calibration import probs_nll
 
     labels, probs = np.asarray(labels), np.asarray(probs)
     preds = probs.argmax(axis=1)
     precision, recall, f1, _ = precision_recall_fscore_support(
         labels, preds, average="macro", zero_division=0
     )
-    eps = 1e-12
     return {
         "accuracy": float(accuracy_score(labels, preds)),
         "precision_macro": float(precision),
         "recall_macro": float(recall),
         "f1_macro": float(f1),
-        "nll": float(-np.mean(np.log(probs[np.arange(len(labels)), labels] + eps))),
+        "nll": probs_nll(labels, probs),
         "n": len(labels),
     }
 
 
-def detailed_metrics(labels: np.ndarray, probs: np.ndarray) -> dict[str, Any]:
-    """:func:`classification_metrics` plus per-class P/R/F1, confusion matrix and ROC-AUC.
-
-    ``confusion[i][j]`` counts texts of true label ``i`` predicted as ``j``. ROC-AUC uses the
-    probability of the last label (Positive) and is ``None`` when only one class is present.
-    """
-    from sklearn.metrics import confusion_matrix, precision_recall_fscore_support, roc_auc_score
+def one_vs_rest_auc(labels: np.ndarray, probs: np.ndarray) -> list[float | None]:
+    """ROC-AUC of each label against the rest, from its own probability column; ``None`` for a
+    label that is absent from ``labels`` or is every label (no negatives to rank it against)."""
+    from sklearn.metrics import roc_auc_score
 
     labels, probs = np.asarray(labels), np.asarray(probs)
-    ids = list(range(len(LABELS)))
+    out: list[float | None] = []
+    for c in range(probs.shape[1]):
+        positive = labels == c
+        both = bool(positive.any()) and not bool(positive.all())
+        out.append(float(roc_auc_score(positive, probs[:, c])) if both else None)
+    return out
+
+
+def detailed_metrics(labels: np.ndarray, probs: np.ndarray, names: Sequence[str]) -> dict[str, Any]:
+    """:func:`classification_metrics` plus per-class P/R/F1 and one-vs-rest ROC-AUC, the k x k
+    confusion matrix and the ROC-AUC, for the label ``names`` (in label-id order).
+
+    ``confusion[i][j]`` counts texts of true label ``i`` predicted as ``j``. ``roc_auc``: with two
+    labels, the AUC of the last label's probability (for two labels every one-vs-rest AUC is this
+    one); with more, the unweighted mean of the one-vs-rest AUCs (scikit-learn's
+    ``multi_class="ovr", average="macro"``) over the labels present. ``None`` when it is undefined
+    (a single label present).
+    """
+    from sklearn.metrics import confusion_matrix, precision_recall_fscore_support
+
+    labels, probs = np.asarray(labels), np.asarray(probs)
+    ids = list(range(len(names)))
     preds = probs.argmax(axis=1)
     precision, recall, f1, support = precision_recall_fscore_support(
         labels, preds, labels=ids, average=None, zero_division=0
     )
+    ovr = one_vs_rest_auc(labels, probs)
     per_class = {
         name: {
             "precision": float(precision[i]),
             "recall": float(recall[i]),
             "f1": float(f1[i]),
             "support": int(support[i]),
+            "roc_auc": ovr[i],
         }
-        for i, name in enumerate(LABELS)
+        for i, name in enumerate(names)
     }
-    auc = float(roc_auc_score(labels, probs[:, -1])) if len(set(labels.tolist())) > 1 else None
+    defined = [a for a in ovr if a is not None]
+    macro = float(np.mean(defined)) if defined else None
+    auc = ovr[-1] if len(names) == 2 else macro
     return {
         **classification_metrics(labels, probs),
         "per_class": per_class,
@@ -82,9 +105,8 @@ def route(confidence: np.ndarray, accept: float, clarify: float) -> np.ndarray:
     many inputs: ``accept``, ``clarify`` (the graph's ``ask_clarify``) or ``escalate``."""
     from selfheal.graph.nodes import confidence_route
 
-    names = {"accept": "accept", "ask_clarify": "clarify", "escalate": "escalate"}
     return np.array(
-        [names[confidence_route(float(c), accept, clarify)] for c in np.asarray(confidence)], dtype=str
+        [OUTCOME_OF[confidence_route(float(c), accept, clarify)] for c in np.asarray(confidence)], dtype=str
     )
 
 
@@ -130,6 +152,12 @@ def selective_accuracy(labels: np.ndarray, probs: np.ndarray, threshold: float) 
     }
 
 
+def sweep_start(k: int, step: float) -> float:
+    """The lowest accept threshold worth sweeping with ``k`` labels: ``1 / k`` (the top probability
+    is never lower) rounded down to a multiple of ``step``; 0.5 for two labels."""
+    return round(math.floor(1 / k / step + 1e-9) * step, 6)
+
+
 def risk_coverage(
     labels: np.ndarray, probs: np.ndarray, start: float = 0.5, stop: float = 1.0, step: float = 0.05
 ) -> list[dict[str, Any]]:
@@ -140,8 +168,8 @@ def risk_coverage(
 
 def lowest_threshold(
     sweep: list[dict[str, Any]],
-    min_final: float = TARGET_FINAL,
-    max_human: float = TARGET_ASKED,
+    min_final: float,
+    max_human: float,
     min_accepted: float | None = None,
 ) -> dict[str, Any] | None:
     """The sweep point with the lowest threshold whose final accuracy with a correct person is at

@@ -10,8 +10,9 @@ import os
 from pathlib import Path
 from typing import Any
 
-from selfheal.evaluation.metrics import TARGET_ACCEPTED, lowest_threshold
-from selfheal.labels import LABELS
+from selfheal.evaluation.metrics import STATUSES, lowest_threshold
+from selfheal.evaluation.targets import TARGET_ACCEPTED, TARGET_ASKED, TARGET_FINAL
+from selfheal.vocabulary import VIA_TITLE
 
 MODEL_NAMES = {
     "primary": "primary model",
@@ -24,7 +25,7 @@ KIND_TITLES = {
     "confident_right": "Confident and right (accepted, correct)",
     "confident_wrong": "Confident and wrong (accepted, incorrect)",
     "asked": "Asked (clarify band; model errors first, least confident first)",
-    "escalated": "Escalated (below the clarify threshold, or to human review when nobody answered and the backups disagreed)",
+    "escalated": "Escalated (below the clarify threshold, or left for human review when nobody answered: the backups disagreed or the knowability check flagged it)",
 }
 
 
@@ -160,7 +161,8 @@ def _targets(m: dict[str, Any]) -> list[str]:
 
 
 def _models(m: dict[str, Any]) -> list[str]:
-    models = m["models"]
+    models, names = m["models"], m["labels"]
+    k = len(names)
     rows = []
     for key, x in models.items():
         cal = (
@@ -184,8 +186,18 @@ def _models(m: dict[str, Any]) -> list[str]:
     out = [
         *_section("Classification: primary model and backups side by side", m),
         f"All models on the same {m['data']['n']} texts. The primary model's probabilities are the ones",
-        "the app uses (temperature-scaled when enabled). Brier is the multi-class form (sum over both",
+        "the app uses (temperature-scaled when enabled). Brier is the multi-class form (sum over "
+        + ("both" if k == 2 else f"all {k}"),
         "classes). A backup is consulted only when the primary model is unsure and nobody answers.",
+        *(
+            []
+            if k == 2
+            else [
+                f"With {k} labels, precision, recall and F1 are macro averages over the labels, ROC-AUC is the",
+                "unweighted mean of the one-vs-rest AUCs (each label's probability against the rest), and ECE",
+                "is on the top label (the probability of the predicted label against its accuracy).",
+            ]
+        ),
         "",
         *_table(
             [
@@ -194,7 +206,7 @@ def _models(m: dict[str, Any]) -> list[str]:
                 "precision (macro)",
                 "recall (macro)",
                 "F1 (macro)",
-                "ROC-AUC",
+                "ROC-AUC" if k == 2 else "ROC-AUC (one-vs-rest, macro)",
                 "ECE",
                 "Brier",
                 "NLL",
@@ -215,21 +227,23 @@ def _models(m: dict[str, Any]) -> list[str]:
             pct(c["precision"]),
             pct(c["recall"]),
             pct(c["f1"]),
+            *([] if k == 2 else [_num(c.get("roc_auc"))]),
             str(c["support"]),
         ]
         for key, x in models.items()
         for name, c in x["per_class"].items()
     ]
+    auc_column = [] if k == 2 else ["ROC-AUC (this label vs the rest)"]
     out += [
         "",
         "Per class:",
         "",
-        *_table(["model", "class", "precision", "recall", "F1", "support"], per_class),
+        *_table(["model", "class", "precision", "recall", "F1", *auc_column, "support"], per_class),
     ]
     out += ["", "Confusion matrices (rows: true label, columns: predicted):", ""]
-    header = ["model", "true \\ predicted", *LABELS]
+    header = ["model", "true \\ predicted", *names]
     rows = [
-        [MODEL_NAMES.get(key, key) if i == 0 else "", LABELS[i], *(str(v) for v in row)]
+        [MODEL_NAMES.get(key, key) if i == 0 else "", names[i], *(str(v) for v in row)]
         for key, x in models.items()
         for i, row in enumerate(x["confusion"])
     ]
@@ -280,10 +294,7 @@ def _calibration(m: dict[str, Any], figures: dict[str, str]) -> list[str]:
 def _fallback(m: dict[str, Any]) -> list[str]:
     rows = []
     for name, f in m["fallback"].items():
-        rows.append(
-            [name, str(f["n"])]
-            + [f"{pct(f['shares'][s])} ({f['counts'][s]})" for s in ("accept", "clarify", "escalate")]
-        )
+        rows.append([name, str(f["n"])] + [f"{pct(f['shares'][s])} ({f['counts'][s]})" for s in STATUSES])
     t = m["thresholds"]
     out = [
         *_section("Fallback frequency at the configured thresholds", m),
@@ -292,11 +303,12 @@ def _fallback(m: dict[str, Any]) -> list[str]:
         "",
         *_table(["split", "n", "accept", "ask (clarify)", "escalate"], rows),
     ]
-    if t["clarify"] <= 1 / len(LABELS):
+    k = len(m["labels"])
+    if t["clarify"] <= 1 / k:
         out += [
             "",
-            f"With {len(LABELS)} labels the confidence (the top probability) is never below "
-            f"{1 / len(LABELS):.2f}, so at clarify = {t['clarify']} the model itself never escalates;",
+            f"With {k} labels the confidence (the top probability) is never below "
+            f"{1 / k:.2f}, so at clarify = {t['clarify']} the model itself never escalates;",
             "escalation to a person happens only when an unanswered question meets disagreeing backups.",
         ]
     return out
@@ -325,7 +337,7 @@ def _risk_coverage(m: dict[str, Any], figures: dict[str, str]) -> list[str]:
         if meets
         else "No threshold in the sweep reaches 93% accuracy on accepted predictions."
     )
-    healed = lowest_threshold(rc["sweep"])
+    healed = lowest_threshold(rc["sweep"], min_final=TARGET_FINAL, max_human=TARGET_ASKED)
     needed += " " + (
         f"The lowest with a final accuracy of at least 95% while at most 30% go to a person is "
         f"{healed['threshold']:.2f} (final {pct(healed['final_with_user'])}, "
@@ -425,15 +437,6 @@ def _simulation(m: dict[str, Any]) -> list[str]:
     return out
 
 
-ROUTE_TITLES = {
-    "model": "model (auto-accepted)",
-    "user_clarification": "user_clarification",
-    "backup_model": "backup_model (no person)",
-    "human_review": "human_review",
-    "pending_review": "pending (waits for review)",
-}
-
-
 def _ci(ci: list[float] | None) -> str:
     return "" if ci is None else f" [{pct(ci[0])}, {pct(ci[1])}]"
 
@@ -455,7 +458,7 @@ def _no_person(m: dict[str, Any]) -> list[str]:
     header += [f"{s['short']}: accuracy" for s in scenarios.values()]
     rows = []
     for via in next(iter(scenarios.values()))["routes"]:
-        row = [ROUTE_TITLES.get(via, via)]
+        row = [VIA_TITLE.get(via, via)]
         row += [f"{pct(s['routes'][via]['share'])} ({s['routes'][via]['n']})" for s in scenarios.values()]
         row += [
             pct(s["routes"][via]["accuracy"]) + _ci(s["routes"][via]["accuracy_ci95"])

@@ -6,13 +6,16 @@ directory, twice:
 
 * ``no_user``: nobody answers; every question (clarification, review) is resumed with no answer,
   so the backups decide where the no-person rule holds and the rest waits for human review;
-* ``user``: a user who answers every question with the true label (``y``/``n`` to the clarifying
-  question, the label name at a review).
+* ``user``: a user who answers every question with the true label (with two labels ``y``/``n``
+  to the clarifying question about the other label; with more, the true label's name to the
+  multiple-choice question; the label name at a review).
 
-For speed, the primary model's and the backups' probabilities are computed once in batches and
-injected through :class:`selfheal.graph.services.Services` (a lookup classifier, and the real
-:class:`~selfheal.model.backup.BackupEnsemble` over lookup backups); the routing, the fallback steps,
-the backup vote, the interrupts and the log records are the graph's own code.
+For speed, the primary model's and the backups' probabilities (and the knowability scores) are
+computed once in batches and injected through :class:`selfheal.graph.services.Services` (a lookup
+classifier carrying the checkpoint's knowability detector, and the real
+:class:`~selfheal.model.backup.BackupEnsemble` over lookup backups); the knowability check (as
+configured: ``knowability.enabled``), the routing, the fallback steps, the backup vote, the
+interrupts and the log records are the graph's own code.
 """
 
 from __future__ import annotations
@@ -28,20 +31,44 @@ import numpy as np
 
 from selfheal.config import Config
 from selfheal.evaluation.metrics import accuracy_ci
-from selfheal.labels import LABELS, other_label
+from selfheal.labels import LabelSet
+from selfheal.vocabulary import (
+    BACKUP_MODEL,
+    CLARIFY,
+    DECISION_ROUTES,
+    HUMAN_VIAS,
+    IDENTIFY,
+    MODEL,
+    PENDING_REVIEW,
+    REVIEW_QUEUE,
+    UNKNOWABLE,
+)
 
-HUMAN_VIAS = ("user_clarification", "human_review", "pending_review")
-Answer = Callable[[dict[str, Any], dict[str, Any], str], Any]
+# waiting (the interrupt's payload), state, the true label, the label set -> the resume value
+Answer = Callable[[dict[str, Any], dict[str, Any], str, LabelSet], Any]
 
 
 class _LookupClassifier:
-    """A stand-in for the primary model returning precomputed probabilities by text."""
+    """A stand-in for the primary model returning precomputed probabilities (and knowability
+    scores) by text; ``knowability`` is the checkpoint's detector (its fitted thresholds)."""
 
-    def __init__(self, texts: list[str], probs: np.ndarray, version: str, temperature: float) -> None:
+    def __init__(
+        self,
+        texts: list[str],
+        probs: np.ndarray,
+        labels: LabelSet,
+        version: str,
+        temperature: float,
+        knowability: Any = None,
+        scores: list[dict[str, Any]] | None = None,
+    ) -> None:
         self._index = {t: i for i, t in enumerate(texts)}
         self._probs = probs
+        self._scores = scores
+        self.labels = labels
         self.version = version
         self.temperature = temperature
+        self.knowability = knowability
         self.directory = None
 
     def predict(self, texts: list[str]) -> list[Any]:
@@ -50,12 +77,14 @@ class _LookupClassifier:
 
         out = []
         for text in texts:
-            row = self._probs[self._index[text]]
+            i = self._index[text]
+            row = self._probs[i]
             out.append(
                 Prediction(
-                    label=LABELS[int(row.argmax())],
-                    probs={label: float(p) for label, p in zip(LABELS, row, strict=True)},
+                    label=self.labels[int(row.argmax())],
+                    probs={label: float(p) for label, p in zip(self.labels, row, strict=True)},
                     confidence=float(row.max()),
+                    knowability=None if self._scores is None else self._scores[i],
                 )
             )
         return out
@@ -74,15 +103,18 @@ class _LookupBackup:
         return np.stack([self._probs[self._index[t]] for t in texts])
 
 
-def no_user(waiting: dict[str, Any], state: dict[str, Any], truth: str) -> Any:
+def no_user(waiting: dict[str, Any], state: dict[str, Any], truth: str, labels: LabelSet) -> Any:
     """Nobody at the keyboard: every question ends without an answer."""
     return {"answer": None, "reason": "eof"}
 
 
-def correct_user(waiting: dict[str, Any], state: dict[str, Any], truth: str) -> Any:
-    """A user who knows the true label: ``y``/``n`` to the clarifying question, the label at a review."""
-    if waiting["kind"] == "clarify":
-        asked = other_label(state["inference"]["label"])  # the question is about the other label
+def correct_user(waiting: dict[str, Any], state: dict[str, Any], truth: str, labels: LabelSet) -> Any:
+    """A user who knows the true label. With two labels the clarifying question asks about the
+    other label than the model's, so the answer is ``y`` or ``n``; with more it is a multiple
+    choice, answered with the label's name, as is every other question (a review, "what is
+    this?" about an input the model cannot know)."""
+    if waiting["kind"] == CLARIFY and labels.binary:
+        asked = labels.other(state["inference"]["label"])  # the question is about the other label
         return "y" if truth == asked else "n"
     return truth.lower()
 
@@ -91,19 +123,40 @@ SCENARIOS: dict[str, tuple[str, str, Answer]] = {
     "no_user": ("no user (backups only)", "no user", no_user),
     "user": ("user answers correctly", "correct user", correct_user),
 }
+ASKING = (CLARIFY, IDENTIFY)  # the questions put to the user (not the review)
+
+
+def expected_routes(
+    confidence: np.ndarray, accept: float, clarify: float, known: np.ndarray | None = None
+) -> list[str]:
+    """The route ConfidenceCheckNode should take for each input: ``unknowable`` where the
+    knowability check flags it (``known`` False), else by the thresholds."""
+    from selfheal.graph.nodes import confidence_route
+
+    routes = [confidence_route(float(c), accept, clarify) for c in np.asarray(confidence)]
+    if known is None:
+        return list(routes)
+    return [r if k else UNKNOWABLE for r, k in zip(routes, known, strict=True)]
 
 
 def _run_scenario(
-    session: Any, texts: list[str], truths: list[str], answer: Answer, tick: Callable[[], None]
+    session: Any,
+    texts: list[str],
+    truths: list[str],
+    answer: Answer,
+    labels: LabelSet,
+    tick: Callable[[], None],
 ) -> list[dict[str, Any]]:
     """Drive every text through the graph, answering its questions with ``answer``."""
     results = []
     for text, truth in zip(texts, truths, strict=True):
         outcome = session.start(text, interactive=True)
         asked = False
-        while not outcome.done and outcome.waiting.get("kind") != "review_queue":
-            asked = asked or outcome.waiting.get("kind") == "clarify"
-            outcome = session.resume(outcome.request_id, answer(outcome.waiting, outcome.state, truth))
+        while not outcome.done and outcome.waiting.get("kind") != REVIEW_QUEUE:
+            asked = asked or outcome.waiting.get("kind") in ASKING
+            outcome = session.resume(
+                outcome.request_id, answer(outcome.waiting, outcome.state, truth, labels)
+            )
         state = outcome.state
         if not outcome.done:  # pending review: nobody will answer in this run
             session.checkpointer.delete_thread(outcome.request_id)
@@ -135,7 +188,7 @@ def _summarise(
         "decided_accuracy": (sum(correct) / sum(decided)) if any(decided) else None,
         "asked_share": sum(r["asked"] for r in results) / n,
         "human_share": sum(r["via"] in HUMAN_VIAS for r in results) / n,
-        "pending_share": sum(r["via"] == "pending_review" for r in results) / n,
+        "pending_share": sum(r["via"] == PENDING_REVIEW for r in results) / n,
         "via": dict(Counter(r["via"] for r in results).most_common()),
         "routes": _per_route(results, correct, n_boot, seed),
         "without_person": _without_person(results, correct, n_boot, seed),
@@ -144,21 +197,19 @@ def _summarise(
     }
 
 
-ROUTES = ("model", "user_clarification", "backup_model", "human_review", "pending_review")
-
-
 def _per_route(
     results: list[dict[str, Any]], correct: list[bool], n_boot: int, seed: int
 ) -> dict[str, dict[str, Any]]:
-    """Per final route (:data:`ROUTES`): requests, share of all inputs, accuracy with its bootstrap
-    95% interval (``None`` for ``pending_review``, which has no label yet)."""
+    """Per final route (:data:`~selfheal.vocabulary.DECISION_ROUTES`): requests, share of all
+    inputs, accuracy with its bootstrap 95% interval (``None`` for ``pending_review``, which has
+    no label yet)."""
     n = len(results)
     right = np.array(correct, dtype=bool)
     out = {}
-    for via in ROUTES:
+    for via in DECISION_ROUTES:
         mask = np.array([r["via"] == via for r in results], dtype=bool)
         k = int(mask.sum())
-        labelled = via != "pending_review" and k > 0
+        labelled = via != PENDING_REVIEW and k > 0
         out[via] = {
             "n": k,
             "share": k / n if n else 0.0,
@@ -173,7 +224,7 @@ def _without_person(
 ) -> dict[str, Any]:
     """Decisions made without a person (auto-accepted by the model, or by the backups)."""
     right = np.array(correct, dtype=bool)
-    mask = np.array([r["via"] in ("model", "backup_model") for r in results], dtype=bool)
+    mask = np.array([r["via"] in (MODEL, BACKUP_MODEL) for r in results], dtype=bool)
     k = int(mask.sum())
     return {
         "n": k,
@@ -194,6 +245,17 @@ def _close_log_handlers(directory: Path) -> None:
             handler.close()
 
 
+def knowable(config: Config, detector: Any, scores: list[dict[str, Any]] | None) -> np.ndarray | None:
+    """Which inputs the knowability check lets through (as ConfidenceCheckNode judges them), or
+    ``None`` when the check is off (``knowability.enabled`` false, or no detector or scores)."""
+    from selfheal.model.knowability import judge, resolve_thresholds
+
+    if detector is None or scores is None or not config.knowability.enabled:
+        return None
+    thresholds = resolve_thresholds(getattr(detector, "thresholds", {}), config.knowability)
+    return np.array([judge(s, thresholds).known for s in scores], dtype=bool)
+
+
 def simulate(
     config: Config,
     texts: list[str],
@@ -204,22 +266,29 @@ def simulate(
     model_version: str = "",
     temperature: float = 1.0,
     scenarios: tuple[str, ...] = tuple(SCENARIOS),
+    *,
+    names: LabelSet,
+    detector: Any = None,
+    scores: list[dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
     """Run every input through the graph in each of ``scenarios`` (keys of :data:`SCENARIOS`):
-    by default with no user and with a user who answers correctly."""
+    by default with no user and with a user who answers correctly.
+
+    ``names`` is the checkpoint's label set (``labels`` are ids into it); ``detector`` and
+    ``scores`` are the checkpoint's knowability detector and each text's knowability scores, so
+    the graph runs the same check as the app (when ``knowability.enabled``)."""
     from langgraph.checkpoint.memory import InMemorySaver
 
-    from selfheal.evaluation.metrics import route
     from selfheal.graph.services import Services
     from selfheal.graph.session import Session
     from selfheal.logs.decisions import LogWriter
     from selfheal.logs.stats import read_log
     from selfheal.model.backup import BackupEnsemble
 
-    truths = [LABELS[int(y)] for y in labels]
-    model_labels = [LABELS[int(i)] for i in probs.argmax(axis=1)]
-    expected_routes = route(probs.max(axis=1), config.thresholds.accept, config.thresholds.clarify)
-    expected_routes = [{"clarify": "ask_clarify"}.get(str(r), str(r)) for r in expected_routes]
+    truths = [names[int(y)] for y in labels]
+    model_labels = [names[int(i)] for i in probs.argmax(axis=1)]
+    known = knowable(config, detector, scores)
+    expected = expected_routes(probs.max(axis=1), config.thresholds.accept, config.thresholds.clarify, known)
     summaries: dict[str, Any] = {}
     per_input: dict[str, list[dict[str, Any]]] = {}
     with tempfile.TemporaryDirectory(prefix="selfheal-sim-") as tmp:
@@ -233,19 +302,28 @@ def simulate(
                 sim_config, backups=[_LookupBackup(name, texts, p) for name, p in backup_probs.items()]
             )
             log = LogWriter(sim_config)
-            services = Services(
-                sim_config,
-                classifier=_LookupClassifier(texts, probs, model_version, temperature),
-                backups=backups,
-                log=log,
+            classifier = _LookupClassifier(
+                texts,
+                probs,
+                names,
+                model_version,
+                temperature,
+                detector,
+                scores if known is not None else None,
             )
+            services = Services(sim_config, classifier=classifier, backups=backups, log=log)
             session = Session(services, checkpointer=InMemorySaver())
             task = run.progress.add_task(
                 f"simulation: {short}, accept {config.thresholds.accept:g}", total=len(texts)
             )
             try:
                 results = _run_scenario(
-                    session, texts, truths, answer, lambda task=task: run.progress.update(task, advance=1)
+                    session,
+                    texts,
+                    truths,
+                    answer,
+                    names,
+                    lambda task=task: run.progress.update(task, advance=1),
                 )
                 logged = read_log(log.jsonl_path) if texts else None
             finally:
@@ -257,28 +335,53 @@ def simulate(
                 "title": title,
                 "short": short,
                 "accept": config.thresholds.accept,
-                "route_mismatches": sum(
-                    r["route"] != e for r, e in zip(results, expected_routes, strict=True)
-                ),
+                "knowability_check": known is not None,
+                "flagged": 0 if known is None else int((~known).sum()),
+                "route_mismatches": sum(r["route"] != e for r, e in zip(results, expected, strict=True)),
                 "logged_requests": 0 if logged is None else len(logged.requests),
             }
             summaries[key] = summary
             per_input[key] = [{"label": r["label"], "via": r["via"]} for r in results]
-    method = [
+    method = _method(summaries, len(texts), names, known)
+    return {"status": "done", "method": method, "scenarios": summaries, "per_input": per_input}
+
+
+def _method(summaries: dict[str, Any], n: int, names: LabelSet, known: np.ndarray | None) -> list[str]:
+    """How the simulation was run, for the report."""
+    question = (
+        "question gets `y`/`n` according to the true label"
+        if names.binary
+        else f"multiple-choice question ({len(names)} labels) gets the true label"
+    )
+    check = (
+        [
+            "The knowability check ran as in the app (`knowability.enabled`, the checkpoint's detector):",
+            f"it flagged {int((~known).sum())} of the {n} inputs, which were never auto-accepted; the user was",
+            "asked what they are (a correct user gives the true label) or, with nobody there, they wait for review.",
+        ]
+        if known is not None
+        else [
+            "The knowability check was off (`knowability.enabled` is false, or the checkpoint has no detector)."
+        ]
+    )
+    return [
         "Each evaluated text went through the real compiled LangGraph graph (`selfheal.graph.session.Session`,",
         "the driver of `selfheal run`, in interactive mode) with an in-memory checkpointer and a",
         "temporary log directory. For speed, the primary model's and the backups' probabilities were",
         "computed once in batches and injected through `Services` (a lookup classifier and the real",
         "`BackupEnsemble` over lookup backups); routing, the fallback steps, the backup vote, the",
-        "interrupts and the log records are the graph's own code. *No user*: every question is",
+        "interrupts and the log records are the graph's own code.",
+        *check,
+        "*No user*: every question is",
         "resumed with no answer, so the backups decide where the no-person rule (`backup.*`) holds",
         "and the rest waits for human review (counted as not correct). *User answers correctly*: the clarifying",
-        "question gets `y`/`n` according to the true label, and a review gets the true label.",
+        f"{question}, and a review gets the true label.",
         "Needed a human = decided by a clarification or a review, or left pending for one.",
-        "Cross-checks: routes that differ from `thresholds` applied to the batch probabilities: "
+        "Cross-checks: routes that differ from `thresholds` applied to the batch probabilities"
+        + (" and the check's verdicts" if known is not None else "")
+        + ": "
         + ", ".join(f"{s['short']} {s['route_mismatches']}" for s in summaries.values())
         + "; requests found in the temporary `app.jsonl`: "
         + ", ".join(f"{s['short']} {s['logged_requests']}" for s in summaries.values())
-        + f" (of {len(texts)}).",
+        + f" (of {n}).",
     ]
-    return {"status": "done", "method": method, "scenarios": summaries, "per_input": per_input}
