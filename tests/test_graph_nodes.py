@@ -12,6 +12,8 @@ import json
 
 import pytest
 
+from conftest import REPO
+from selfheal.graph import mermaid
 from selfheal.graph.nodes import (
     backup_step,
     clarify_step,
@@ -217,3 +219,10 @@ def test_fallback_node_is_the_compiled_subgraph_of_its_steps(session: Session):
     top = session.graph.get_graph()
     assert not [e for e in top.edges if e.source == e.target == "FallbackNode"]
     assert "stage" not in session.graph.channels and "trace" in session.graph.channels
+
+
+def test_the_architecture_doc_shows_the_graph_as_langgraph_draws_it():
+    """docs/architecture.md has no hand-drawn diagram: its drawing is `selfheal graph`'s output."""
+    drawing = mermaid()
+    assert "subgraph FallbackNode" in drawing and "FallbackNode\\3aawait_review" in drawing
+    assert f"```mermaid\n{drawing.rstrip()}\n```" in (REPO / "docs" / "architecture.md").read_text()
