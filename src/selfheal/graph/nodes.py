@@ -435,8 +435,9 @@ def await_review_step(state: State, services: Services) -> dict[str, Any]:
 # --- FallbackNode: routing between its steps --------------------------------------------------
 
 
-def route_fallback_entry(state: State) -> Literal["unknowable", "ask_clarify", "escalate", "pending_review"]:
-    """The first step: by ConfidenceCheckNode's route, or ``await_review`` for a request that
+def route_fallback_entry(state: State) -> str:
+    """The first step: by ConfidenceCheckNode's route (``unknowable``, ``ask_clarify`` or
+    ``escalate``), or ``pending_review`` (to ``await_review``) for a request that
     FinalDecisionNode logged as pending."""
     if state.get("via") == PENDING_REVIEW:
         return PENDING_REVIEW

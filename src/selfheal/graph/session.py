@@ -30,6 +30,7 @@ from selfheal.graph.claims import AlreadyAnswered, Claim, ClaimStore
 from selfheal.graph.services import Services
 from selfheal.inputs import prepare_text
 from selfheal.logs.jsonl import StorageError, undo_append
+from selfheal.vocabulary import REVIEW_QUEUE
 
 # Called after every step with the step's path (``("InferenceNode",)``, or ``("FallbackNode",
 # "clarify")`` for one of FallbackNode's steps), its own update, and the request's state after it.
@@ -52,7 +53,7 @@ class Outcome:
     @property
     def pending_review(self) -> bool:
         """Logged as pending; waits in the review queue."""
-        return self.waiting is not None and self.waiting.get("kind") == "review_queue"
+        return self.waiting is not None and self.waiting.get("kind") == REVIEW_QUEUE
 
     @property
     def record(self) -> dict[str, Any] | None:
@@ -124,11 +125,12 @@ class Session:
         """
         from langgraph.types import Command
 
-        snapshot = self.graph.get_state(self._thread(claim.thread_id), subgraphs=True)
+        # the subgraph's state too, where ``on_update`` is to see the request as it stands
+        snapshot = self.graph.get_state(self._thread(claim.thread_id), subgraphs=on_update is not None)
         if not snapshot.interrupts or question_key(snapshot) != claim.question:
             self.claims.release(claim)  # answered before this claim was made
             raise AlreadyAnswered(claim.thread_id)
-        state = current_values(snapshot)  # where the request stood, for ``on_update``
+        state = current_values(snapshot)
         outcome = self._advance(claim.thread_id, Command(resume=claim.answer), on_update, state=state)
         self.claims.release(claim)
         return outcome
@@ -202,7 +204,8 @@ class Session:
                         seen.update(update)
                         if on_update is not None:
                             on_update(step_path(namespace, node), update, seen)
-            state = current_values(self.graph.get_state(config, subgraphs=True))
+            # paused inside FallbackNode: its steps' updates are in the subgraph's state so far
+            state = current_values(self.graph.get_state(config, subgraphs=waiting is not None))
         except BaseException as exc:
             for appended in reversed(journal[mark:]):
                 undo_append(appended)
@@ -265,11 +268,12 @@ def current_values(snapshot: Any) -> dict[str, Any]:
     """The request's state where it stands: the parent's values, updated with those of the
     subgraph it is paused in (FallbackNode's steps so far; the parent sees them only once the
     subgraph ends). ``snapshot`` comes from ``get_state(..., subgraphs=True)``."""
+    from langgraph.types import StateSnapshot
+
     values = dict(snapshot.values)
     for task in snapshot.tasks:
-        inner = getattr(task, "state", None)
-        if inner is not None and hasattr(inner, "values"):
-            values.update(current_values(inner))
+        if isinstance(task.state, StateSnapshot):  # else a config pointing to it (not read)
+            values.update(current_values(task.state))
     return values
 
 
