@@ -21,7 +21,7 @@ from selfheal.config import load_config
 from selfheal.graph import CHECKPOINT_DB, open_checkpointer
 from selfheal.graph.claims import AlreadyAnswered, ClaimStore
 from selfheal.graph.services import Services
-from selfheal.graph.session import Session
+from selfheal.graph.session import Session, question_key
 
 # The shipped model and the backups disagree on these (escalated with --accept 1 --clarify 1).
 DISPUTED = ["Visually stunning, emotionally empty.", "Not bad, not good, just there."]
@@ -183,13 +183,13 @@ def test_an_answer_whose_reviewer_died_is_finished_by_the_next_review(tmp_path, 
         None, [f"paths.log_dir={tmp_path / 'logs'}", f"paths.clarified={tmp_path / 'c.jsonl'}"]
     )
     session = Session(Services(config), open_checkpointer(config.paths.log_dir))
-    checkpoint_id = session.graph.get_state(session._thread(rid)).config["configurable"]["checkpoint_id"]
+    question = question_key(session.graph.get_state(session._thread(rid)))
     dead = subprocess.run(
         [sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True
     )
     owner = f"{socket.gethostname()}:{int(dead.stdout)}"  # a reviewer process that has exited
     store = ClaimStore(tmp_path / "logs" / CHECKPOINT_DB, owner=owner)
-    assert store.claim(rid, checkpoint_id, {"answer": "positive", "source": "review"}) is not None
+    assert store.claim(rid, question, {"answer": "positive", "source": "review"}) is not None
     # it died before resuming: the request still waits, and nobody else may answer it now
     assert session.waiting(rid) is not None
     try:
@@ -204,7 +204,7 @@ def test_an_answer_whose_reviewer_died_is_finished_by_the_next_review(tmp_path, 
     assert "Final Label: Positive (via human review)" in result.stdout
     reviews = [r for r in lines(tmp_path / "logs" / "app.jsonl") if r["request_id"] == rid][1:]
     assert [r["final_decision"] for r in reviews] == [{"label": "Positive", "via": "human_review"}]
-    assert store.get(rid, checkpoint_id) is None  # finished claims are cleared
+    assert store.get(rid, question) is None  # finished claims are cleared
     assert rid[:8] not in cli("review", "--list", check=True).stdout
 
 
@@ -215,13 +215,13 @@ def test_a_reviewer_who_died_after_logging_is_not_logged_twice(tmp_path, cli):
         None, [f"paths.log_dir={tmp_path / 'logs'}", f"paths.clarified={tmp_path / 'c.jsonl'}"]
     )
     session = Session(Services(config), open_checkpointer(config.paths.log_dir))
-    checkpoint_id = session.graph.get_state(session._thread(rid)).config["configurable"]["checkpoint_id"]
+    question = question_key(session.graph.get_state(session._thread(rid)))
     dead = subprocess.run(
         [sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True
     )
     store = ClaimStore(tmp_path / "logs" / CHECKPOINT_DB, owner=f"{socket.gethostname()}:{int(dead.stdout)}")
     answer = {"answer": "negative", "source": "review"}
-    assert store.claim(rid, checkpoint_id, answer) is not None
+    assert store.claim(rid, question, answer) is not None
     # the dead reviewer's FinalDecisionNode wrote its record; the process died before the clean-up
     decided = pending | {"final_decision": {"label": "Negative", "via": "human_review"}}
     session.services.log.write(decided)
@@ -231,4 +231,34 @@ def test_a_reviewer_who_died_after_logging_is_not_logged_twice(tmp_path, cli):
     records = [r for r in lines(tmp_path / "logs" / "app.jsonl") if r["request_id"] == rid]
     assert [r["final_decision"]["via"] for r in records] == ["pending_review", "human_review"]
     assert session.waiting(rid) is None  # the thread was cleaned up
-    assert store.get(rid, checkpoint_id) is None
+    assert store.get(rid, question) is None
+
+
+def test_a_question_asked_again_has_a_new_key_and_an_old_claim_cannot_answer_it(session):
+    """FallbackNode's clarify step asks again at the SAME parent checkpoint (the subgraph moved
+    on, the parent did not), so the key of a question also names its interrupt: a claim made on
+    the first question (a reviewer who read it before it was answered) must not answer the second."""
+    session.config.thresholds.accept = 1.0
+    session.config.thresholds.clarify = 0.0
+    outcome = session.start("A strange, haunting little film.", interactive=True)
+    first = session.graph.get_state(session._thread(outcome.request_id))
+    outcome = session.resume(outcome.request_id, "hmm")  # unclear: asked again
+    assert outcome.waiting["kind"] == "clarify" and outcome.waiting["attempt"] == 2
+    second = session.graph.get_state(session._thread(outcome.request_id))
+    assert first.config["configurable"]["checkpoint_id"] == second.config["configurable"]["checkpoint_id"]
+    assert question_key(first) != question_key(second)
+
+    stale = session.claims.claim(
+        outcome.request_id, question_key(first), {"answer": "positive", "source": "review"}
+    )
+    assert stale is not None  # nobody holds the old key any more ...
+    try:
+        session._resume_claimed(stale, None)
+    except AlreadyAnswered:
+        pass
+    else:
+        raise AssertionError("a claim on an answered question answered the next one")
+    assert session.claims.get(outcome.request_id, question_key(first)) is None  # ... and it was let go
+    waiting = session.waiting(outcome.request_id)  # the second question still waits, unanswered
+    assert waiting is not None and waiting.waiting["attempt"] == 2
+    assert waiting.state["fallback"]["user_response"] == ["hmm"]

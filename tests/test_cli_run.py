@@ -10,7 +10,7 @@ import signal
 import pexpect
 
 from conftest import SELFHEAL_BIN
-from selfheal.labels import other_label
+from selfheal.labels import MOVIE_LABELS
 
 TEXTS = ["The movie was painfully slow and boring.", "It has its moments.", "Not bad, not good, just there."]
 PROMPT = "> Enter text (or 'quit'):"
@@ -33,7 +33,7 @@ def test_run_asks_for_clarification_and_logs_the_answer(tmp_path, cli, classifie
         child.sendline(text)
         child.expect(r"\[InferenceNode\] Predicted label: (Negative|Positive) \| Confidence: (\d+)%\r\n")
         predicted, percent = child.match.group(1), int(child.match.group(2))
-        asked = other_label(predicted)
+        asked = MOVIE_LABELS.other(predicted)
         child.expect_exact("[ConfidenceCheckNode] Confidence too low. Triggering fallback...\r\n")
         child.expect_exact(
             f"[FallbackNode] Could you clarify your intent? Was this a {asked.lower()} review? (y/n)\r\n"

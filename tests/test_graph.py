@@ -18,7 +18,7 @@ from selfheal.cli.terminal import Printer
 from selfheal.graph import open_checkpointer
 from selfheal.graph.services import Services
 from selfheal.graph.session import Session
-from selfheal.labels import other_label
+from selfheal.labels import MOVIE_LABELS
 
 TEXT = "The movie was painfully slow and boring."
 
@@ -31,7 +31,7 @@ class FixedBackup:
         self.names = names
 
     def predict(self, text: str) -> dict:
-        probs = {name: (0.9 if name == self.label else 0.1) for name in ("Negative", "Positive")}
+        probs = {name: (0.9 if name == self.label else 0.1) for name in MOVIE_LABELS}
         return {
             "label": self.label,
             "probs": probs,
@@ -90,11 +90,13 @@ def test_clarification_yes_corrects_the_label(session, graph_config):
     thresholds(session, accept=1.0, clarify=0.0)
     outcome = session.start(TEXT, interactive=True)
     predicted = outcome.state["inference"]["label"]
-    asked = other_label(predicted)
+    asked = MOVIE_LABELS.other(predicted)
     assert outcome.waiting == {
         "kind": "clarify",
         "question": f"Could you clarify your intent? Was this a {asked.lower()} review? (y/n)",
         "attempt": 1,
+        "asked": asked,  # a y/n question about this label
+        "choices": ["Negative", "Positive"],
     }
     assert records(session) == []  # nothing is logged while the question is open
     outcome = session.resume(outcome.request_id, "y")
@@ -141,7 +143,9 @@ def test_escalation_agreeing_backup_decides(session):
 
 def test_escalation_disagreeing_backup_asks_a_person_interactively(session):
     thresholds(session, accept=1.0, clarify=1.0)
-    session.services.backups = FixedBackup(other_label(session.services.classifier.predict([TEXT])[0].label))
+    session.services.backups = FixedBackup(
+        MOVIE_LABELS.other(session.services.classifier.predict([TEXT])[0].label)
+    )
     outcome = session.start(TEXT, interactive=True)
     assert outcome.waiting["kind"] == "review"
     outcome = session.resume(outcome.request_id, "neg")
@@ -154,7 +158,7 @@ def test_pending_review_survives_a_restart_and_is_resolved(graph_config, classif
     """Logged as pending by one session; a new session on the same SQLite file answers it."""
     graph_config.thresholds.accept = 1.0
     graph_config.thresholds.clarify = 1.0
-    disagreeing = FixedBackup(other_label(classifier.predict([TEXT])[0].label))
+    disagreeing = FixedBackup(MOVIE_LABELS.other(classifier.predict([TEXT])[0].label))
     first = Session(Services(graph_config, classifier=classifier, backups=disagreeing))
     outcome = first.start(TEXT, interactive=False)
     assert outcome.pending_review
@@ -179,7 +183,7 @@ def test_run_loop_prints_the_clarification_dialogue(session):
     thresholds(session, accept=1.0, clarify=0.0)
     counts, lines, _ = loop(session, TEXT, "y", "quit")
     predicted = records(session)[0]["inference"]["label"]
-    asked = other_label(predicted)
+    asked = MOVIE_LABELS.other(predicted)
     assert lines[0] == "> Enter text (or 'quit'):"
     assert lines[1].startswith(f"[InferenceNode] Predicted label: {predicted} | Confidence: ")
     assert lines[2:5] == [
@@ -253,7 +257,9 @@ def test_long_text_is_cut_and_the_record_says_so(session):
 
 def test_forced_choice_is_asked_until_it_is_a_label(session):
     thresholds(session, accept=1.0, clarify=1.0)
-    session.services.backups = FixedBackup(other_label(session.services.classifier.predict([TEXT])[0].label))
+    session.services.backups = FixedBackup(
+        MOVIE_LABELS.other(session.services.classifier.predict([TEXT])[0].label)
+    )
     _, lines, _ = loop(session, TEXT, "not sure", "positive", "quit")
     assert "[FallbackNode] The models disagree. Which label is right? (negative/positive)" in lines
     assert "Please answer negative/positive." in lines
@@ -302,7 +308,9 @@ def test_quit_at_the_question_leaves_it_for_review_and_ends_the_loop(session, gr
 
 def test_i_dont_know_at_the_forced_choice_leaves_it_pending(session):
     thresholds(session, accept=1.0, clarify=1.0)
-    session.services.backups = FixedBackup(other_label(session.services.classifier.predict([TEXT])[0].label))
+    session.services.backups = FixedBackup(
+        MOVIE_LABELS.other(session.services.classifier.predict([TEXT])[0].label)
+    )
     counts, lines, _ = loop(session, TEXT, "dunno", "no idea", "quit")
     assert lines.count("Please answer negative/positive.") == 1  # asked once more, then left
     assert counts == {"pending_review": 1}
@@ -311,7 +319,9 @@ def test_i_dont_know_at_the_forced_choice_leaves_it_pending(session):
 
 def test_quit_at_the_forced_choice_leaves_it_pending_and_ends_the_loop(session):
     thresholds(session, accept=1.0, clarify=1.0)
-    session.services.backups = FixedBackup(other_label(session.services.classifier.predict([TEXT])[0].label))
+    session.services.backups = FixedBackup(
+        MOVIE_LABELS.other(session.services.classifier.predict([TEXT])[0].label)
+    )
     counts, lines, _ = loop(session, TEXT, "quit", "An absolute joy.")
     assert counts == {"pending_review": 1}  # the next text was never read
     assert lines[-1] == "Final Label: pending (escalated to human review)"

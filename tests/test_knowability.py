@@ -17,6 +17,7 @@ from conftest import REPO
 from selfheal.config import ConfigError, load_config
 from selfheal.evaluation.knowability import read_sets
 from selfheal.graph.answers import NEITHER, parse_identity
+from selfheal.labels import MOVIE_LABELS
 from selfheal.model.knowability import (
     KNOWABILITY_FILE,
     KnowabilityDetector,
@@ -62,7 +63,7 @@ def records(session) -> list[dict]:
     ],
 )
 def test_parse_identity(answer, meant):
-    assert parse_identity(answer) == meant
+    assert parse_identity(answer, MOVIE_LABELS) == meant
 
 
 def test_config_section_is_typed_and_validated():

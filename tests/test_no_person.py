@@ -178,7 +178,8 @@ def test_rule_that_fails_leaves_the_request_pending(session, settings, reason):
     assert record["final_decision"] == {"label": None, "via": "pending_review"}
     assert outcome.pending_review
     # what a person at the terminal is told: the backups agree, but not enough to decide alone
-    (line,) = update_lines("FallbackNode", {"stage": "review", "fallback": record["fallback"]})
+    after = {"inference": record["inference"], "fallback": record["fallback"]}  # the state after the step
+    (line,) = update_lines(("FallbackNode", "backup"), {"fallback": record["fallback"]}, after)
     assert line.endswith(
         f"agree with the model, but too weakly to decide without a person ({backup['rule']['reason']})"
     )

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from selfheal.config import ConfigError, load_config
-from selfheal.graph.nodes import fallback_node
+from selfheal.graph.nodes import backup_step
 from selfheal.graph.services import Services
 from selfheal.model.backup import BackupEnsemble, ZeroShotPipelineBackup
 from selfheal.model.checkpoint import resolve_base_model
@@ -64,10 +64,9 @@ def test_zero_shot_backup_in_the_graph(tiny_nli, tmp_path):
         "request_id": "r",
         "text": "An uneven but oddly charming film.",
         "inference": {"label": "Positive", "probs": {"Negative": 0.4, "Positive": 0.6}, "confidence": 0.6},
-        "stage": "backup",
         "fallback": {"activated": True, "strategy": "escalate"},
     }
-    backup = fallback_node(state, services)["fallback"]["backup"]
+    backup = backup_step(state, services)["fallback"]["backup"]
     assert list(backup["models"]) == ["zero_shot", "vader"]
     assert sum(backup["probs"].values()) == pytest.approx(1.0, abs=1e-5)
 

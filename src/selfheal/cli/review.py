@@ -24,11 +24,11 @@ from selfheal.cli.terminal import Printer, Prompter, TerminalPrompter, final_lin
 from selfheal.config import Config
 from selfheal.graph.answers import choice_hint, parse_choice, parse_identity
 from selfheal.graph.claims import AlreadyAnswered
+from selfheal.logs.decisions import JSONL_NAME
+from selfheal.vocabulary import ASK_NAMES, UNKNOWABLE
 
 if TYPE_CHECKING:
     from selfheal.graph.session import Outcome, Session
-
-KIND_NAMES = {"review_queue": "pending review", "review": "open review", "clarify": "open question"}
 
 
 def _since(state: dict[str, Any]) -> str:
@@ -50,7 +50,7 @@ def queue_lines(paused: list[Outcome]) -> list[str]:
     lines = [f"{len(paused)} request(s) wait for a person:"]
     for n, outcome in enumerate(paused, start=1):
         state, inf = outcome.state, outcome.state.get("inference", {})
-        kind = KIND_NAMES.get(str((outcome.waiting or {}).get("kind")), "?")
+        kind = ASK_NAMES.get(str((outcome.waiting or {}).get("kind")), "?")
         lines.append(
             f"{n:>3}. {outcome.request_id[:8]}  {_since(state)}  {kind}  "
             f"model {inf.get('label')} {percent(inf.get('confidence', 0.0))}  "
@@ -72,11 +72,18 @@ def review_one(session: Session, outcome: Outcome, prompter: Prompter, printer: 
     printer.line(f"  text:    {state.get('text', '')}", style="")
     printer.line(f"  model:   {inf.get('label')} {percent(inf.get('confidence', 0.0))}", style="")
     printer.line(f"  backups: {_backup_summary(state)}", style="")
-    unknowable = state.get("route") == "unknowable"  # the model cannot know it: "neither" is an answer
-    choices = f"{choice_hint()}/neither" if unknowable else choice_hint()
+    labels = session.services.labels_for(state)
+    unknowable = state.get("route") == UNKNOWABLE  # the model cannot know it: "neither" is an answer
+    choices = choice_hint(labels, none=unknowable)
     if unknowable:
-        printer.line("  (the knowability check flagged this input; it may be neither)", style="")
-    printer.line(f"Which label is right? ({choices}; s = skip, q = quit)", style="magenta")
+        maybe = "neither" if labels.binary else "none of these"
+        printer.line(f"  (the knowability check flagged this input; it may be {maybe})", style="")
+    if labels.binary:
+        printer.line(f"Which label is right? ({choices}; s = skip, q = quit)", style="magenta")
+        again = f"Please answer {choices}, s or q."
+    else:  # multiple choice: a number or a label's name
+        printer.line(f"Which label is right? {choices} (s = skip, q = quit)", style="magenta")
+        again = f"Please answer with a number or a label: {choices} (s = skip, q = quit)"
     while True:
         try:
             answer = prompter.ask("> ").strip()
@@ -86,10 +93,10 @@ def review_one(session: Session, outcome: Outcome, prompter: Prompter, printer: 
             return "quit"
         if answer.lower() in {"s", "skip", ""}:
             return "skipped"
-        meant = parse_identity(answer) if unknowable else parse_choice(answer)
+        meant = parse_identity(answer, labels) if unknowable else parse_choice(answer, labels)
         if meant is not None:
             break
-        printer.line(f"Please answer {choices}, s or q.", style="")
+        printer.line(again, style="")
     try:
         done = session.resume(outcome.request_id, {"answer": answer, "source": "review"})
     except AlreadyAnswered:
@@ -120,7 +127,7 @@ def review(
         if done.moved_to is not None:
             console.print(f"moved the damaged {done.path.name} aside to {done.moved_to}", markup=False)
         console.print(
-            f"restored {len(done.restored)} pending request(s) from app.jsonl into {done.path} "
+            f"restored {len(done.restored)} pending request(s) from {JSONL_NAME} into {done.path} "
             f"({done.kept} were already there)",
             markup=False,
         )

@@ -26,6 +26,9 @@ from selfheal.config import Config
 from selfheal.graph.answers import choice_hint, is_quit, is_unsure, parse_choice
 from selfheal.graph.claims import AlreadyAnswered
 from selfheal.inputs import prepare_text
+from selfheal.labels import LabelSet
+from selfheal.logs.decisions import JSONL_NAME
+from selfheal.vocabulary import REVIEW, REVIEW_QUEUE, VIA_SUMMARY, VIAS
 
 if TYPE_CHECKING:
     from selfheal.graph.session import Outcome, Session
@@ -116,8 +119,21 @@ def _ask(prompter: Prompter, timeout: float | None) -> tuple[Any, str | None]:
         return {"answer": None, "reason": "timeout"}, "timeout"
 
 
+def please_choose(labels: LabelSet) -> str:
+    """The line that asks again for a forced choice: ``Please answer negative/positive.`` with
+    two labels, else ``Please answer with a number or a label: 1) negative 2) neutral ...``."""
+    if labels.binary:
+        return f"Please answer {choice_hint(labels)}."
+    return f"Please answer with a number or a label: {choice_hint(labels)}"
+
+
 def _forced_choice(
-    answer: Any, prompter: Prompter, printer: Printer, timeout: float | None, max_unsure: int
+    answer: Any,
+    labels: LabelSet,
+    prompter: Prompter,
+    printer: Printer,
+    timeout: float | None,
+    max_unsure: int,
 ) -> tuple[Any, str | None, bool]:
     """Ask the forced choice until it is a label; ``(resume value, no-answer reason, quit)``.
 
@@ -125,13 +141,13 @@ def _forced_choice(
     as "I don't know".
     """
     unsure = 0
-    while parse_choice(answer) is None:
+    while parse_choice(answer, labels) is None:
         if is_quit(answer):
             return {"answer": None, "reason": "quit"}, None, True
         unsure += is_unsure(answer)
         if unsure >= max_unsure:
             return {"answer": None, "reason": "unsure"}, None, False
-        printer.line(f"Please answer {choice_hint()}.")
+        printer.line(please_choose(labels))
         answer, silent = _ask(prompter, timeout)
         if silent is not None:
             return answer, silent, False
@@ -149,12 +165,15 @@ def decide_interactively(
     silent: str | None = None  # once a question is not answered, ask nothing more for this text
     quit_asked = False
     max_unsure = session.config.fallback.max_clarify_attempts
-    while outcome.waiting is not None and outcome.waiting["kind"] != "review_queue":
+    while outcome.waiting is not None and outcome.waiting["kind"] != REVIEW_QUEUE:
         if silent is None:
             printer.question(outcome.waiting)
             answer, silent = _ask(prompter, timeout)
-            if silent is None and outcome.waiting["kind"] == "review":
-                answer, silent, quit_asked = _forced_choice(answer, prompter, printer, timeout, max_unsure)
+            if silent is None and outcome.waiting["kind"] == REVIEW:
+                labels = session.services.labels_for(outcome.state)
+                answer, silent, quit_asked = _forced_choice(
+                    answer, labels, prompter, printer, timeout, max_unsure
+                )
             elif silent is None and is_quit(answer):  # the graph leaves the question for review
                 quit_asked = True
         else:
@@ -171,17 +190,7 @@ def decide_interactively(
 def summary(counts: Counter[str], log_path: Any) -> str:
     """The one-line summary printed when the loop ends."""
     total = sum(counts.values())
-    parts = ", ".join(
-        f"{counts[via]} {name}"
-        for via, name in (
-            ("model", "by the model"),
-            ("user_clarification", "clarified by you"),
-            ("backup_model", "by the backup models"),
-            ("human_review", "by human review"),
-            ("pending_review", "pending review"),
-            ("user_none", "not a review (you said)"),
-        )
-    )
+    parts = ", ".join(f"{counts[via]} {VIA_SUMMARY[via]}" for via in VIAS)
     noun = "request" if total == 1 else "requests"
     return f"Bye: {total} {noun} ({parts}). Log: {log_path}"
 
@@ -235,7 +244,7 @@ def run(config: Config) -> None:
 
     provider = BackgroundSession(config, notify)
     counts = run_loop(provider, config, TerminalPrompter(), printer, notify)
-    printer.line(summary(counts, os.path.join(str(config.paths.log_dir), "app.jsonl")), style="dim")
+    printer.line(summary(counts, os.path.join(str(config.paths.log_dir), JSONL_NAME)), style="dim")
     if provider.busy:
         # Still importing or loading: every record is already on disk, so leave at once rather
         # than wait for (or tear down the interpreter under) a thread nobody needs any more.

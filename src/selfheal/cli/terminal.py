@@ -1,7 +1,9 @@
 """Talking to a person in a terminal: reading answers and printing what the graph does.
 
-The graph never prints or reads; the commands pass its node updates to :class:`Printer` and
-its questions to a :class:`Prompter`, so tests can script both.
+The graph never prints or reads; the commands pass its step updates to :class:`Printer` and
+its questions to a :class:`Prompter`, so tests can script both. Which step ran is not guessed
+from the state: the session streams the graph with its subgraph namespaces and names the step
+(``("FallbackNode", "backup")``).
 """
 
 from __future__ import annotations
@@ -14,21 +16,25 @@ from typing import Any, ClassVar, Protocol
 from rich.console import Console
 from rich.text import Text
 
-from selfheal.labels import other_label
-
-ENDINGS = {
-    "backup_model": " (via backup model)",
-    "human_review": " (via human review)",
-    "pending_review": " (escalated to human review)",
-}
-NO_ANSWER = {
-    "eof": "No answer (end of input).",
-    "interrupted": "Question skipped.",
-    "timeout": "No answer in time.",
-    "unclear": "Still unclear.",
-    "unsure": "Still unsure.",
-    "no_answer": "No answer.",
-}
+from selfheal.graph.state import (
+    BACKUP_STEP,
+    CLARIFY_STEP,
+    CONFIDENCE_CHECK,
+    FALLBACK,
+    IDENTIFY_STEP,
+    INFERENCE,
+)
+from selfheal.vocabulary import (
+    ASK_CLARIFY,
+    ESCALATE,
+    HUMAN_REVIEW,
+    NO_ANSWER_TEXT,
+    PENDING_REVIEW,
+    UNKNOWABLE,
+    USER_CLARIFICATION,
+    USER_NONE,
+    VIA_ENDING,
+)
 
 
 class Prompter(Protocol):
@@ -83,55 +89,62 @@ def percent(confidence: float) -> str:
 def final_line(state: dict[str, Any]) -> str:
     """``Final Label: Negative (Corrected via user clarification)`` and its siblings."""
     via, label = state.get("via"), state.get("final_label")
-    if via == "user_clarification":
+    if via == USER_CLARIFICATION:
         how = "Confirmed" if label == state["inference"]["label"] else "Corrected"
         return f"Final Label: {label} ({how} via user clarification)"
-    if via == "pending_review":
+    if via == PENDING_REVIEW:
         return "Final Label: pending (escalated to human review)"
-    if via == "user_none":
-        return "Final Label: none (neither a positive nor a negative review, you said)"
-    if via == "human_review" and label is None:
-        return "Final Label: none (neither a positive nor a negative review, said the reviewer)"
-    return f"Final Label: {label}{ENDINGS.get(str(via), '')}"
+    if via in (USER_NONE, HUMAN_REVIEW) and label is None:
+        who = "you said" if via == USER_NONE else "said the reviewer"
+        probs = (state.get("inference") or {}).get("probs") or {}
+        what = "none of the labels" if len(probs) > 2 else "neither a positive nor a negative review"
+        return f"Final Label: none ({what}, {who})"
+    return f"Final Label: {label}{VIA_ENDING.get(str(via), '')}"
 
 
-def update_lines(node: str, update: dict[str, Any]) -> list[str]:
-    """What a person sees after ``node`` returned ``update``."""
-    if node == "InferenceNode":
+def _backup_line(state: dict[str, Any]) -> str:
+    """What the backup models said, and whether it settles the request."""
+    backup = state["fallback"]["backup"]
+    names = ", ".join(backup["models"])
+    p = percent(backup["probs"][backup["label"]])
+    rule = backup.get("rule") or {}
+    if backup["agree"] and rule.get("passed", True):
+        verdict = "agree with the model"
+    elif backup["agree"]:
+        verdict = f"agree with the model, but too weakly to decide without a person ({rule.get('reason')})"
+    else:
+        verdict = f"disagree with the model's {state['inference']['label']}"
+    return f"[{FALLBACK}] Backup models ({names}): {backup['label']} {p} | {verdict}"
+
+
+def update_lines(path: tuple[str, ...], update: dict[str, Any], state: dict[str, Any]) -> list[str]:
+    """What a person sees after the step at ``path`` returned ``update`` (``state``: the request
+    after it). ``path`` comes from the graph's stream: ``("InferenceNode",)``, or
+    ``("FallbackNode", "clarify")`` for one of FallbackNode's steps."""
+    node, step = path[0], path[-1]
+    if node == INFERENCE:
         inf = update["inference"]
-        return [f"[InferenceNode] Predicted label: {inf['label']} | Confidence: {percent(inf['confidence'])}"]
-    if node == "ConfidenceCheckNode":
+        return [f"[{INFERENCE}] Predicted label: {inf['label']} | Confidence: {percent(inf['confidence'])}"]
+    if node == CONFIDENCE_CHECK:
         route = update.get("route")
-        if route == "ask_clarify":
-            return ["[ConfidenceCheckNode] Confidence too low. Triggering fallback..."]
-        if route == "escalate":
-            return ["[ConfidenceCheckNode] Confidence very low. Escalating to the backup models..."]
-        if route == "unknowable":
+        if route == ASK_CLARIFY:
+            return [f"[{CONFIDENCE_CHECK}] Confidence too low. Triggering fallback..."]
+        if route == ESCALATE:
+            return [f"[{CONFIDENCE_CHECK}] Confidence very low. Escalating to the backup models..."]
+        if route == UNKNOWABLE:
             reason = ((update.get("knowability") or {}).get("reason") or "unknown").replace("_", " ")
-            return [f"[ConfidenceCheckNode] The model cannot know this input ({reason}). Not accepting it."]
+            return [f"[{CONFIDENCE_CHECK}] The model cannot know this input ({reason}). Not accepting it."]
         return []
-    if node == "FallbackNode":
-        fallback = update.get("fallback") or {}
-        stage = update.get("stage")
-        if stage == "pending" and fallback.get("no_answer_reason") == "quit":
-            return ["[FallbackNode] The question is left for 'selfheal review'."]
-        if stage == "backup" and fallback.get("no_answer_reason") not in (None, "non_interactive"):
-            reason = NO_ANSWER.get(fallback["no_answer_reason"], "No answer.")
-            return [f"[FallbackNode] {reason} Asking the backup models..."]
-        if stage in ("review", "done") and fallback.get("backup") and update.get("via") != "human_review":
-            backup = fallback["backup"]
-            names = ", ".join(backup["models"])
-            p = percent(backup["probs"][backup["label"]])
-            rule = backup.get("rule") or {}
-            if backup["agree"] and rule.get("passed", True):
-                verdict = "agree with the model"
-            elif backup["agree"]:
-                verdict = (
-                    f"agree with the model, but too weakly to decide without a person ({rule.get('reason')})"
-                )
-            else:
-                verdict = f"disagree with the model's {other_label(backup['label'])}"
-            return [f"[FallbackNode] Backup models ({names}): {backup['label']} {p} | {verdict}"]
+    if node != FALLBACK:
+        return []
+    fallback = update.get("fallback") or {}
+    reason = fallback.get("no_answer_reason")
+    if step in (CLARIFY_STEP, IDENTIFY_STEP) and update.get("via") == PENDING_REVIEW and reason == "quit":
+        return [f"[{FALLBACK}] The question is left for 'selfheal review'."]
+    if step == CLARIFY_STEP and update.get("via") is None and reason not in (None, "non_interactive"):
+        return [f"[{FALLBACK}] {NO_ANSWER_TEXT.get(reason, 'No answer.')} Asking the backup models..."]
+    if step == BACKUP_STEP:
+        return [_backup_line(state)]
     return []
 
 
@@ -154,14 +167,14 @@ class Printer:
             style = next((s for prefix, s in self.STYLES.items() if text.startswith(prefix)), "")
         self.console.print(Text(text, style=style or ""), soft_wrap=True)
 
-    def update(self, node: str, update: dict[str, Any]) -> None:
-        """Print what ``node`` did."""
-        for text in update_lines(node, update):
+    def update(self, path: tuple[str, ...], update: dict[str, Any], state: dict[str, Any]) -> None:
+        """Print what the step at ``path`` did (the graph session's ``on_update``)."""
+        for text in update_lines(path, update, state):
             self.line(text)
 
     def question(self, waiting: dict[str, Any]) -> None:
         """Print the question a paused request waits for."""
-        self.line(f"[FallbackNode] {waiting['question']}")
+        self.line(f"[{FALLBACK}] {waiting['question']}")
 
     def final(self, state: dict[str, Any]) -> None:
         """Print the final label."""

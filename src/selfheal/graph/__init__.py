@@ -1,8 +1,10 @@
 """The self-healing LangGraph graph and what drives it.
 
-* ``state.py``: the :class:`State` and the names of routes, stages and outcomes;
-* ``nodes.py``: InferenceNode, ConfidenceCheckNode, FallbackNode, FinalDecisionNode and routing;
-* ``build.py``: the wiring (reads like docs/architecture.md) and the SQLite checkpointer;
+* ``state.py``: the :class:`State` and the names of the nodes and of FallbackNode's steps;
+* ``nodes.py``: InferenceNode, ConfidenceCheckNode, FallbackNode's steps (identify, clarify,
+  backup, review, await_review), FinalDecisionNode, the questions and the routing functions;
+* ``build.py``: the wiring of both levels (FallbackNode is a compiled subgraph) and the SQLite
+  checkpointer; ``selfheal graph`` draws it;
 * ``session.py``: runs one request through the graph, pauses and resumes it;
 * ``services.py``: the models and the log writer the nodes use, injected;
 * ``answers.py``: reading a person's answer; ``claims.py``: one answer per review;

@@ -10,8 +10,10 @@ thread in the database.
 
 :func:`rebuild` (``selfheal review --rebuild``) moves a damaged file aside to
 ``<name>.damaged-<timestamp>`` and re-creates each pending request of the log as a paused thread
-from its logged record (``update_state(..., as_node=FinalDecisionNode)``, then one step of
-FallbackNode to reach the review interrupt): no model runs and nothing is written to the log.
+from its logged record: ``update_state(..., as_node=FinalDecisionNode)`` makes the thread look as
+if FinalDecisionNode had just logged it, so running it on sends it, as any pending request, into
+FallbackNode's subgraph, whose entry routes it straight to its ``await_review`` step (the review
+interrupt). No model runs and nothing is written to the log.
 """
 
 from __future__ import annotations
@@ -26,9 +28,10 @@ from pathlib import Path
 from typing import Any
 
 from selfheal.config import Config, ConfigError
+from selfheal.logs.decisions import JSONL_NAME
+from selfheal.vocabulary import HUMAN_REVIEW, PENDING_REVIEW
 
 CHECKPOINT_DB = "graph_checkpoints.sqlite"
-JSONL_NAME = "app.jsonl"
 SQLITE_HEADER = b"SQLite format 3\x00"
 LANGGRAPH_TABLES = frozenset({"checkpoints", "writes"})
 
@@ -105,7 +108,7 @@ def latest_records(log_path: Path, request_ids: set[str]) -> dict[str, dict[str,
 def is_pending(record: dict[str, Any]) -> bool:
     """Whether a log record says its request waits for review."""
     final = record.get("final_decision")
-    return isinstance(final, dict) and final.get("via") == "pending_review"
+    return isinstance(final, dict) and final.get("via") == PENDING_REVIEW
 
 
 def pending_in_log(log_path: Path) -> dict[str, dict[str, Any]]:
@@ -119,7 +122,7 @@ def pending_in_log(log_path: Path) -> dict[str, dict[str, Any]]:
         return pending
     with Path(log_path).open("rb") as fh:
         for raw in fh:
-            if b"pending_review" not in raw and b"human_review" not in raw:
+            if PENDING_REVIEW.encode() not in raw and HUMAN_REVIEW.encode() not in raw:
                 continue
             try:
                 record = json.loads(raw.decode("utf-8"))
@@ -172,10 +175,9 @@ def state_from_record(record: dict[str, Any]) -> dict[str, Any]:
         "model": record.get("model") or {},
         "route": check.get("route"),
         "status": check.get("status"),
-        "stage": "queued",
         "fallback": fallback,
         "final_label": None,
-        "via": "pending_review",
+        "via": PENDING_REVIEW,
         "record": record,
         "trace": list(record.get("trace") or []),
     }
@@ -229,7 +231,8 @@ def rebuild(config: Config) -> Rebuilt:
             continue
         thread = {"configurable": {"thread_id": rid}}
         session.graph.update_state(thread, state_from_record(record), as_node=FINAL_DECISION)
-        session.graph.invoke(None, thread, durability="sync")  # FallbackNode: wait at the review interrupt
+        # on to FallbackNode, whose entry routes a pending request to await_review: its interrupt
+        session.graph.invoke(None, thread, durability="sync")
         result.restored.append(rid)
     session.checkpointer.conn.close()
     session.claims.close()

@@ -5,17 +5,21 @@ people at once: two ``selfheal review`` processes, a reviewer and the ``run`` th
 several server replicas. Whoever *claims* the question first answers it; everyone else is told it
 was already answered, and nothing is resumed (or logged, or saved for retraining) twice.
 
-The key of a question is ``(thread_id, checkpoint_id)``: the checkpoint the thread waits at. A
-new question of the same thread (asked again after an unclear answer) waits at a new checkpoint,
-so it has a new key. The protocol, in :meth:`selfheal.graph.session.Session.resume`:
+The key of a question is ``(thread_id, question)``, where ``question`` is
+:func:`selfheal.graph.session.question_key`: the parent checkpoint the thread waits at and the id
+of the ``interrupt()`` it waits in. A question asked again (after an unclear answer) is a new
+interrupt of FallbackNode's subgraph, at the same parent checkpoint, so it has a new key; the
+parent checkpoint alone would not tell the two apart. The protocol, in
+:meth:`selfheal.graph.session.Session.resume`:
 
-1. read the thread's snapshot: the checkpoint it waits at (nothing waiting: already answered);
-2. :meth:`ClaimStore.claim` inserts ``(thread_id, checkpoint_id, owner, answer)`` with
+1. read the thread's snapshot: the question it waits at (nothing waiting: already answered);
+2. :meth:`ClaimStore.claim` inserts ``(thread_id, question, owner, answer)`` with
    ``INSERT ... ON CONFLICT DO NOTHING``; the primary key lets exactly one insert succeed;
-3. the winner reads the snapshot again: if the thread has moved on, someone answered before this
-   claim (and has already cleared theirs), so the winner :meth:`release`\\ s and backs off;
+3. the winner reads the snapshot again: if the thread waits at another question (or none),
+   someone answered before this claim (and has already cleared theirs), so the winner
+   :meth:`release`\\ s and backs off;
 4. the winner resumes the graph, then :meth:`release`\\ s the key (the decision is in
-   ``app.jsonl``; the thread is gone or waits at a new checkpoint).
+   ``app.jsonl``; the thread is gone or waits at a new question).
 
 If the winner dies between 2 and 4, its claim stays, with the answer it was given.
 :meth:`ClaimStore.abandoned` lists such claims (the owner's process is gone on this host, or the
@@ -24,7 +28,8 @@ claim is older than ``lease`` seconds when the owner is on another host), and
 owner), which finishes it with the recorded answer (``selfheal review`` does this first).
 
 The SQL is plain enough for PostgreSQL (``ON CONFLICT DO NOTHING``, ``UPDATE ... WHERE owner``,
-row counts); the table lives in the same database as the checkpoints.
+row counts); the table lives in the same database as the checkpoints. Its column keeps the name
+``checkpoint_id`` it had when the key was the checkpoint alone, so older files still open.
 """
 
 from __future__ import annotations
@@ -42,7 +47,7 @@ from typing import Any
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS review_claims (
     thread_id TEXT NOT NULL,
-    checkpoint_id TEXT NOT NULL,
+    checkpoint_id TEXT NOT NULL,  -- the question key (see the module doc)
     owner TEXT NOT NULL,
     answer TEXT NOT NULL,
     claimed_at REAL NOT NULL,
@@ -66,7 +71,7 @@ class Claim:
     """Who claimed the question a thread waits at, with which answer, and when."""
 
     thread_id: str
-    checkpoint_id: str
+    question: str  # selfheal.graph.session.question_key
     owner: str
     answer: Any
     claimed_at: float
@@ -101,24 +106,24 @@ class ClaimStore:
         )
         self.conn.execute(SCHEMA)
 
-    def claim(self, thread_id: str, checkpoint_id: str, answer: Any) -> Claim | None:
+    def claim(self, thread_id: str, question: str, answer: Any) -> Claim | None:
         """Claim the question; the claim on success, ``None`` if someone else holds it."""
         now = time.time()
         cursor = self.conn.execute(
             "INSERT INTO review_claims (thread_id, checkpoint_id, owner, answer, claimed_at) "
             "VALUES (?, ?, ?, ?, ?) ON CONFLICT (thread_id, checkpoint_id) DO NOTHING",
-            (thread_id, checkpoint_id, self.owner, json.dumps(answer), now),
+            (thread_id, question, self.owner, json.dumps(answer), now),
         )
         if cursor.rowcount != 1:
             return None
-        return Claim(thread_id, checkpoint_id, self.owner, answer, now)
+        return Claim(thread_id, question, self.owner, answer, now)
 
-    def get(self, thread_id: str, checkpoint_id: str) -> Claim | None:
+    def get(self, thread_id: str, question: str) -> Claim | None:
         """The claim on this question, if any."""
         row = self.conn.execute(
             "SELECT thread_id, checkpoint_id, owner, answer, claimed_at FROM review_claims "
             "WHERE thread_id = ? AND checkpoint_id = ?",
-            (thread_id, checkpoint_id),
+            (thread_id, question),
         ).fetchone()
         return None if row is None else Claim(row[0], row[1], row[2], json.loads(row[3]), row[4])
 
@@ -126,7 +131,7 @@ class ClaimStore:
         """Drop ``claim`` (the graph has moved on, or the claim was not used)."""
         self.conn.execute(
             "DELETE FROM review_claims WHERE thread_id = ? AND checkpoint_id = ? AND owner = ?",
-            (claim.thread_id, claim.checkpoint_id, claim.owner),
+            (claim.thread_id, claim.question, claim.owner),
         )
 
     def abandoned(
@@ -151,11 +156,11 @@ class ClaimStore:
         cursor = self.conn.execute(
             "UPDATE review_claims SET owner = ?, claimed_at = ? "
             "WHERE thread_id = ? AND checkpoint_id = ? AND owner = ?",
-            (self.owner, now, claim.thread_id, claim.checkpoint_id, claim.owner),
+            (self.owner, now, claim.thread_id, claim.question, claim.owner),
         )
         if cursor.rowcount != 1:
             return None
-        return Claim(claim.thread_id, claim.checkpoint_id, self.owner, claim.answer, now)
+        return Claim(claim.thread_id, claim.question, self.owner, claim.answer, now)
 
     def close(self) -> None:
         """Close the connection."""

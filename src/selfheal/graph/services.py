@@ -1,4 +1,5 @@
-"""What the graph's nodes use, built once and injected: the classifier, the backups, the log writer.
+"""What the graph's nodes use, built once and injected: the classifier, the backups, the log
+writer, and the label set of the checkpoint.
 
 Models load lazily on first use (thread-safe), so ``selfheal review`` never loads torch and
 ``selfheal run`` can load them in a background thread while the user types
@@ -8,9 +9,11 @@ Models load lazily on first use (thread-safe), so ``selfheal review`` never load
 from __future__ import annotations
 
 import threading
+from collections.abc import Mapping
 from typing import Any, Protocol
 
 from selfheal.config import Config
+from selfheal.labels import LabelSet
 from selfheal.logs.decisions import LogWriter
 from selfheal.model.backup import BackupEnsemble
 from selfheal.model.checkpoint import quiet_hf
@@ -35,7 +38,7 @@ class BackupPredictor(Protocol):
 
 
 class Services:
-    """The classifier, the backups and the log writer of one process."""
+    """The classifier, the backups, the log writer and the labels of one process."""
 
     def __init__(
         self,
@@ -49,7 +52,34 @@ class Services:
         self.log = log or LogWriter(config)
         self.backups: BackupPredictor = backups or BackupEnsemble(config, config.paths.checkpoint)
         self._classifier = classifier
+        self._labels: LabelSet | None = None
         self._lock = threading.Lock()
+
+    @property
+    def labels(self) -> LabelSet:
+        """The labels the classifier predicts: its ``.labels`` if it is loaded (or injected) and
+        has them, else those stored in the configured checkpoint (``paths.checkpoint``), read
+        without loading any model (so ``selfheal review`` never imports torch)."""
+        if self._labels is None:
+            found = getattr(self._classifier, "labels", None)
+            if found is None:
+                from selfheal.model.checkpoint import checkpoint_labels
+
+                found = checkpoint_labels(self.config.paths.checkpoint)
+            self._labels = found if isinstance(found, LabelSet) else LabelSet.of(list(found))
+        return self._labels
+
+    def labels_for(self, state: Mapping[str, Any]) -> LabelSet:
+        """The labels of one request: those its inference gave probabilities for (in order), so a
+        request is asked and reviewed in its own labels even by a process configured with another
+        checkpoint; :attr:`labels` when the state has none."""
+        probs = (state.get("inference") or {}).get("probs")
+        if isinstance(probs, Mapping) and len(probs) >= 2:
+            try:
+                return LabelSet.of([str(name) for name in probs])
+            except ValueError:
+                pass
+        return self.labels
 
     @property
     def classifier(self) -> Predictor:

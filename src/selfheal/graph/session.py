@@ -8,6 +8,9 @@ request's thread is deleted from the checkpointer (its record is in ``app.jsonl`
 A paused question is answered at most once, even by several processes at once: :meth:`Session.resume`
 claims it first (:mod:`selfheal.graph.claims`) and raises :class:`~selfheal.graph.claims.AlreadyAnswered` when
 someone else did.
+
+The graph is streamed with ``subgraphs=True``: each update arrives with its namespace, so the
+caller learns which node, and which of FallbackNode's steps, ran (``on_update``).
 """
 
 from __future__ import annotations
@@ -27,8 +30,11 @@ from selfheal.graph.claims import AlreadyAnswered, Claim, ClaimStore
 from selfheal.graph.services import Services
 from selfheal.inputs import prepare_text
 from selfheal.logs.jsonl import StorageError, undo_append
+from selfheal.vocabulary import REVIEW_QUEUE
 
-UpdateCallback = Callable[[str, dict[str, Any]], None]
+# Called after every step with the step's path (``("InferenceNode",)``, or ``("FallbackNode",
+# "clarify")`` for one of FallbackNode's steps), its own update, and the request's state after it.
+UpdateCallback = Callable[[tuple[str, ...], dict[str, Any], dict[str, Any]], None]
 
 
 @dataclass(frozen=True)
@@ -47,7 +53,7 @@ class Outcome:
     @property
     def pending_review(self) -> bool:
         """Logged as pending; waits in the review queue."""
-        return self.waiting is not None and self.waiting.get("kind") == "review_queue"
+        return self.waiting is not None and self.waiting.get("kind") == REVIEW_QUEUE
 
     @property
     def record(self) -> dict[str, Any] | None:
@@ -106,24 +112,26 @@ class Session:
         snapshot = self.graph.get_state(self._thread(request_id))
         if not snapshot.interrupts:
             raise AlreadyAnswered(request_id)
-        checkpoint_id = snapshot.config["configurable"]["checkpoint_id"]
-        claim = self.claims.claim(request_id, checkpoint_id, answer)
+        key = question_key(snapshot)
+        claim = self.claims.claim(request_id, key, answer)
         if claim is None:
-            raise AlreadyAnswered(request_id, self.claims.get(request_id, checkpoint_id))
+            raise AlreadyAnswered(request_id, self.claims.get(request_id, key))
         return self._resume_claimed(claim, on_update)
 
     def _resume_claimed(self, claim: Claim, on_update: UpdateCallback | None) -> Outcome:
-        """Resume with a claim's answer if the thread still waits where it was claimed.
+        """Resume with a claim's answer if the thread still waits at the question it was claimed for.
 
         A failure while resuming keeps the claim (with its answer) for :meth:`recover`.
         """
         from langgraph.types import Command
 
-        snapshot = self.graph.get_state(self._thread(claim.thread_id))
-        if not snapshot.interrupts or snapshot.config["configurable"]["checkpoint_id"] != claim.checkpoint_id:
+        # the subgraph's state too, where ``on_update`` is to see the request as it stands
+        snapshot = self.graph.get_state(self._thread(claim.thread_id), subgraphs=on_update is not None)
+        if not snapshot.interrupts or question_key(snapshot) != claim.question:
             self.claims.release(claim)  # answered before this claim was made
             raise AlreadyAnswered(claim.thread_id)
-        outcome = self._advance(claim.thread_id, Command(resume=claim.answer), on_update)
+        state = current_values(snapshot)
+        outcome = self._advance(claim.thread_id, Command(resume=claim.answer), on_update, state=state)
         self.claims.release(claim)
         return outcome
 
@@ -154,9 +162,18 @@ class Session:
         return done
 
     def _advance(
-        self, request_id: str, graph_input: Any, on_update: UpdateCallback | None, new: bool = False
+        self,
+        request_id: str,
+        graph_input: Any,
+        on_update: UpdateCallback | None,
+        new: bool = False,
+        state: dict[str, Any] | None = None,
     ) -> Outcome:
         """Run the graph for one request until it is decided or paused.
+
+        ``on_update`` sees every step as it finishes: the path of the node (and of the
+        FallbackNode step) from the stream's namespace, its update, and the request's state so
+        far (``state``: where a resumed request stood; a new one starts from its input).
 
         All or nothing: if any step fails (a full disk, a database error, Ctrl-C), the lines this
         step appended (``app.jsonl``, then ``clarified.jsonl``) are taken back, so no reader sees
@@ -165,18 +182,30 @@ class Session:
         checkpointed, decided but unrecorded until :meth:`finish_unrecorded` writes its record.
         A database error becomes a :class:`StorageError`.
         """
+        from selfheal.graph.nodes import FALLBACK
+
         config = self._thread(request_id)
         journal = self.services.log.journal
         mark = len(journal)
         waiting = None
+        seen = dict(graph_input) if new else dict(state or {})  # the state as the steps go
         try:
-            for chunk in self.graph.stream(graph_input, config, stream_mode="updates", durability="sync"):
+            for namespace, chunk in self.graph.stream(
+                graph_input, config, stream_mode="updates", subgraphs=True, durability="sync"
+            ):
                 for node, update in chunk.items():
                     if node == "__interrupt__":
-                        waiting = dict(update[0].value)
-                    elif on_update is not None and update:
-                        on_update(node, update)
-            state = dict(self.graph.get_state(config).values)
+                        if not namespace:  # the same pause is also reported inside the subgraph
+                            waiting = dict(update[0].value)
+                        continue
+                    if not namespace and node == FALLBACK:
+                        continue  # the subgraph's final state: its steps were reported one by one
+                    if update:
+                        seen.update(update)
+                        if on_update is not None:
+                            on_update(step_path(namespace, node), update, seen)
+            # paused inside FallbackNode: its steps' updates are in the subgraph's state so far
+            state = current_values(self.graph.get_state(config, subgraphs=waiting is not None))
         except BaseException as exc:
             for appended in reversed(journal[mark:]):
                 undo_append(appended)
@@ -197,10 +226,10 @@ class Session:
 
     def waiting(self, request_id: str) -> Outcome | None:
         """The paused request ``request_id``, or ``None`` if there is no such paused thread."""
-        snapshot = self.graph.get_state(self._thread(request_id))
+        snapshot = self.graph.get_state(self._thread(request_id), subgraphs=True)
         if not snapshot.interrupts:
             return None
-        return Outcome(request_id, dict(snapshot.values), dict(snapshot.interrupts[0].value))
+        return Outcome(request_id, current_values(snapshot), dict(snapshot.interrupts[0].value))
 
     def paused(self) -> list[Outcome]:
         """Every paused request in the checkpointer, oldest first."""
@@ -233,6 +262,33 @@ class Session:
                 continue
             done.append(self._advance(rid, None, None))
         return done
+
+
+def current_values(snapshot: Any) -> dict[str, Any]:
+    """The request's state where it stands: the parent's values, updated with those of the
+    subgraph it is paused in (FallbackNode's steps so far; the parent sees them only once the
+    subgraph ends). ``snapshot`` comes from ``get_state(..., subgraphs=True)``."""
+    from langgraph.types import StateSnapshot
+
+    values = dict(snapshot.values)
+    for task in snapshot.tasks:
+        if isinstance(task.state, StateSnapshot):  # else a config pointing to it (not read)
+            values.update(current_values(task.state))
+    return values
+
+
+def step_path(namespace: tuple[str, ...], node: str) -> tuple[str, ...]:
+    """``("FallbackNode", "clarify")`` from a stream namespace ``("FallbackNode:<task id>",)`` and
+    the node ``clarify``; ``("InferenceNode",)`` at the top level."""
+    return (*(part.split(":", 1)[0] for part in namespace), node)
+
+
+def question_key(snapshot: Any) -> str:
+    """What identifies the question a paused thread waits at: the parent checkpoint and the id
+    of the interrupt. A step of FallbackNode that asks again (after an unclear answer) waits at
+    the same parent checkpoint but at a new interrupt, so each question has its own key."""
+    checkpoint_id = snapshot.config["configurable"]["checkpoint_id"]
+    return f"{checkpoint_id}/{snapshot.interrupts[0].id}"
 
 
 def _database_of(checkpointer: Any) -> str:

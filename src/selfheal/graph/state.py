@@ -1,39 +1,35 @@
-"""The one typed state that flows through the graph, and the names of routes and outcomes.
+"""The one typed state that flows through the graph and through FallbackNode's steps, and the
+names of the nodes and steps.
 
 Every value is plain JSON (str, float, bool, dict, list) so the SQLite checkpointer can store a
-paused request and another process can resume it.
+paused request and another process can resume it. The names of routes, ``via`` values and
+question kinds are those of :mod:`selfheal.vocabulary`.
+
+FallbackNode is a compiled subgraph over this same schema: its steps read and write these keys,
+and when it ends the parent graph takes its final values. So no key has a reducer that would
+add a subgraph's values to the parent's a second time: ``trace`` is a plain list that each node
+returns whole (see :func:`selfheal.graph.nodes.traced`).
 """
 
 from __future__ import annotations
 
-import operator
-from typing import Annotated, Any, Literal, TypedDict, get_args
+from typing import Any, TypedDict
 
-# ConfidenceCheckNode's decision: which way the request goes.
-# ``unknowable``: the input-knowability check found an input the model cannot know about.
-Route = Literal["accept", "ask_clarify", "escalate", "unknowable"]
-# The same decision as a status word in the log record.
-STATUS: dict[str, str] = {
-    "accept": "ACCEPT",
-    "ask_clarify": "LOW",
-    "escalate": "VERY_LOW",
-    "unknowable": "UNKNOWN",
-}
+from selfheal.vocabulary import Route, Via
 
-# FallbackNode works in steps, one per visit, so that nothing before an ``interrupt()`` repeats
-# an expensive or side-effecting action when the request is resumed:
-#   clarify -> backup -> review -> (pending -> queued) -> done
-# and, for an unknowable input (never labelled by the backups): identify -> (pending -> queued) -> done
-Stage = Literal["identify", "clarify", "backup", "review", "pending", "queued", "done"]
-
-# How the final label was reached.
-# ``user_none``: the user said an unknowable input is neither a positive nor a negative review
-# (final label ``None``; not kept for retraining).
-Via = Literal["model", "user_clarification", "backup_model", "human_review", "pending_review", "user_none"]
-VIA_VALUES: tuple[str, ...] = get_args(Via)
-
-# What a paused request waits for (the ``kind`` of the interrupt value).
-Ask = Literal["identify", "clarify", "review", "review_queue"]
+# The four top-level nodes.
+INFERENCE = "InferenceNode"
+CONFIDENCE_CHECK = "ConfidenceCheckNode"
+FALLBACK = "FallbackNode"
+FINAL_DECISION = "FinalDecisionNode"
+# FallbackNode's steps (the nodes of its subgraph), in the order they may run. The stream names a
+# step by its path, e.g. ``(FALLBACK, CLARIFY_STEP)``.
+IDENTIFY_STEP = "identify"
+CLARIFY_STEP = "clarify"
+BACKUP_STEP = "backup"
+REVIEW_STEP = "review"
+AWAIT_REVIEW_STEP = "await_review"
+FALLBACK_STEPS = (IDENTIFY_STEP, CLARIFY_STEP, BACKUP_STEP, REVIEW_STEP, AWAIT_REVIEW_STEP)
 
 
 class Fallback(TypedDict, total=False):
@@ -69,11 +65,10 @@ class State(TypedDict, total=False):
     route: Route
     status: str
     knowability: dict[str, Any] | None  # {known, reason, scores, thresholds} (None: check off)
-    # FallbackNode
-    stage: Stage
+    # FallbackNode (its steps)
     fallback: Fallback
-    # the decision
+    # the decision: ``via`` is None until a step decides (or leaves the request pending)
     final_label: str | None
     via: Via | None
     record: dict[str, Any]  # the log record FinalDecisionNode wrote last
-    trace: Annotated[list[str], operator.add]  # node names in the order they ran
+    trace: list[str]  # top-level node names in the order they ran (FallbackNode once per visit)

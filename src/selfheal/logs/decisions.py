@@ -12,19 +12,22 @@ Record schema (one line per decision; every key is always present)::
     input_truncated    true if the text was cut to input.max_chars or to the model's max_length tokens
     mode               "interactive" (selfheal run) or "batch" (selfheal classify)
     model              {version, temperature, checkpoint}
-    inference          {label, probs: {label: p}, confidence, latency_ms}
+    inference          {label, probs: {label: p} (every label of the checkpoint, in its order; 2 or
+                        more), confidence, latency_ms}
     confidence_check   {thresholds: {accept, clarify}, status: ACCEPT | LOW | VERY_LOW | UNKNOWN,
                         route: accept | ask_clarify | escalate | unknowable,
                         knowability: null (check off) | {known, reason: null | no_known_words |
                         not_english | out_of_distribution | not_a_review, scores, thresholds}}
-    fallback           {activated, strategy: null | ask_clarify | escalate | unknowable, question,
+    fallback           {activated, strategy: null | ask_clarify | escalate | unknowable, question (the
+                        first asked: y/n with two labels, multiple choice with more),
                         user_response: [every answer typed at the question, in order],
                         user_label, attempts, no_answer_reason, backup: null | {label, probs, agree,
                         models: {name: {label, probs}}, rule: {passed, reason, ...},
                         decided_without_person}, review: null | {mode, answer, label}}
     final_decision     {label (null while pending or for user_none), via: model | user_clarification
                         | backup_model | human_review | pending_review | user_none}
-    trace              node names in the order they ran
+    trace              top-level node names in the order they ran (FallbackNode once per visit,
+                        whichever of its steps ran)
     elapsed_ms         from receiving the request to this decision (includes waiting for people)
 
 A request escalated without a person at hand is logged twice: first with
@@ -51,6 +54,7 @@ from typing import Any
 
 from selfheal.config import Config
 from selfheal.logs.jsonl import Appended, append_line
+from selfheal.vocabulary import PENDING_REVIEW
 
 JSONL_NAME = "app.jsonl"
 APP_LOG_NAME = "app.log"
@@ -214,7 +218,7 @@ class LogWriter:
         summary to ``app.log``."""
         appended = append_line(self.jsonl_path, record)
         self.journal.append(appended)
-        level = logging.WARNING if record["final_decision"]["via"] == "pending_review" else logging.INFO
+        level = logging.WARNING if record["final_decision"]["via"] == PENDING_REVIEW else logging.INFO
         self.logger.log(level, summary_line(record))
         return appended
 
