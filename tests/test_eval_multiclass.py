@@ -250,9 +250,10 @@ def test_a_three_label_file_is_read_with_the_checkpoint_labels(tmp_path):
 def test_the_simulated_user_answers_with_the_true_label():
     binary = LabelSet(("Negative", "Positive"))
     state = {"inference": {"label": "Positive"}}
-    # Two labels: "Was this a negative review? (y/n)" (the other label than the model's).
-    assert correct_user({"kind": "clarify"}, state, "Negative", binary) == "y"
-    assert correct_user({"kind": "clarify"}, state, "Positive", binary) == "n"
+    # Two labels: "Was this a negative review? (y/n)": the interrupt names the label it asks about.
+    asks = {"kind": "clarify", "asked": "Negative"}
+    assert correct_user(asks, state, "Negative", binary) == "y"
+    assert correct_user(asks, state, "Positive", binary) == "n"
     # More labels: a multiple choice, answered with the label's name; so are the other questions.
     assert (
         correct_user({"kind": "clarify"}, {"inference": {"label": "neutral"}}, "positive", THREE)

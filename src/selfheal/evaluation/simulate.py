@@ -113,8 +113,8 @@ def correct_user(waiting: dict[str, Any], state: dict[str, Any], truth: str, lab
     other label than the model's, so the answer is ``y`` or ``n``; with more it is a multiple
     choice, answered with the label's name, as is every other question (a review, "what is
     this?" about an input the model cannot know)."""
-    if waiting["kind"] == CLARIFY and labels.binary:
-        asked = labels.other(state["inference"]["label"])  # the question is about the other label
+    asked = waiting.get("asked")  # the y/n question names the label it asks about
+    if waiting["kind"] == CLARIFY and asked is not None:
         return "y" if truth == asked else "n"
     return truth.lower()
 
