@@ -5,11 +5,7 @@ from __future__ import annotations
 import csv
 import json
 
-from typer.testing import CliRunner
-
-from selfheal.cli import app
-
-runner = CliRunner()
+from selfheal.logs.decisions import JSONL_NAME
 
 
 def record(request_id: str, confidence: float, route: str, via: str, minute: int) -> dict:
@@ -40,8 +36,8 @@ def write_log(path, records, corrupt_after: int | None = None) -> None:
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
 
 
-def test_stats_skips_a_corrupted_line_and_writes_the_trend_csv(tmp_path):
-    log = tmp_path / "app.jsonl"
+def test_stats_skips_a_corrupted_line_and_writes_the_trend_csv(tmp_path, selfheal_cli):
+    log = tmp_path / JSONL_NAME
     records = [
         record("r1", 0.97, "accept", "model", 0),
         record("r2", 0.62, "ask_clarify", "user_clarification", 1),
@@ -52,9 +48,9 @@ def test_stats_skips_a_corrupted_line_and_writes_the_trend_csv(tmp_path):
     ]
     write_log(log, records, corrupt_after=2)
     out_csv = tmp_path / "out" / "trend.csv"
-    result = runner.invoke(app, ["stats", "--log", str(log), "--last", "3", "--csv", str(out_csv)])
-    assert result.exit_code == 0, result.output
-    out = result.output
+    result = selfheal_cli("stats", "--log", str(log), "--last", "3", "--csv", str(out_csv))
+    assert result.returncode == 0, result.stderr
+    out = result.stdout
     assert "5 request(s) from 7 line(s)" in out
     assert "1 corrupt or incomplete line(s) skipped" in out
     assert "Fallback frequency" in out and "Final decision via" in out and "Confidence histogram" in out
@@ -76,17 +72,17 @@ def test_stats_skips_a_corrupted_line_and_writes_the_trend_csv(tmp_path):
     }
 
 
-def test_stats_on_an_empty_log(tmp_path):
-    log = tmp_path / "app.jsonl"
+def test_stats_on_an_empty_log(tmp_path, selfheal_cli):
+    log = tmp_path / JSONL_NAME
     log.write_text("")
-    result = runner.invoke(app, ["stats", "--log", str(log)])
-    assert result.exit_code == 0
-    assert "no requests logged yet" in result.output
+    result = selfheal_cli("stats", "--log", str(log))
+    assert result.returncode == 0, result.stderr
+    assert "no requests logged yet" in result.stdout
 
 
-def test_stats_on_a_missing_log_is_one_clear_line(tmp_path):
-    result = runner.invoke(app, ["stats", "--set", f"paths.log_dir={tmp_path / 'nowhere'}"])
-    assert result.exit_code == 2
-    assert result.output.strip().startswith("error: log file")
-    assert "does not exist" in result.output and "Traceback" not in result.output
-    assert len(result.output.strip().splitlines()) == 1
+def test_stats_on_a_missing_log_is_one_clear_line(tmp_path, selfheal_cli):
+    result = selfheal_cli("stats", "--set", f"paths.log_dir={tmp_path / 'nowhere'}")
+    assert (result.returncode, result.stdout) == (2, "")
+    assert result.stderr.startswith("error: log file")
+    assert "does not exist" in result.stderr and "Traceback" not in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
