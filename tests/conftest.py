@@ -1,17 +1,50 @@
-"""Shared fixtures: real data, a tiny real training run, the shipped checkpoint."""
+"""Shared fixtures: real data, a tiny real training run, the shipped checkpoint, the CLI in process.
+
+Models load once per test session (``shipped_classifier``, ``classifier``, ``backup_ensemble``);
+the in-process CLI (``cli``, ``selfheal_cli``) hands them to every command that would load the
+same ones. After each test the environment and the ``app.log`` handlers are put back, so no test
+sees another's settings or writes into another's log.
+"""
 
 from __future__ import annotations
 
 import csv
+import logging
 import os
+import sys
+import traceback
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
+
+import selfheal
+from selfheal.logs.decisions import LOGGER_NAME
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 REPO = Path(__file__).resolve().parents[1]
+SRC = Path(selfheal.__file__).resolve().parents[1]  # the source tree these tests import
+
+
+@pytest.fixture(autouse=True)
+def _restore_process_state():
+    """Undo what a test (or the code it ran in process) changed in ``os.environ`` (HF_HUB_OFFLINE,
+    HF_ENDPOINT, SELFHEAL_CACHE, ...), and close the ``app.log`` handlers it opened."""
+    environ = dict(os.environ)
+    yield
+    for key in set(os.environ) - set(environ):
+        del os.environ[key]
+    for key, value in environ.items():
+        if os.environ.get(key) != value:
+            os.environ[key] = value
+    logger = logging.getLogger(LOGGER_NAME)
+    for handler in list(logger.handlers):
+        logger.removeHandler(handler)
+        handler.close()
 
 
 @pytest.fixture(scope="session")
@@ -25,14 +58,14 @@ def rt_splits():
 @pytest.fixture(scope="session")
 def tiny_csv(tmp_path_factory, rt_splits) -> Path:
     """A 72-row CSV of real snippets drawn from the TRAIN split only (never test texts)."""
-    from selfheal.labels import LABELS
+    from selfheal.labels import MOVIE_LABELS
 
     train = rt_splits["train"]
     rows, counts = [], {0: 0, 1: 0}
     for text, label in zip(train["text"], train["label"], strict=True):
         if counts[label] < 36 and len(text.split()) <= 20:
             counts[label] += 1
-            rows.append({"text": text, "label": LABELS[label]})
+            rows.append({"text": text, "label": MOVIE_LABELS[label]})
         if len(rows) == 72:
             break
     path = tmp_path_factory.mktemp("data") / "tiny.csv"
@@ -79,8 +112,6 @@ def shipped_classifier():
 # Real model, real graph, real files. The checkpoint is the shipped one unless
 # SELFHEAL_TEST_CHECKPOINT names another directory (e.g. while the shipped one is being trained).
 
-SELFHEAL_BIN = REPO / ".venv" / "bin" / "selfheal"
-
 
 def graph_checkpoint() -> Path | None:
     """The checkpoint the graph and CLI tests use (``None`` = the shipped one)."""
@@ -93,6 +124,11 @@ def graph_overrides(tmp: Path) -> list[str]:
     items = [f"paths.log_dir={tmp / 'logs'}", f"paths.clarified={tmp / 'clarified.jsonl'}"]
     checkpoint = graph_checkpoint()
     return items + ([f"paths.checkpoint={checkpoint}"] if checkpoint else [])
+
+
+def set_args(overrides: Sequence[str]) -> list[str]:
+    """``--set`` options for config overrides."""
+    return [arg for item in overrides for arg in ("--set", item)]
 
 
 @pytest.fixture(scope="session")
@@ -144,31 +180,150 @@ def session(services):
     return Session(services, InMemorySaver())
 
 
+# --- The CLI: in process (CliRunner), or as a real process where that is the point ---------------
+
+
+@dataclass
+class CliResult:
+    """What a ``selfheal`` invocation printed and its exit code (the shape of a finished process)."""
+
+    returncode: int
+    stdout: str
+    stderr: str
+
+
+class _ExitCalled(SystemExit):
+    """``os._exit`` inside an in-process command (``selfheal run`` leaves that way while loading)."""
+
+
+def _no_exit(code: int) -> None:
+    raise _ExitCalled(code)
+
+
+def invoke(args: Sequence[str], stdin: str | bytes | None = None) -> CliResult:
+    """``selfheal ARGS`` in this process with Typer's ``CliRunner`` (stdin from ``stdin``).
+
+    An exception that escapes the command is printed to ``stderr`` as a traceback with exit code
+    1, as the real process would, so "no traceback" assertions mean the same in and out of process.
+    ``os._exit`` becomes an exit of the command, never of the test session.
+    """
+    from typer.testing import CliRunner
+
+    from selfheal.cli import app
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(os, "_exit", _no_exit)
+        patch.setenv("NO_COLOR", "1")
+        result = CliRunner().invoke(app, list(args), input=stdin, prog_name="selfheal")
+    stderr = result.stderr
+    if result.exception is not None and not isinstance(result.exception, SystemExit):
+        exc = result.exception
+        stderr += "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+    return CliResult(result.exit_code, result.stdout, stderr)
+
+
+def model_key(config: Any, classifier_flags: tuple[bool, bool, bool] | None = None) -> tuple:
+    """What decides which models a config loads (checkpoint, classifier options, backups)."""
+    from selfheal.model.checkpoint import resolve_checkpoint
+
+    flags = classifier_flags or (
+        config.calibration.temperature,
+        config.embedder.enabled,
+        config.knowability.enabled,
+    )
+    checkpoint = resolve_checkpoint(config.paths.checkpoint).resolve()
+    return (checkpoint, *flags, tuple(config.backup.models), config.backup.zero_shot_model)
+
+
+def shared_services(request: pytest.FixtureRequest, tmp_path: Path) -> Callable[[Any], Any]:
+    """A ``make_services`` that hands the session's models to a command whose config would load
+    the same ones; any other config (another checkpoint, backups, options) loads its own."""
+    from selfheal.config import load_config
+    from selfheal.graph.services import Services
+
+    session_config = load_config(REPO / "config.yaml", graph_overrides(tmp_path))
+    # `classifier` is Classifier.load(checkpoint) with its defaults: temperature, embedder, knowability
+    shared = model_key(session_config, classifier_flags=(True, True, True))
+
+    def make_services(config: Any) -> Any:
+        try:
+            same = model_key(config) == shared
+        except Exception:  # the command reports a bad checkpoint itself
+            same = False
+        if not same:
+            return Services(config)
+        classifier = request.getfixturevalue("classifier")
+        return Services(config, classifier=classifier, backups=request.getfixturevalue("backup_ensemble"))
+
+    return make_services
+
+
 @pytest.fixture
-def cli(tmp_path):
-    """Run the real ``selfheal`` command in a subprocess (cwd ``tmp_path``, files under it)."""
-    import subprocess
+def selfheal_cli(tmp_path, monkeypatch, request) -> Callable[..., CliResult]:
+    """``selfheal_cli(*args, stdin=None)``: the CLI in process, cwd ``tmp_path``, sharing the
+    session's models (see :func:`invoke`); no options are added."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr("selfheal.cli.common.make_services", shared_services(request, tmp_path))
 
-    env = dict(os.environ, NO_COLOR="1", TERM="dumb", HF_HUB_OFFLINE="1")
+    def run(*args: str, stdin: str | bytes | None = None) -> CliResult:
+        return invoke(args, stdin)
 
-    def run(*args: str, stdin: str | bytes | None = None, timeout: float = 180, check: bool = False):
-        command = [str(SELFHEAL_BIN), *args[:1]]
+    return run
+
+
+class InProcessCli:
+    """``cli(COMMAND, *args, stdin=None, check=False)``: ``selfheal COMMAND`` in process with every
+    file under the test's ``tmp_path`` (:func:`graph_overrides` go right after the command, so the
+    test's own ``--set`` wins).
+
+    ``cli.args()`` and ``cli.env`` are the same overrides and environment for a real process
+    (``selfheal_argv``), for the tests where a terminal or a second process is the point.
+    """
+
+    def __init__(self, tmp_path: Path, run: Callable[..., CliResult]) -> None:
+        self.tmp_path = tmp_path
+        self._run = run
+        self.env = process_env()
+
+    def args(self) -> list[str]:
+        """``--set`` options keeping every file under ``tmp_path``."""
+        return set_args(graph_overrides(self.tmp_path))
+
+    def __call__(self, *args: str, stdin: str | bytes | None = None, check: bool = False) -> CliResult:
+        command = list(args[:1])
         if args and not args[0].startswith("-") and args[0] != "graph":  # before the test's own --set
-            command += [item for o in graph_overrides(tmp_path) for item in ("--set", o)]
-        command += args[1:]
-        result = subprocess.run(
-            command,
-            input=stdin.encode() if isinstance(stdin, str) else stdin,
-            capture_output=True,
-            cwd=tmp_path,
-            env=env,
-            timeout=timeout,
-        )
-        result.stdout, result.stderr = result.stdout.decode(), result.stderr.decode()
+            command += self.args()
+        result = self._run(*command, *args[1:], stdin=stdin)
         if check:
             assert result.returncode == 0, result.stderr
         return result
 
-    run.env = env
-    run.args = lambda: [item for o in graph_overrides(tmp_path) for item in ("--set", o)]
-    return run
+
+@pytest.fixture
+def cli(tmp_path, selfheal_cli) -> InProcessCli:
+    """The CLI in process with its files under ``tmp_path`` (see :class:`InProcessCli`)."""
+    return InProcessCli(tmp_path, selfheal_cli)
+
+
+def selfheal_argv(*args: str) -> list[str]:
+    """The real ``selfheal`` command as a new process: this interpreter, ``-m selfheal``.
+
+    For tests where a separate process is the point (a terminal, a kill, concurrency, import
+    cost); run it with :func:`process_env` so it imports this source tree.
+    """
+    return [sys.executable, "-m", "selfheal", *args]
+
+
+def process_env(**extra: str) -> dict[str, str]:
+    """The environment of a real ``selfheal`` process: this one's, offline, no colours, with the
+    source tree these tests import first on ``PYTHONPATH``."""
+    path = [str(SRC), *filter(None, os.environ.get("PYTHONPATH", "").split(os.pathsep))]
+    env = dict(os.environ, NO_COLOR="1", TERM="dumb", HF_HUB_OFFLINE="1", TOKENIZERS_PARALLELISM="false")
+    env["PYTHONPATH"] = os.pathsep.join(dict.fromkeys(path))
+    env.update(extra)
+    return env
+
+
+# The console script installed beside this interpreter. Kept for tests that spawn it; new tests
+# use selfheal_argv(), which needs no installed script.
+SELFHEAL_BIN = Path(sys.executable).with_name("selfheal")

@@ -1,6 +1,8 @@
-"""The real ``selfheal`` command in subprocesses: classify, review, bad input, concurrency.
+"""The ``selfheal`` command: classify, review, bad input, ``python -m``, concurrency.
 
-Every process writes its logs under the test's tmp_path (see the ``cli`` fixture).
+Commands run in process (the ``cli`` fixture: Typer's CliRunner, the session's models, every file
+under the test's tmp_path); real processes only where a process is the point: ``python -m
+selfheal``, two processes writing one log, the cost of importing the CLI.
 """
 
 from __future__ import annotations
@@ -11,8 +13,9 @@ import sys
 
 import pytest
 
-from conftest import REPO, SELFHEAL_BIN, graph_overrides
-from selfheal.labels import other_label
+from conftest import graph_overrides, process_env, selfheal_argv, set_args
+from selfheal.labels import MOVIE_LABELS
+from selfheal.logs.decisions import JSONL_NAME
 
 # Texts on which a sentiment model and the backups may well disagree (sarcasm, contrast, mixed).
 CANDIDATES = [
@@ -32,7 +35,7 @@ CANDIDATES = [
 
 
 def records(tmp_path) -> list[dict]:
-    return [json.loads(line) for line in (tmp_path / "logs" / "app.jsonl").read_text().splitlines()]
+    return [json.loads(line) for line in (tmp_path / "logs" / JSONL_NAME).read_text().splitlines()]
 
 
 def assert_one_line_error(result, *fragments: str) -> None:
@@ -81,7 +84,7 @@ def test_non_utf8_file_is_a_one_line_error_naming_the_line(cli, tmp_path):
     (tmp_path / "bad.txt").write_bytes(b"fine\ncaf\xe9 au lait\n")
     assert_one_line_error(cli("classify", "--file", "bad.txt"), "bad.txt: line 2 is not valid UTF-8")
     assert_one_line_error(cli("classify", "-", stdin=b"ok\n\xff\n"), "stdin: line 2 is not valid UTF-8")
-    assert not (tmp_path / "logs" / "app.jsonl").exists()
+    assert not (tmp_path / "logs" / JSONL_NAME).exists()
 
 
 @pytest.mark.parametrize(
@@ -109,7 +112,8 @@ def test_run_with_a_missing_checkpoint_fails_before_the_prompt(cli):
     assert "Enter text" not in result.stdout
 
 
-def test_python_m_selfheal_without_arguments_starts_run(tmp_path, cli):
+def test_python_m_selfheal_without_arguments_starts_run(tmp_path):
+    """The module entry point in a real process: no arguments is ``selfheal run``."""
     sections: dict[str, list[str]] = {}
     for item in graph_overrides(tmp_path):
         key, value = item.split("=", 1)
@@ -118,12 +122,7 @@ def test_python_m_selfheal_without_arguments_starts_run(tmp_path, cli):
     config = "\n".join(f"{s}:\n" + "\n".join(v) for s, v in sections.items())
     (tmp_path / "config.yaml").write_text(config + "\n")
     result = subprocess.run(
-        [sys.executable, "-m", "selfheal"],
-        input=b"",
-        capture_output=True,
-        cwd=tmp_path,
-        env=cli.env,
-        timeout=60,
+        selfheal_argv(), input=b"", capture_output=True, cwd=tmp_path, env=process_env(), timeout=120
     )
     out = result.stdout.decode()
     assert result.returncode == 0, result.stderr
@@ -131,9 +130,7 @@ def test_python_m_selfheal_without_arguments_starts_run(tmp_path, cli):
     assert out.splitlines()[-1].startswith("Bye: 0 requests")
 
 
-def test_pending_escalation_is_resolved_by_review_in_a_new_process(
-    cli, tmp_path, classifier, backup_ensemble
-):
+def test_pending_escalation_is_resolved_by_a_later_review(cli, tmp_path, classifier, backup_ensemble):
     text = next(
         (t for t in CANDIDATES if backup_ensemble.predict(t)["label"] != classifier.predict([t])[0].label),
         None,
@@ -141,6 +138,7 @@ def test_pending_escalation_is_resolved_by_review_in_a_new_process(
     if text is None:
         pytest.skip("the model and the backups agree on every candidate text")
     predicted = classifier.predict([text])[0].label
+    corrected = MOVIE_LABELS.other(predicted)
 
     made = cli("classify", "--json", "--accept", "1", "--clarify", "1", text, check=True)
     pending = json.loads(made.stdout)
@@ -151,42 +149,42 @@ def test_pending_escalation_is_resolved_by_review_in_a_new_process(
     listed = cli("review", "--list", check=True)
     assert "1 request(s) wait for a person" in listed.stdout and text in listed.stdout
 
-    answer = other_label(predicted).lower()
+    answer = corrected.lower()
     reviewed = cli("review", stdin=f"what?\n{answer}\n", check=True)
-    assert f"Final Label: {other_label(predicted)} (via human review)" in reviewed.stdout
+    assert f"Final Label: {corrected} (via human review)" in reviewed.stdout
     assert "Reviewed 1, skipped 0, 0 still waiting." in reviewed.stdout
 
     first, second = records(tmp_path)
     assert second["request_id"] == first["request_id"] == pending["request_id"]
-    assert second["final_decision"] == {"label": other_label(predicted), "via": "human_review"}
+    assert second["final_decision"] == {"label": corrected, "via": "human_review"}
     assert second["fallback"]["review"] == {
         "mode": "queue",
         "answer": answer,
-        "label": other_label(predicted),
+        "label": corrected,
     }
     clarified = json.loads((tmp_path / "clarified.jsonl").read_text())
-    assert (clarified["source"], clarified["label"]) == ("human_review", other_label(predicted))
+    assert (clarified["source"], clarified["label"]) == ("human_review", corrected)
     assert "No requests wait for review." in cli("review", "--list", check=True).stdout
 
 
 def test_concurrent_classify_processes_write_only_valid_lines(tmp_path):
+    """Two real processes append to one app.jsonl at once: every line is one whole record."""
     words = ["wonderful", "awful", "fine", "odd", "moving", "dull"]
     texts = [f"Review {i}: {word}{'!' * i}" for i, word in enumerate(words * 2)]
-    overrides = [item for o in graph_overrides(tmp_path) for item in ("--set", o)]
-    env = {"NO_COLOR": "1", "HF_HUB_OFFLINE": "1", "PATH": "/usr/bin:/bin", "TOKENIZERS_PARALLELISM": "false"}
+    command = selfheal_argv("classify", "--json", *set_args(graph_overrides(tmp_path)))
     procs = [
         subprocess.Popen(
-            [str(SELFHEAL_BIN), "classify", "--json", *overrides, "--accept", "0", "--clarify", "0", *texts],
+            [*command, "--accept", "0", "--clarify", "0", *texts],
             cwd=tmp_path,
-            env=env,
+            env=process_env(),
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
         )
         for _ in range(2)
     ]
-    outputs = [p.communicate(timeout=240) for p in procs]
+    outputs = [p.communicate(timeout=300) for p in procs]
     assert [p.returncode for p in procs] == [0, 0], [err.decode() for _, err in outputs]
-    lines = (tmp_path / "logs" / "app.jsonl").read_bytes().splitlines()
+    lines = (tmp_path / "logs" / JSONL_NAME).read_bytes().splitlines()
     assert len(lines) == 24
     parsed = [json.loads(line) for line in lines]  # every line is one whole JSON object
     assert len({r["request_id"] for r in parsed}) == 24
@@ -196,7 +194,9 @@ def test_concurrent_classify_processes_write_only_valid_lines(tmp_path):
 def test_import_of_the_cli_stays_light():
     """The prompt can only appear fast if importing the CLI pulls in no torch or LangGraph."""
     code = "import sys, selfheal.cli; print(sorted(m for m in ('torch', 'transformers', 'langgraph') if m in sys.modules))"
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, check=True)
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=process_env(), check=True
+    )
     assert out.stdout.strip() == "[]"
 
 

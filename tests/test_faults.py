@@ -5,7 +5,9 @@ is a tmpfs remounted read-only: both need root (the tests run as root here and i
 root (or without ``mount``) those tests are skipped, and ``test_failed_writes_roll_back_*``
 still covers the same code by making ``os.write`` fail part-way (a fault-injecting stand-in for
 the kernel, used only because a real full file system cannot be made without root).
-The damaged-file cases run the real CLI in a subprocess on a COPY of the shipped checkpoint.
+The CLI cases run the commands in process (the ``cli`` fixture) on a COPY of the shipped
+checkpoint; only `selfheal run` on a filling disk runs in a real terminal, and the preflight's
+import cost is measured in a fresh interpreter.
 """
 
 from __future__ import annotations
@@ -23,9 +25,17 @@ from pathlib import Path
 
 import pytest
 
-from conftest import REPO, graph_overrides
+from conftest import REPO, graph_overrides, process_env, selfheal_argv, set_args
+from selfheal.logs.decisions import APP_LOG_NAME, JSONL_NAME
 from selfheal.logs.jsonl import StorageError, append_line, read_lines, undo_append
-from selfheal.model.checkpoint import shipped_checkpoint
+from selfheal.model.checkpoint import (
+    ADAPTER_WEIGHTS_FILE,
+    EMBEDDER_HEAD_FILE,
+    META_FILE,
+    TFIDF_FILE,
+    TOKENIZER_FILE,
+    shipped_checkpoint,
+)
 
 
 def record(n: int, size: int = 100) -> dict:
@@ -84,7 +94,7 @@ def test_append_on_a_full_tmpfs_writes_whole_lines_or_nothing(tmp_path, monkeypa
     if not precheck:
         monkeypatch.setattr("selfheal.logs.jsonl._check_space", lambda fd, needed: None)
     with tmpfs(tmp_path / "fs", "256k") as fs:
-        path = fs / "app.jsonl"
+        path = fs / JSONL_NAME
         append_line(path, record(0))
         append_line(path, record(1))
         before = path.read_bytes()
@@ -114,7 +124,7 @@ def _writes_then_fails(limit: int, error: int):
 @pytest.mark.parametrize("error", [errno.ENOSPC, errno.EIO])
 def test_failed_writes_roll_back_to_the_last_whole_line(tmp_path, monkeypatch, error):
     """Fault injection (runs without root): the first write is short, the second fails."""
-    path = tmp_path / "app.jsonl"
+    path = tmp_path / JSONL_NAME
     append_line(path, record(0))
     before = path.read_bytes()
     monkeypatch.setattr("selfheal.logs.jsonl.os.write", _writes_then_fails(50, error))
@@ -130,7 +140,7 @@ def test_a_damaged_tail_from_an_older_crash_does_not_swallow_the_next_record(tmp
     from selfheal.logs.clarified import append_clarified, load_clarified
     from selfheal.logs.stats import read_log
 
-    log = tmp_path / "app.jsonl"
+    log = tmp_path / JSONL_NAME
     log.write_text(json.dumps(record(0)) + '\n{"request_id": "r1", "infer')  # a crash mid-line
     append_line(log, record(2))
     lines = list(read_lines(log))
@@ -145,7 +155,7 @@ def test_a_damaged_tail_from_an_older_crash_does_not_swallow_the_next_record(tmp
 
 
 def test_undo_append_takes_back_only_a_line_that_is_still_last(tmp_path):
-    path = tmp_path / "app.jsonl"
+    path = tmp_path / JSONL_NAME
     first = append_line(path, record(0))
     second = append_line(path, record(1))
     assert undo_append(first) is False  # another line follows it: never touched
@@ -159,7 +169,7 @@ def _append_many(path: str, worker: int) -> None:
 
 
 def test_concurrent_processes_append_whole_lines(tmp_path):
-    path = tmp_path / "app.jsonl"
+    path = tmp_path / JSONL_NAME
     ctx = multiprocessing.get_context("fork")
     procs = [ctx.Process(target=_append_many, args=(str(path), w)) for w in range(4)]
     for p in procs:
@@ -175,7 +185,7 @@ def test_an_unwritable_app_log_warns_once_and_app_jsonl_is_still_written(tmp_pat
     from selfheal.logs.decisions import LogWriter, build_record
 
     config = load_config(REPO / "config.yaml", graph_overrides(tmp_path))
-    (config.paths.log_dir / "app.log").mkdir(parents=True)  # app.log cannot be opened
+    (config.paths.log_dir / APP_LOG_NAME).mkdir(parents=True)  # app.log cannot be opened
     writer = LogWriter(config)
     for n in range(2):
         state = {
@@ -190,7 +200,7 @@ def test_an_unwritable_app_log_warns_once_and_app_jsonl_is_still_written(tmp_pat
     err = capfd.readouterr().err
     assert "Traceback" not in err
     assert [line for line in err.splitlines() if line.strip()] == [
-        f"warning: cannot write {config.paths.log_dir.resolve() / 'app.log'}: Is a directory "
+        f"warning: cannot write {config.paths.log_dir.resolve() / APP_LOG_NAME}: Is a directory "
         "(app.jsonl is still written)"
     ]
 
@@ -212,7 +222,7 @@ def test_a_failed_clarified_write_takes_back_the_log_line_and_review_records_it_
     assert outcome.waiting["kind"] == "clarify"
     with pytest.raises(StorageError, match=re.escape("not-a-dir/clarified.jsonl: Not a directory")):
         session.resume(outcome.request_id, "y")
-    log = session.config.paths.log_dir / "app.jsonl"
+    log = session.config.paths.log_dir / JSONL_NAME
     assert valid_lines(log) == []  # the record was taken back: no half-recorded decision
     snapshot = session.graph.get_state(session._thread(outcome.request_id))
     assert tuple(snapshot.next) == (FINAL_DECISION,) and snapshot.values["via"] == "user_clarification"
@@ -232,29 +242,13 @@ def test_a_failed_new_request_leaves_nothing_behind(session, tmp_path):
     session.config.thresholds.accept = 0.0
     log_dir = session.config.paths.log_dir
     log_dir.mkdir(parents=True)
-    (log_dir / "app.jsonl").mkdir()  # the record cannot be written
-    with pytest.raises(StorageError, match=re.escape("app.jsonl: Is a directory")):
+    (log_dir / JSONL_NAME).mkdir()  # the record cannot be written
+    with pytest.raises(StorageError, match=re.escape(f"{JSONL_NAME}: Is a directory")):
         session.start("An absolute joy from start to finish.", interactive=False)
     assert list(session.checkpointer.list(None)) == []
 
 
 # --- the real CLI ---------------------------------------------------------------------------------
-
-
-def selfheal(tmp_path: Path, *args: str, env: dict | None = None, timeout: float = 300):
-    """Run ``python -m selfheal`` with logs under ``tmp_path`` (overrides first, then ``args``)."""
-    command = [sys.executable, "-m", "selfheal", args[0]]
-    command += [item for o in graph_overrides(tmp_path) for item in ("--set", o)]
-    environ = dict(os.environ, NO_COLOR="1", TERM="dumb", HF_HUB_OFFLINE="1", **(env or {}))
-    return subprocess.run(
-        [*command, *args[1:]],
-        input="",
-        capture_output=True,
-        text=True,
-        cwd=tmp_path,
-        env=environ,
-        timeout=timeout,
-    )
 
 
 def assert_one_error_line(result, *fragments: str) -> str:
@@ -279,29 +273,29 @@ def truncate(path: Path, keep: float = 0.5) -> None:
 
 
 DAMAGE = {
-    "tfidf-truncated": ("backup_tfidf.json.gz", lambda p: truncate(p)),
-    "adapter-truncated": ("adapter_model.safetensors", lambda p: truncate(p)),
-    "embedder-head-truncated": ("embedder_head.json.gz", lambda p: truncate(p, 0.3)),
-    "meta-empty-object": ("selfheal.json", lambda p: p.write_text("{}")),
-    "meta-truncated": ("selfheal.json", lambda p: truncate(p)),
-    "meta-a-list": ("selfheal.json", lambda p: p.write_text("[1, 2]")),
-    "tokenizer-truncated": ("tokenizer.json", lambda p: truncate(p)),
-    "adapter-empty": ("adapter_model.safetensors", lambda p: p.write_bytes(b"")),
+    "tfidf-truncated": (TFIDF_FILE, lambda p: truncate(p)),
+    "adapter-truncated": (ADAPTER_WEIGHTS_FILE, lambda p: truncate(p)),
+    "embedder-head-truncated": (EMBEDDER_HEAD_FILE, lambda p: truncate(p, 0.3)),
+    "meta-empty-object": (META_FILE, lambda p: p.write_text("{}")),
+    "meta-truncated": (META_FILE, lambda p: truncate(p)),
+    "meta-a-list": (META_FILE, lambda p: p.write_text("[1, 2]")),
+    "tokenizer-truncated": (TOKENIZER_FILE, lambda p: truncate(p)),
+    "adapter-empty": (ADAPTER_WEIGHTS_FILE, lambda p: p.write_bytes(b"")),
 }
 
 
 @pytest.mark.parametrize("case", DAMAGE)
 @pytest.mark.parametrize("command", ["classify", "run"])
-def test_a_damaged_checkpoint_file_is_one_error_line_naming_it(tmp_path, checkpoint_copy, case, command):
+def test_a_damaged_checkpoint_file_is_one_error_line_naming_it(cli, tmp_path, checkpoint_copy, case, command):
     name, damage = DAMAGE[case]
     damage(checkpoint_copy / name)
     args = [command, "--set", f"paths.checkpoint={checkpoint_copy}"] + (
         ["great film"] if command == "classify" else []
     )
-    result = selfheal(tmp_path, *args, timeout=60)
+    result = cli(*args)
     assert_one_error_line(result, str(checkpoint_copy / name))
     assert "Enter text" not in result.stdout  # `run` failed before its prompt
-    assert not (tmp_path / "logs" / "app.jsonl").exists()
+    assert not (tmp_path / "logs" / JSONL_NAME).exists()
 
 
 def test_the_loaders_themselves_name_a_damaged_file(checkpoint_copy):
@@ -310,56 +304,55 @@ def test_the_loaders_themselves_name_a_damaged_file(checkpoint_copy):
     from selfheal.model.checkpoint import ModelError, read_meta
     from selfheal.model.embedder import EmbeddingHead
 
-    truncate(checkpoint_copy / "backup_tfidf.json.gz")
-    with pytest.raises(ModelError, match=re.escape("backup_tfidf.json.gz")):
+    truncate(checkpoint_copy / TFIDF_FILE)
+    with pytest.raises(ModelError, match=re.escape(TFIDF_FILE)):
         TfidfBackup.load(checkpoint_copy)
-    truncate(checkpoint_copy / "embedder_head.json.gz")
-    with pytest.raises(ModelError, match=re.escape("embedder_head.json.gz")):
+    truncate(checkpoint_copy / EMBEDDER_HEAD_FILE)
+    with pytest.raises(ModelError, match=re.escape(EMBEDDER_HEAD_FILE)):
         EmbeddingHead.load(checkpoint_copy)
-    (checkpoint_copy / "selfheal.json").write_text("{}")
-    with pytest.raises(ModelError, match=re.escape("selfheal.json: missing or bad max_length, pooling")):
+    (checkpoint_copy / META_FILE).write_text("{}")
+    with pytest.raises(ModelError, match=re.escape(f"{META_FILE}: missing or bad max_length, pooling")):
         read_meta(checkpoint_copy)
 
 
 @pytest.mark.parametrize("command", ["classify", "run", "review"])
-def test_an_unusable_log_dir_is_one_error_line_before_any_model_loads(tmp_path, command):
+def test_an_unusable_log_dir_is_one_error_line_before_any_model_loads(cli, tmp_path, command):
     (tmp_path / "afile").write_text("")
     cases = {
         "a file": (f"paths.log_dir={tmp_path / 'afile'}", "not a directory"),
         "under a file": (f"paths.log_dir={tmp_path / 'afile' / 'logs'}", "Not a directory"),
     }
-    (tmp_path / "logs2" / "app.jsonl").mkdir(parents=True)
+    (tmp_path / "logs2" / JSONL_NAME).mkdir(parents=True)
     cases["app.jsonl a directory"] = (
         f"paths.log_dir={tmp_path / 'logs2'}",
-        "app.jsonl: it is not a regular file",
+        f"{JSONL_NAME}: it is not a regular file",
     )
     extra = ["great film"] if command == "classify" else []
     for setting, fragment in cases.values():
-        result = selfheal(tmp_path, command, "--set", setting, *extra, timeout=60)
+        result = cli(command, "--set", setting, *extra)
         assert_one_error_line(result, fragment)
         assert "Enter text" not in result.stdout
 
 
-def test_a_read_only_log_dir_is_one_error_line(tmp_path):
+def test_a_read_only_log_dir_is_one_error_line(cli, tmp_path):
     with tmpfs(tmp_path / "ro", "1m") as fs:
         (fs / "logs").mkdir()
-        (fs / "logs" / "app.jsonl").write_text(json.dumps(record(0)) + "\n")
+        (fs / "logs" / JSONL_NAME).write_text(json.dumps(record(0)) + "\n")
         assert _mount("-o", "remount,ro", str(fs))
         for command in ("classify", "run", "review"):
             extra = ["great film"] if command == "classify" else []
-            result = selfheal(tmp_path, command, "--set", f"paths.log_dir={fs / 'logs'}", *extra, timeout=60)
+            result = cli(command, "--set", f"paths.log_dir={fs / 'logs'}", *extra)
             assert_one_error_line(result, str(fs / "logs"), "Read-only file system")
-        assert [r["request_id"] for r in valid_lines(fs / "logs" / "app.jsonl")] == ["r0"]
+        assert [r["request_id"] for r in valid_lines(fs / "logs" / JSONL_NAME)] == ["r0"]
 
 
-def test_classify_on_a_disk_that_fills_up_keeps_what_was_done(tmp_path):
+def test_classify_on_a_disk_that_fills_up_keeps_what_was_done(cli, tmp_path):
     """The real CLI classifies until its log dir (a 1 MiB tmpfs) is full: one error line,
     exit 2, every record written before is whole, the failed one is in no file, and `stats`
     reads the log without a skipped line."""
     texts = [f"Review number {i}: " + "a quietly moving, well acted film. " * 30 for i in range(200)]
     with tmpfs(tmp_path / "fs", "1m") as fs:
-        result = selfheal(
-            tmp_path,
+        result = cli(
             "classify",
             "--json",
             "--accept",
@@ -373,19 +366,19 @@ def test_classify_on_a_disk_that_fills_up_keeps_what_was_done(tmp_path):
             *texts,
         )
         line = assert_one_error_line(
-            result, "No space left on device" if "app.jsonl" in result.stderr else "full"
+            result, "No space left on device" if JSONL_NAME in result.stderr else "full"
         )
-        logged = valid_lines(fs / "logs" / "app.jsonl")
+        logged = valid_lines(fs / "logs" / JSONL_NAME)
         printed = [json.loads(out) for out in result.stdout.splitlines()]
         assert 0 < len(logged) < len(texts)
         assert [r["request_id"] for r in logged] == [r["request_id"] for r in printed]
         assert f"arg {len(logged) + 1} was not recorded; {len(logged)} input(s) before it were" in line
-        stats = selfheal(tmp_path, "stats", "--log", str(fs / "logs" / "app.jsonl"), timeout=60)
+        stats = cli("stats", "--log", str(fs / "logs" / JSONL_NAME))
         assert stats.returncode == 0 and "skipped" not in stats.stdout.splitlines()[0]
 
 
-def test_stats_skips_valid_json_that_is_not_a_decision_record(tmp_path):
-    log = tmp_path / "app.jsonl"
+def test_stats_skips_valid_json_that_is_not_a_decision_record(cli, tmp_path):
+    log = tmp_path / JSONL_NAME
     good = {"request_id": "ok", "inference": {"confidence": 0.9}, "final_decision": {"via": "model"}}
     bad = [
         {"request_id": "a", "inference": {"confidence": 0.9}, "final_decision": "Positive"},
@@ -395,7 +388,7 @@ def test_stats_skips_valid_json_that_is_not_a_decision_record(tmp_path):
         {"request_id": "d", "inference": {"confidence": "NaN"}},
     ]
     log.write_text("".join(json.dumps(r) + "\n" for r in [good, *bad]) + "[1, 2]\n")
-    result = selfheal(tmp_path, "stats", "--log", str(log), timeout=60)
+    result = cli("stats", "--log", str(log))
     assert result.returncode == 0, result.stderr
     assert result.stdout.splitlines()[0].endswith(
         "1 request(s) from 7 line(s) (6 corrupt or incomplete line(s) skipped)"
@@ -406,10 +399,13 @@ def test_stats_skips_valid_json_that_is_not_a_decision_record(tmp_path):
 
 
 @pytest.mark.parametrize("command", ["classify", "run"])
-def test_an_unusable_embedder_cache_is_one_error_line_before_any_model_loads(tmp_path, command):
+def test_an_unusable_embedder_cache_is_one_error_line_before_any_model_loads(
+    cli, tmp_path, monkeypatch, command
+):
     (tmp_path / "afile").write_text("")
     extra = ["great film"] if command == "classify" else []
-    result = selfheal(tmp_path, command, *extra, env={"SELFHEAL_CACHE": str(tmp_path / "afile" / "cache")})
+    monkeypatch.setenv("SELFHEAL_CACHE", str(tmp_path / "afile" / "cache"))
+    result = cli(command, *extra)
     assert_one_error_line(result, f"embedder cache {tmp_path / 'afile' / 'cache'}", "SELFHEAL_CACHE")
     assert "Enter text" not in result.stdout
 
@@ -456,31 +452,32 @@ def test_a_full_disk_under_app_jsonl_fails_the_request_and_keeps_the_rest(
         config.thresholds.accept = 0.0  # every request is decided by the model
         session = Session(Services(config, classifier=classifier, backups=backup_ensemble), InMemorySaver())
         first = session.start("An absolute joy from start to finish.", interactive=False)
-        before = (fs / "app.jsonl").read_bytes()
+        before = (fs / JSONL_NAME).read_bytes()
         filler = fill(fs)
         with pytest.raises(StorageError, match="No space left on device"):
             session.start("Dull as dishwater. " * 200, interactive=False)
-        assert (fs / "app.jsonl").read_bytes() == before
+        assert (fs / JSONL_NAME).read_bytes() == before
         assert [item.config["configurable"]["thread_id"] for item in session.checkpointer.list(None)] == []
         filler.unlink()
         last = session.start("A brilliant cast wasted on a dreadful script.", interactive=False)
-        ids = [r["request_id"] for r in valid_lines(fs / "app.jsonl")]
+        ids = [r["request_id"] for r in valid_lines(fs / JSONL_NAME)]
         assert ids == [first.request_id, last.request_id]
 
 
 def test_the_preflight_stays_cheap_and_names_the_real_database_file(tmp_path):
     """The check before the prompt imports no numpy, torch or LangGraph (start-up stays fast)."""
-    from selfheal.cli.preflight import _CHECKPOINT_DB
-    from selfheal.graph.build import CHECKPOINT_DB
-
-    assert _CHECKPOINT_DB == CHECKPOINT_DB
     code = (
         "import sys; from selfheal.config import load_config; from selfheal.cli.preflight import preflight; "
         f"preflight(load_config({str(REPO / 'config.yaml')!r}, ['paths.log_dir={tmp_path / 'logs'}'])); "
         "print(sorted(m for m in ('numpy', 'torch', 'transformers', 'langgraph') if m in sys.modules))"
     )
     out = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path, check=True
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        env=process_env(),
+        check=True,
     )
     assert out.stdout.strip() == "[]"
 
@@ -492,10 +489,11 @@ def test_run_on_a_disk_that_fills_up_exits_with_one_error_line_and_keeps_earlier
     pexpect = pytest.importorskip("pexpect")
     prompt = "> Enter text (or 'quit'):"
     with tmpfs(tmp_path / "fs", "512k") as fs:
-        args = ["-m", "selfheal", "run", *[i for o in graph_overrides(tmp_path) for i in ("--set", o)]]
+        program, *args = selfheal_argv("run", *set_args(graph_overrides(tmp_path)))
         args += ["--set", f"paths.log_dir={fs / 'logs'}", "--accept", "0", "--clarify", "0"]
-        env = dict(os.environ, NO_COLOR="1", TERM="dumb", HF_HUB_OFFLINE="1")
-        child = pexpect.spawn(sys.executable, args, cwd=str(tmp_path), env=env, encoding="utf-8", timeout=240)
+        child = pexpect.spawn(
+            program, args, cwd=str(tmp_path), env=process_env(), encoding="utf-8", timeout=240
+        )
         child.expect_exact(prompt)
         child.sendline("A lovely, warm film.")
         child.expect_exact(prompt)
@@ -507,5 +505,5 @@ def test_run_on_a_disk_that_fills_up_exits_with_one_error_line_and_keeps_earlier
         errors = [line for line in child.before.splitlines() if line.startswith("error: ")]
         assert len(errors) == 1 and "Traceback" not in child.before
         assert str(fs / "logs") in errors[0]
-        (logged,) = valid_lines(fs / "logs" / "app.jsonl")
+        (logged,) = valid_lines(fs / "logs" / JSONL_NAME)
         assert logged["input_text"] == "A lovely, warm film."

@@ -7,14 +7,13 @@ import json
 
 import numpy as np
 import pytest
-from typer.testing import CliRunner
 
 from conftest import REPO
-from selfheal.cli import app
 from selfheal.cli.terminal import update_lines
 from selfheal.config import ConfigError, load_config
 from selfheal.evaluation.metrics import wilson_lower
 from selfheal.evaluation.no_person import apply_no_person_rule, fit_no_person_rule
+from selfheal.logs.decisions import JSONL_NAME
 from selfheal.model.backup import no_person_rule, rule_passes
 
 VOTERS = ["vader", "embedding"]
@@ -129,12 +128,12 @@ def test_bad_rule_config_is_a_one_line_error(override, message):
     assert message in str(info.value) and "\n" not in str(info.value)
 
 
-def test_voters_default_to_every_backup_but_tfidf():
+def test_voters_default_to_every_backup_but_tfidf(selfheal_cli):
     config = load_config(REPO / "config.yaml")
     assert config.backup.voters is None and config.backup.voter_names == ["vader", "embedding"]
     assert load_config(REPO / "config.yaml", ["backup.models=[tfidf,vader]"]).backup.voter_names == ["vader"]
-    result = CliRunner().invoke(app, ["classify", "--set", "backup.voters=[zero_shot]", "x"])
-    assert result.exit_code == 2 and result.output.startswith("error: ") and "backup.voters" in result.output
+    result = selfheal_cli("classify", "--set", "backup.voters=[zero_shot]", "x")
+    assert result.returncode == 2 and result.stderr.startswith("error: ") and "backup.voters" in result.stderr
 
 
 # --- the real graph: shipped model, real backups ------------------------------------------------
@@ -147,7 +146,7 @@ def _run(session, **backup) -> dict:
         setattr(session.config.backup, key, value)
     session.config.thresholds.accept = 1.0  # every request goes to the backups
     outcome = session.start(CLEAR, interactive=False)
-    path = session.config.paths.log_dir / "app.jsonl"
+    path = session.config.paths.log_dir / JSONL_NAME
     return outcome, json.loads(path.read_text().splitlines()[-1])
 
 

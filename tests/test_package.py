@@ -1,12 +1,12 @@
-"""`selfheal package-model`: the shipped checkpoint as a zip, unzipped and used as a checkpoint."""
+"""`selfheal package-model`: the shipped checkpoint as a zip, unzipped and used as a checkpoint.
+
+The commands run in process (the ``selfheal_cli`` fixture, cwd the test's tmp_path)."""
 
 from __future__ import annotations
 
 import json
-import os
+import re
 import shutil
-import subprocess
-import sys
 import zipfile
 from pathlib import Path
 
@@ -14,7 +14,18 @@ import numpy as np
 import pytest
 import yaml
 
-from selfheal.model.checkpoint import ModelError, read_meta, shipped_checkpoint
+from selfheal.model.card import CARD_FILE
+from selfheal.model.checkpoint import (
+    ADAPTER_WEIGHTS_FILE,
+    EMBEDDER_HEAD_FILE,
+    MANIFEST_FILE,
+    META_FILE,
+    TFIDF_FILE,
+    TOKENIZER_FILE,
+    ModelError,
+    read_meta,
+    shipped_checkpoint,
+)
 from selfheal.model.package import SUMS_FILE, package_files, package_name, sha256_file, verify, write_zip
 
 TEXTS = [
@@ -23,18 +34,6 @@ TEXTS = [
     "Not bad, not good, just there.",
     "Visually stunning, emotionally empty.",
 ]
-
-
-def selfheal(*args: str, cwd: Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    """The real CLI in a subprocess (this interpreter, this source tree)."""
-    return subprocess.run(
-        [sys.executable, "-m", "selfheal", *args],
-        capture_output=True,
-        text=True,
-        cwd=cwd,
-        env=env or dict(os.environ, NO_COLOR="1", HF_HUB_OFFLINE="1"),
-        timeout=300,
-    )
 
 
 def unzip(path: Path, into: Path) -> Path:
@@ -64,14 +63,14 @@ def test_zip_holds_every_checkpoint_file_and_is_reproducible(tmp_path):
     assert first.path.read_bytes() == second.path.read_bytes()
     shipped = {p.name: sha256_file(p) for p in shipped_checkpoint().iterdir() if p.is_file()}
     assert first.files == shipped
-    needed = {"adapter_model.safetensors", "tokenizer.json", "selfheal.json", "backup_tfidf.json.gz"}
-    assert needed | {"embedder_head.json.gz", "split_manifest.json", "README.md"} <= set(first.files)
+    needed = {ADAPTER_WEIGHTS_FILE, TOKENIZER_FILE, META_FILE, TFIDF_FILE}
+    assert needed | {EMBEDDER_HEAD_FILE, MANIFEST_FILE, CARD_FILE} <= set(first.files)
     with zipfile.ZipFile(first.path) as archive:
         names = archive.namelist()
         assert names == sorted(names)
         assert {n.split("/", 1)[0] for n in names} == {first.name}
         assert {info.date_time for info in archive.infolist()} == {(1980, 1, 1, 0, 0, 0)}
-        card = archive.read(f"{first.name}/README.md").decode()
+        card = archive.read(f"{first.name}/{CARD_FILE}").decode()
         sums = archive.read(f"{first.name}/{SUMS_FILE}").decode()
     meta = yaml.safe_load(card.split("---\n")[1])
     assert meta["license"] == "apache-2.0" and meta["pipeline_tag"] == "text-classification"
@@ -82,20 +81,20 @@ def test_zip_holds_every_checkpoint_file_and_is_reproducible(tmp_path):
 
 def test_verify_catches_a_changed_file(tmp_path):
     unzipped = unzip(write_zip(shipped_checkpoint(), tmp_path).path, tmp_path / "x")
-    with (unzipped / "selfheal.json").open("a") as fh:
+    with (unzipped / META_FILE).open("a") as fh:
         fh.write(" ")
-    with pytest.raises(ModelError, match=r"changed since packaging: selfheal\.json"):
+    with pytest.raises(ModelError, match=re.escape(f"changed since packaging: {META_FILE}")):
         verify(unzipped)
 
 
-def test_cli_packages_and_classifies_with_the_unzipped_dir(tmp_path):
-    result = selfheal("package-model", "--out", "dist", cwd=tmp_path)
+def test_cli_packages_and_classifies_with_the_unzipped_dir(tmp_path, selfheal_cli):
+    result = selfheal_cli("package-model", "--out", "dist")
     assert result.returncode == 0, result.stderr
     name = package_name(shipped_checkpoint())
     count = len(package_files(shipped_checkpoint()))
     assert f"wrote dist/{name}.zip ({count} files + SHA256SUMS" in result.stdout
     unzipped = unzip(tmp_path / "dist" / f"{name}.zip", tmp_path)
-    result = selfheal(
+    result = selfheal_cli(
         "classify",
         "--json",
         "--set",
@@ -103,7 +102,6 @@ def test_cli_packages_and_classifies_with_the_unzipped_dir(tmp_path):
         "--set",
         "backup.models=[tfidf]",
         *TEXTS[:2],
-        cwd=tmp_path,
     )
     assert result.returncode == 0, result.stderr
     records = [json.loads(line) for line in result.stdout.splitlines()]
@@ -112,25 +110,25 @@ def test_cli_packages_and_classifies_with_the_unzipped_dir(tmp_path):
     assert {r["model"]["checkpoint"] for r in records} == {unzipped.name}
 
 
-def test_cli_refuses_an_incomplete_checkpoint_or_a_card_without_metadata(tmp_path):
+def test_cli_refuses_an_incomplete_checkpoint_or_a_card_without_metadata(tmp_path, selfheal_cli):
     broken = tmp_path / "broken"
     shutil.copytree(shipped_checkpoint(), broken)
-    (broken / "tokenizer.json").unlink()
-    result = selfheal("package-model", "--set", f"paths.checkpoint={broken}", "--out", "dist", cwd=tmp_path)
+    (broken / TOKENIZER_FILE).unlink()
+    result = selfheal_cli("package-model", "--set", f"paths.checkpoint={broken}", "--out", "dist")
     assert result.returncode == 2 and result.stderr.startswith("error: "), result.stderr
-    assert "lacks tokenizer.json" in result.stderr and len(result.stderr.splitlines()) == 1
-    shutil.copy(shipped_checkpoint() / "tokenizer.json", broken)
-    card = (broken / "README.md").read_text()
-    (broken / "README.md").write_text(card.split("---\n", 2)[2])
-    result = selfheal("package-model", "--set", f"paths.checkpoint={broken}", "--out", "dist", cwd=tmp_path)
+    assert f"lacks {TOKENIZER_FILE}" in result.stderr and len(result.stderr.splitlines()) == 1
+    shutil.copy(shipped_checkpoint() / TOKENIZER_FILE, broken)
+    card = (broken / CARD_FILE).read_text()
+    (broken / CARD_FILE).write_text(card.split("---\n", 2)[2])
+    result = selfheal_cli("package-model", "--set", f"paths.checkpoint={broken}", "--out", "dist")
     assert result.returncode == 2 and "no Hugging Face metadata front matter" in result.stderr
     assert not (tmp_path / "dist").exists()
 
 
-def test_cli_names_an_output_directory_it_cannot_use(tmp_path):
+def test_cli_names_an_output_directory_it_cannot_use(tmp_path, selfheal_cli):
     """--out pointing below a regular file: one error line naming it, exit 2, nothing written."""
     (tmp_path / "a-file").write_text("not a directory\n", encoding="utf-8")
-    result = selfheal("package-model", "--out", "a-file/dist", cwd=tmp_path)
+    result = selfheal_cli("package-model", "--out", "a-file/dist")
     assert result.returncode == 2, result.stderr
     assert result.stderr.startswith(
         "error: cannot write the package to a-file/dist (paths.dist_dir, --out): "

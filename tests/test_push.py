@@ -4,7 +4,8 @@ The stand-in is a small HTTP server on 127.0.0.1, started by the test, that answ
 ``create_repo`` and ``upload_folder`` of huggingface_hub make (repo creation, card metadata check,
 pre-upload, commit) and records what arrives. It asks for every file inline in the commit
 ("regular" upload mode), which is what the Hub does for small files; large-file storage is not
-imitated. huggingface_hub reads ``HF_ENDPOINT`` at import time, so the CLI runs in a subprocess.
+imitated. huggingface_hub reads ``HF_ENDPOINT`` and ``HF_HUB_OFFLINE`` when it is imported, and
+this test process imported it long ago, so here the CLI runs as a real process.
 """
 
 from __future__ import annotations
@@ -12,11 +13,8 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
-import os
 import subprocess
-import sys
 import threading
-import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -24,6 +22,7 @@ from typing import Any
 import pytest
 import yaml
 
+from conftest import process_env, selfheal_argv
 from selfheal.model.checkpoint import shipped_checkpoint
 from selfheal.model.package import SUMS_FILE, package_files, sha256_file
 
@@ -105,23 +104,19 @@ def hub():
 
 def hub_env(tmp_path: Path, endpoint: str, token: str | None = "hf_standin_token") -> dict[str, str]:
     """The environment of a user who is online: no offline switches, a token, this endpoint."""
-    env = {k: v for k, v in os.environ.items() if k not in DROPPED}
-    env.update(
-        HF_ENDPOINT=endpoint, HF_HOME=str(tmp_path / "hf-home"), NO_COLOR="1", HF_HUB_DISABLE_TELEMETRY="1"
-    )
+    env = {k: v for k, v in process_env().items() if k not in DROPPED}
+    env.update(HF_ENDPOINT=endpoint, HF_HOME=str(tmp_path / "hf-home"), HF_HUB_DISABLE_TELEMETRY="1")
     if token:
         env["HF_TOKEN"] = token
     return env
 
 
-def push(tmp_path: Path, env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+def push(
+    tmp_path: Path, env: dict[str, str], *args: str, timeout: float = 120
+) -> subprocess.CompletedProcess[str]:
+    """``selfheal push ARGS`` as a real process (``timeout``: it must not hang on retries)."""
     return subprocess.run(
-        [sys.executable, "-m", "selfheal", "push", *args],
-        capture_output=True,
-        text=True,
-        cwd=tmp_path,
-        env=env,
-        timeout=120,
+        selfheal_argv("push", *args), capture_output=True, text=True, cwd=tmp_path, env=env, timeout=timeout
     )
 
 
@@ -161,10 +156,7 @@ def test_push_fails_fast_offline_without_a_hub_or_without_a_token(tmp_path, hub)
         (hub_env(tmp_path, url, token=None), "no Hugging Face token"),
     ]
     for env, fragment in cases:
-        start = time.monotonic()
-        result = push(tmp_path, env, "--repo-id", REPO_ID)
-        assert_one_line_error(result, fragment)
-        assert time.monotonic() - start < 30
+        assert_one_line_error(push(tmp_path, env, "--repo-id", REPO_ID, timeout=60), fragment)
     assert_one_line_error(push(tmp_path, hub_env(tmp_path, url), "--repo-id", "no-owner"), "OWNER/NAME")
     assert record.requests == []  # nothing was sent anywhere
 

@@ -6,19 +6,19 @@ import csv
 import json
 
 import numpy as np
-from typer.testing import CliRunner
 
-from conftest import REPO, tiny_overrides
-from selfheal.cli import app
+from conftest import REPO, set_args, tiny_overrides
 from selfheal.data import prepare_splits
-from selfheal.labels import LABELS, other_label
 from selfheal.logs.clarified import append_clarified, load_clarified
-from selfheal.model.checkpoint import MANIFEST_FILE
+from selfheal.model.checkpoint import MANIFEST_FILE, checkpoint_labels
 from selfheal.model.classifier import Classifier
 
 
-def test_retraining_on_clarified_examples_fixes_wrong_predictions(tiny_run, tiny_csv, rt_splits, tmp_path):
+def test_retraining_on_clarified_examples_fixes_wrong_predictions(
+    tiny_run, tiny_csv, rt_splits, tmp_path, selfheal_cli
+):
     before = Classifier(tiny_run.output_dir)
+    labels = checkpoint_labels(tiny_run.output_dir)
     with tiny_csv.open() as fh:
         used = {row["text"] for row in csv.DictReader(fh)}
     # Real snippets the tiny model never saw (from the corpus's TRAIN split, never its test split).
@@ -37,8 +37,8 @@ def test_retraining_on_clarified_examples_fixes_wrong_predictions(tiny_run, tiny
     clarified = tmp_path / "clarified.jsonl"
     for n, i in enumerate(wrong):
         text, label = pool[i]
-        append_clarified(clarified, text, other_label(LABELS[label]), f"req-{n}a", "user_clarification")
-        append_clarified(clarified, text, LABELS[label], f"req-{n}b", "human_review")
+        append_clarified(clarified, text, labels.other(labels[label]), f"req-{n}a", "user_clarification")
+        append_clarified(clarified, text, labels[label], f"req-{n}b", "human_review")
     # A clarified text that is held out for test must never enter training.
     with (tiny_run.output_dir / MANIFEST_FILE).open() as fh:
         manifest_before = json.load(fh)
@@ -49,9 +49,9 @@ def test_retraining_on_clarified_examples_fixes_wrong_predictions(tiny_run, tiny
     out = tmp_path / "retrained"
     sets = [*tiny_overrides(tiny_csv, out), f"paths.clarified={clarified}"]
     args = ["train", "--include-clarified", "--quiet", "--config", str(REPO / "config.yaml")]
-    result = CliRunner().invoke(app, args + [a for s in sets for a in ("--set", s)])
-    assert result.exit_code == 0, result.output
-    assert "including 7 clarified examples" in result.output
+    result = selfheal_cli(*args, *set_args(sets))
+    assert result.returncode == 0, result.stderr
+    assert "including 7 clarified examples" in result.stdout
 
     manifest_after = json.loads((out / MANIFEST_FILE).read_text())
     assert manifest_after["hashes"]["test"] == manifest_before["hashes"]["test"]

@@ -5,11 +5,7 @@ from __future__ import annotations
 import csv
 import json
 
-from typer.testing import CliRunner
-
-from selfheal.cli import app
-
-runner = CliRunner()
+from selfheal.logs.decisions import JSONL_NAME
 
 
 def record(request_id: str, confidence: float, route: str, via: str, minute: int) -> dict:
@@ -40,8 +36,8 @@ def write_log(path, records, corrupt_after: int | None = None) -> None:
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
 
 
-def test_stats_skips_a_corrupted_line_and_writes_the_trend_csv(tmp_path):
-    log = tmp_path / "app.jsonl"
+def test_stats_skips_a_corrupted_line_and_writes_the_trend_csv(tmp_path, selfheal_cli):
+    log = tmp_path / JSONL_NAME
     records = [
         record("r1", 0.97, "accept", "model", 0),
         record("r2", 0.62, "ask_clarify", "user_clarification", 1),
@@ -52,9 +48,9 @@ def test_stats_skips_a_corrupted_line_and_writes_the_trend_csv(tmp_path):
     ]
     write_log(log, records, corrupt_after=2)
     out_csv = tmp_path / "out" / "trend.csv"
-    result = runner.invoke(app, ["stats", "--log", str(log), "--last", "3", "--csv", str(out_csv)])
-    assert result.exit_code == 0, result.output
-    out = result.output
+    result = selfheal_cli("stats", "--log", str(log), "--last", "3", "--csv", str(out_csv))
+    assert result.returncode == 0, result.stderr
+    out = result.stdout
     assert "5 request(s) from 7 line(s)" in out
     assert "1 corrupt or incomplete line(s) skipped" in out
     assert "Fallback frequency" in out and "Final decision via" in out and "Confidence histogram" in out
@@ -76,20 +72,20 @@ def test_stats_skips_a_corrupted_line_and_writes_the_trend_csv(tmp_path):
     }
 
 
-def test_stats_on_an_empty_log(tmp_path):
-    log = tmp_path / "app.jsonl"
+def test_stats_on_an_empty_log(tmp_path, selfheal_cli):
+    log = tmp_path / JSONL_NAME
     log.write_text("")
-    result = runner.invoke(app, ["stats", "--log", str(log)])
-    assert result.exit_code == 0
-    assert "no requests logged yet" in result.output
+    result = selfheal_cli("stats", "--log", str(log))
+    assert result.returncode == 0, result.stderr
+    assert "no requests logged yet" in result.stdout
 
 
-def test_stats_on_a_missing_log_is_one_clear_line(tmp_path):
-    result = runner.invoke(app, ["stats", "--set", f"paths.log_dir={tmp_path / 'nowhere'}"])
-    assert result.exit_code == 2
-    assert result.output.strip().startswith("error: log file")
-    assert "does not exist" in result.output and "Traceback" not in result.output
-    assert len(result.output.strip().splitlines()) == 1
+def test_stats_on_a_missing_log_is_one_clear_line(tmp_path, selfheal_cli):
+    result = selfheal_cli("stats", "--set", f"paths.log_dir={tmp_path / 'nowhere'}")
+    assert (result.returncode, result.stdout) == (2, "")
+    assert result.stderr.startswith("error: log file")
+    assert "does not exist" in result.stderr and "Traceback" not in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
 
 
 def three_label_record(request_id: str, probs: dict, route: str, via: str, label, minute: int) -> dict:
@@ -112,8 +108,8 @@ def three_label_record(request_id: str, probs: dict, route: str, via: str, label
     }
 
 
-def test_stats_lists_whatever_labels_a_three_label_log_holds(tmp_path):
-    log = tmp_path / "app.jsonl"
+def test_stats_lists_whatever_labels_a_three_label_log_holds(tmp_path, selfheal_cli):
+    log = tmp_path / JSONL_NAME
     p = {"negative": 0.1, "neutral": 0.1, "positive": 0.8}
     low = {"negative": 0.36, "neutral": 0.34, "positive": 0.30}
     records = [
@@ -124,9 +120,9 @@ def test_stats_lists_whatever_labels_a_three_label_log_holds(tmp_path):
         three_label_record("e", low, "unknowable", "user_none", None, 4),
     ]
     write_log(log, records)
-    result = runner.invoke(app, ["stats", "--log", str(log)])
-    assert result.exit_code == 0, result.output
-    lines = result.output.splitlines()
+    result = selfheal_cli("stats", "--log", str(log))
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
     start = lines.index("Final label:")
     block = [line.split()[0] for line in lines[start + 1 : start + 6] if line.strip()]
     # The model's labels in its order (from the logged probabilities), then the unlabelled ones.
@@ -135,6 +131,6 @@ def test_stats_lists_whatever_labels_a_three_label_log_holds(tmp_path):
     assert "0    0.0%" in counts["negative"] and "1   20.0%" in counts["neutral"]
     assert "2   40.0%" in counts["positive"] and "2   40.0%" in counts["(no"]
     # Three labels: a confidence can be as low as 1/3, so the histogram starts at 0.30.
-    assert "[0.30, 0.35)" in result.output and "[0.00," not in result.output
+    assert "[0.30, 0.35)" in result.stdout and "[0.00," not in result.stdout
     outcomes = {line.split()[0]: line for line in lines if line.startswith("  ")}
     assert "1   20.0%" in outcomes["unknowable"] and "2   40.0%" in outcomes["escalate"]

@@ -13,6 +13,7 @@ from typing import Annotated, Any
 
 import typer
 
+from selfheal.cli import common
 from selfheal.cli.common import AcceptOption, ClarifyOption, ConfigOption, SetOption, get_config, user_errors
 from selfheal.config import Config
 from selfheal.inputs import InputError, decode_lines
@@ -58,10 +59,9 @@ def classify(config: Config, texts: list[str], file: Path | None, as_json: bool)
 
     inputs = read_inputs(texts, file)
     preflight(config)  # an unusable log dir or a damaged checkpoint fails now, before any heavy import
-    from selfheal.graph.services import Services
     from selfheal.graph.session import Session
 
-    services = Services(config)
+    services = common.make_services(config)
     _ = services.classifier  # load before the first request, so its latency is the model's
     session = Session(services)
     rows, pending = [], 0

@@ -5,11 +5,14 @@ from __future__ import annotations
 import functools
 from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
 
 from selfheal.config import Config, load_config
+
+if TYPE_CHECKING:
+    from selfheal.graph.services import Services
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -55,6 +58,19 @@ def get_config(
         if value is not None:
             items.append(f"{key}={value}")
     return load_config(config, items)
+
+
+def make_services(config: Config) -> Services:
+    """The models and the log writer a command runs the graph with (models load on first use).
+
+    The one place a command builds its :class:`~selfheal.graph.services.Services`, and the seam
+    for running commands in process: the tests replace it (``monkeypatch.setattr(
+    "selfheal.cli.common.make_services", ...)``) to share models loaded once per test session.
+    Commands call it as ``common.make_services(config)`` so that the replacement is seen.
+    """
+    from selfheal.graph.services import Services
+
+    return Services(config)
 
 
 AcceptOption = Annotated[

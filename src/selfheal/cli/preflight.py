@@ -15,13 +15,13 @@ import tempfile
 from pathlib import Path
 
 from selfheal.config import Config
+from selfheal.graph.checkpoints import CHECKPOINT_DB
 from selfheal.logs.decisions import JSONL_NAME
 from selfheal.logs.jsonl import StorageError
 
 # Below this much free space in the log directory nothing is started: a decision record is
 # about 1-2 KB and the checkpointer writes a few SQLite pages per request.
 MIN_FREE_BYTES = 64 * 1024
-_CHECKPOINT_DB = "graph_checkpoints.sqlite"  # selfheal.graph.build.CHECKPOINT_DB (not imported: LangGraph)
 
 
 def _usable_dir(directory: Path, what: str, key: str) -> None:
@@ -71,7 +71,7 @@ def check_log_dir(config: Config) -> None:
     """``paths.log_dir`` and ``paths.clarified`` can take new records; raises :class:`StorageError`."""
     log_dir = Path(config.paths.log_dir)
     _usable_dir(log_dir, "log directory", "paths.log_dir")
-    for name in (JSONL_NAME, _CHECKPOINT_DB):
+    for name in (JSONL_NAME, CHECKPOINT_DB):
         _appendable(log_dir / name)
     clarified = Path(config.paths.clarified)
     _usable_dir(clarified.parent, "directory", "of paths.clarified")
