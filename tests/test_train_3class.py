@@ -64,6 +64,9 @@ def test_the_checkpoint_stores_the_3_labels_of_its_data(run3):
     card = (out / "README.md").read_text()
     assert "# selfheal classifier, 3 labels" in card and "negative / neutral / positive" in card
     assert "Pang" not in card  # not the movie model's card
+    from selfheal.model.card import card_metadata
+
+    assert card_metadata(out)["model-index"][0]["name"] == "selfheal-minilm-lora-3class"  # valid front matter
 
 
 def test_macro_f1_picks_the_best_epoch(run3):

@@ -48,7 +48,12 @@ def _metrics_table(metrics: dict[str, Any], meta: dict[str, Any]) -> list[str]:
     return rows
 
 
-def _embedder_lines(meta: dict[str, Any], metrics: dict[str, Any], config: Config) -> list[str]:
+def _embedder_lines(
+    meta: dict[str, Any],
+    metrics: dict[str, Any],
+    config: Config,
+    chosen: str = "on the train split, see below",
+) -> list[str]:
     if not meta.get("embedder_weight"):
         return []
     small = metrics["without_embedder"]
@@ -56,7 +61,7 @@ def _embedder_lines(meta: dict[str, Any], metrics: dict[str, Any], config: Confi
         "- Frozen sentence embedder: all-mpnet-base-v2 (sentence-transformers, 12 layers x 768, 109M",
         "  parameters, never fine-tuned here). The token states of layers"
         f" {', '.join(str(i) for i in config.embedder.layers)}, each",
-        "  mean-pooled and L2-normalised, concatenated (layers chosen on the train split, see below), feed a logistic",
+        f"  mean-pooled and L2-normalised, concatenated (layers chosen {chosen}), feed a logistic",
         f"  regression (C={config.embedder.c:g}) trained on the same training texts; its log-probabilities",
         f"  enter the ensemble with weight {meta['embedder_weight']:g} (fitted with the TF-IDF weight and",
         "  the temperature on validation NLL). It adds one forward pass of a 109M-parameter encoder per",
@@ -361,7 +366,7 @@ def _write_generic_card(
         "  - task: {type: text-classification, name: "
         + ("Sentiment" if sentiment else "Classification")
         + "}",
-        f"    dataset: {{name: {title}, type: {dataset}, split: test (seed {d.seed})}}",
+        f"    dataset: {{name: {json.dumps(title.strip('`'))}, type: {dataset}, split: test (seed {d.seed})}}",
         "    metrics:",
         f"    - {{type: accuracy, value: {test['accuracy']:.4f}}}",
         f"    - {{type: f1, value: {test['f1_macro']:.4f}, name: macro F1}}",
@@ -406,9 +411,8 @@ def _write_generic_card(
         "",
         *_checks_lines(manifest),
         "",
-        "Stratified",
-        f"{1 - d.val_size - d.test_size:.0%}/{d.val_size:.0%}/{d.test_size:.0%}",
-        f"train/validation/test split with seed {d.seed}"
+        f"Stratified {1 - d.val_size - d.test_size:.0%}/{d.val_size:.0%}/{d.test_size:.0%}"
+        f" train/validation/test split with seed {d.seed}"
         + (f" ({sizes['train']} / {sizes['validation']} / {sizes['test']} texts as trained)" if sizes else "")
         + f"; the model trained on {sample}: {meta['train_size']} training texts.",
         "`split_manifest.json` lists the hash of every text per split; no validation or test text",
@@ -434,7 +438,7 @@ def _write_generic_card(
         "  texts: a backup model, and a member of the log-linear ensemble: the primary model's logits",
         f"  are the LoRA logits + {meta['tfidf_weight']:g} x the TF-IDF log-probabilities (weight",
         "  and temperature fitted together on validation NLL; `model.tfidf_weight: 0` turns it off).",
-        *_embedder_lines(meta, metrics, config),
+        *_embedder_lines(meta, metrics, config, "on the movie data's train split"),
         "",
         *epochs,
         "",
