@@ -114,11 +114,11 @@ def test_vader_maps_its_compound_score_to_3_labels():
     polarities = ["negative", "neutral", "positive"]
     probs = vader_probs(np.array([-1.0, -0.3, 0.0, 0.05, 0.6]), polarities)
     np.testing.assert_allclose(probs.sum(axis=1), 1.0)
-    assert probs.argmax(axis=1).tolist() == [0, 0, 1, 1, 2]  # |c| < 0.05 is neutral (VADER's rule)
-    np.testing.assert_allclose(probs[0], [1, 0, 0])
-    np.testing.assert_allclose(probs[2], [0, 1, 0])
-    np.testing.assert_allclose(probs[3], [0, 0.5, 0.5])  # the edge of the neutral band is 50/50
-    assert 0.7 < probs[1, 0] < 0.8 and 0.85 < probs[4, 2] < 0.9
+    assert ((probs > 0) & (probs < 1)).all()
+    assert probs.argmax(axis=1).tolist() == [0, 0, 1, 1, 2]  # |c| <= 0.05 is neutral (VADER's rule)
+    np.testing.assert_allclose(probs[2], [0.25, 0.5, 0.25])  # no sentiment words: neutral at 1/2
+    assert probs[3, 1] == pytest.approx(probs[3, 2])  # the edge of the neutral band is a tie
+    assert probs[1, 0] == pytest.approx(0.955, abs=1e-3) and probs[4, 2] > 0.99
     binary = vader_probs(np.array([-0.5, 0.5]), ["negative", "positive"])  # the movie model's mapping
     np.testing.assert_allclose(binary, [[0.75, 0.25], [0.25, 0.75]])
 

@@ -120,20 +120,21 @@ def vader_probs(compound: np.ndarray, polarities: Sequence[str]) -> np.ndarray:
     """Probabilities over labels with these ``polarities`` (each negative, neutral or positive)
     from VADER compound scores ``c`` in [-1, 1].
 
-    Without a neutral label: P(positive) = (c + 1) / 2, the rest negative. With one: the side of
-    c's sign gets |c| ** g, neutral the rest, the other side nothing; g = ln 0.5 / ln 0.05 (0.23)
-    puts the 50/50 point at VADER's own neutral band |c| = 0.05, so the argmax is VADER's
-    documented 3-way rule, and the confidence grows smoothly: |c| = 0.3 gives 0.76, 0.6 gives 0.89.
-    Labels sharing a polarity share its probability.
+    Without a neutral label (the movie model): P(positive) = (c + 1) / 2, the rest negative.
+    With one: a softmax of the logits ``s * (-c, 2b - |c|, c)`` (negative, neutral, positive) with
+    ``b`` = 0.05, VADER's own neutral band, so the most probable label is VADER's documented 3-way
+    rule, and ``s = ln 2 / (2b)``, so that a text without sentiment words (c = 0) is neutral with
+    probability 1/2 (and 1/4 each side), as the binary mapping is 50/50 there. No probability is
+    0 or 1: c = 0.3 gives 0.955 to its side. Labels sharing a polarity share its probability.
     """
+    from selfheal.model.calibrate import softmax
+
     c = np.clip(np.asarray(compound, dtype=np.float64), -1.0, 1.0)
     if "neutral" in polarities:
-        side = np.abs(c) ** (math.log(0.5) / math.log(VADER_NEUTRAL_BAND))
-        by = {
-            "positive": np.where(c > 0, side, 0.0),
-            "negative": np.where(c < 0, side, 0.0),
-            "neutral": 1.0 - side,
-        }
+        band = VADER_NEUTRAL_BAND
+        scale = math.log(2) / (2 * band)
+        probs = softmax(scale * np.stack([-c, 2 * band - np.abs(c), c], axis=-1))
+        by = dict(zip(("negative", "neutral", "positive"), probs.T, strict=True))
     else:
         by = {"positive": (c + 1) / 2, "negative": 1 - (c + 1) / 2}
     shares = {p: list(polarities).count(p) for p in by}
