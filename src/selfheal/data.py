@@ -186,8 +186,13 @@ def check_rows(rows: Iterable[tuple[str, object]], source: str) -> Corpus:
         "conflicting_texts": len(conflicting),
         "kept": len(texts),
     }
-    if len(set(labels)) < 2:
-        raise DataError(f"{source}: fewer than 2 labels are left after the data checks ({checks})")
+    present = set(labels)
+    empty = [name for i, name in enumerate(label_set) if i not in present]
+    if empty:
+        raise DataError(
+            f"{source}: label(s) {', '.join(empty)} have no example left after the data checks "
+            f"(conflicting or duplicate rows): {checks}"
+        )
     return Corpus(texts, labels, source, label_set, checks)
 
 
