@@ -11,6 +11,7 @@ sorted order, or ``0..k-1`` when its labels are integer ids.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import html
 import importlib.metadata
@@ -357,11 +358,12 @@ def load_hub_dataset(name: str, split: str = "train") -> Corpus:
     missing = {"text", "label"} - set(ds.column_names)
     if missing:
         raise DataError(f"dataset '{name}' lacks column(s): {', '.join(sorted(missing))}")
+    corpus = check_rows(zip(ds["text"], ds["label"], strict=True), f"hf:{name}")
     feature = ds.features["label"]
-    values = ds["label"]
-    if isinstance(feature, datasets.ClassLabel):  # the dataset names its ids
-        values = [feature.names[i] for i in values]
-    return check_rows(zip(ds["text"], values, strict=True), f"hf:{name}")
+    if isinstance(feature, datasets.ClassLabel) and len(feature.names) == len(corpus.label_set):
+        # the dataset names its ids: keep its names, in its order
+        return dataclasses.replace(corpus, label_set=LabelSet.of(feature.names))
+    return corpus
 
 
 def load_corpus(source: str) -> Corpus:
