@@ -39,7 +39,7 @@ def main() -> None:
     from sklearn.model_selection import StratifiedKFold, cross_val_score
 
     config = load_config()
-    train = load_training_splits(config)["train"]
+    train = load_training_splits(config)[0]["train"]
     started = time.perf_counter()
     encoder = SentenceEncoder(
         resolve_embedder(config.embedder.model), EVERY_LAYER, config.embedder.batch_size

@@ -131,6 +131,21 @@ def test_head_learns_round_trips_and_saves_identical_bytes(tmp_path):
     np.testing.assert_allclose(loaded.predict_proba(x), head.predict_proba(x))
 
 
+def test_a_head_over_3_labels_is_multinomial_and_round_trips(tmp_path):
+    rng = np.random.default_rng(5)
+    labels = rng.integers(0, 3, 600)
+    centres = rng.normal(0, 1, (3, 16))
+    x = centres[labels] + rng.normal(0, 0.5, (600, 16))
+    head = emb.EmbeddingHead.train(x, labels, [-1], c=1.0, names=["negative", "neutral", "positive"])
+    probs = head.predict_proba(x)
+    assert probs.shape == (600, 3) and head.n_labels == 3
+    np.testing.assert_allclose(probs.sum(axis=1), 1.0)
+    assert np.mean(probs.argmax(1) == labels) > 0.9
+    loaded = emb.EmbeddingHead.load(head.save(tmp_path).parent)
+    assert loaded.labels == ("negative", "neutral", "positive")
+    np.testing.assert_allclose(loaded.predict_proba(x), probs)
+
+
 def test_corrupt_head_file_is_a_model_error(tmp_path):
     (tmp_path / emb.EMBEDDER_HEAD_FILE).write_bytes(b"garbage")
     with pytest.raises(ModelError, match=re.escape(emb.EMBEDDER_HEAD_FILE)):

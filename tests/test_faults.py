@@ -151,7 +151,7 @@ def test_a_damaged_tail_from_an_older_crash_does_not_swallow_the_next_record(tmp
     clarified = tmp_path / "clarified.jsonl"
     clarified.write_text('{"text": "a fine film", "label": "Positive"}\n{"text": "dull", "lab')
     append_clarified(clarified, "dull as dishwater", "Negative", "r9", "user_clarification")
-    assert load_clarified(clarified) == [("a fine film", 1), ("dull as dishwater", 0)]
+    assert load_clarified(clarified) == [("a fine film", "Positive"), ("dull as dishwater", "Negative")]
 
 
 def test_undo_append_takes_back_only_a_line_that_is_still_last(tmp_path):

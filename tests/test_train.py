@@ -7,7 +7,7 @@ import json
 
 import numpy as np
 
-from selfheal.labels import LABELS
+from selfheal.labels import MOVIE_LABELS
 from selfheal.model.checkpoint import MANIFEST_FILE, META_FILE, TRAINING_LOG_FILE
 from selfheal.model.classifier import Classifier
 
@@ -38,7 +38,7 @@ def test_tiny_training_lowers_loss_and_writes_a_checkpoint(tiny_run):
     assert {"train_loss", "val_accuracy", "val_macro_f1", "learning_rate", "seconds"} <= set(rows[0])
     meta = json.loads((out / META_FILE).read_text())
     assert meta["temperature"] == tiny_run.temperature > 0
-    assert meta["labels"] == list(LABELS)
+    assert meta["labels"] == list(MOVIE_LABELS)  # the tiny file's names, sorted: Negative, Positive
     assert meta["without_embedder"]["temperature"] > 0 and meta["embedder_weight"] >= 0
     card = (out / "README.md").read_text()
     assert card.startswith("---\nlibrary_name: peft") and "Pang" in card
@@ -50,14 +50,14 @@ def test_checkpoint_reloads_and_reproduces_its_test_metrics(tiny_run, tiny_csv):
     from selfheal.model.train import load_training_splits
 
     clf = Classifier(tiny_run.output_dir)
-    splits = load_training_splits(
+    splits, _ = load_training_splits(
         load_config(REPO / "config.yaml", tiny_overrides(tiny_csv, tiny_run.output_dir))
     )
     probs = clf.predict_proba(list(splits["test"]["text"]))
     accuracy = float(np.mean(probs.argmax(1) == np.asarray(splits["test"]["label"])))
     assert accuracy == tiny_run.metrics["test"]["accuracy"]
     preds = clf.predict(["A warm, funny and moving film.", "Dull."])
-    assert all(p.label in LABELS and abs(sum(p.probs.values()) - 1) < 1e-6 for p in preds)
+    assert all(p.label in clf.labels and abs(sum(p.probs.values()) - 1) < 1e-6 for p in preds)
     # the knowability check fitted at the end of training is loaded and scores every input
     assert clf.knowability is not None and clf.knowability.coef is not None
     assert all(p.knowability is not None and p.knowability["p_review"] is not None for p in preds)
@@ -99,4 +99,4 @@ def test_a_checkpoint_trained_without_the_embedder_loads_and_predicts(tmp_path, 
     assert "embedder" not in clf.members
     assert clf.fitted_temperature == result.temperature
     preds = clf.predict(["A warm, funny and moving film.", "Dull."])
-    assert all(p.label in LABELS and abs(sum(p.probs.values()) - 1) < 1e-6 for p in preds)
+    assert all(p.label in clf.labels and abs(sum(p.probs.values()) - 1) < 1e-6 for p in preds)

@@ -50,6 +50,20 @@ def test_pipeline_backup_returns_probabilities_in_label_order(tiny_nli):
     assert np.allclose(probs.sum(axis=1), 1.0) and (probs >= 0).all()
 
 
+def test_pipeline_backup_takes_the_label_names_of_any_label_set(tiny_nli):
+    from selfheal.labels import LabelSet
+
+    tweets = ZeroShotPipelineBackup(str(tiny_nli), LabelSet(("negative", "neutral", "positive")))
+    assert tweets.candidates == ["negative", "neutral", "positive"]
+    assert tweets.hypothesis_template == "The sentiment of this text is {}."
+    probs = tweets.predict_proba(["Flight delayed again.", "Boarding now.", "Great crew!"])
+    assert probs.shape == (3, 3) and np.allclose(probs.sum(axis=1), 1.0)
+    topics = ZeroShotPipelineBackup(str(tiny_nli), LabelSet(("Billing", "Delay")))
+    assert (
+        topics.candidates == ["billing", "delay"] and topics.hypothesis_template == "This text is about {}."
+    )
+
+
 def test_zero_shot_backup_in_the_graph(tiny_nli, tmp_path):
     config = load_config(
         None,

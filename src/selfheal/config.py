@@ -50,7 +50,7 @@ class PathsConfig(_Section):
 class DataConfig(_Section):
     """Training data and its deterministic split.
 
-    source: ``rotten_tomatoes`` (bundled Pang & Lee snippets), a path to a CSV/JSONL
+    source: ``rotten_tomatoes`` (bundled Pang & Lee snippets), ``tweets``, a path to a CSV/JSONL
         file with ``text`` and ``label`` columns, or ``hf:<dataset name>``.
     seed: seed of the stratified train/validation/test split.
     val_size / test_size: fractions of the data held out for validation and test.

@@ -116,10 +116,3 @@ class LabelSet:
 
 
 MOVIE_LABELS = LabelSet(("Negative", "Positive"))
-
-# Transition only (issue 13): the movie model's labels as module constants. Every use goes away.
-LABELS: tuple[str, ...] = MOVIE_LABELS.names
-ID2LABEL: dict[int, str] = MOVIE_LABELS.id2label
-LABEL2ID: dict[str, int] = MOVIE_LABELS.label2id
-label_id = MOVIE_LABELS.id
-other_label = MOVIE_LABELS.other

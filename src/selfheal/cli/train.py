@@ -18,7 +18,9 @@ def command(
     sample: Annotated[int | None, typer.Option(help="Train on a stratified sample of N examples.")] = None,
     epochs: Annotated[int | None, typer.Option(help="Number of epochs.")] = None,
     base_model: Annotated[str | None, typer.Option(help="Hugging Face model id or local path.")] = None,
-    data: Annotated[str | None, typer.Option(help="rotten_tomatoes, a CSV/JSONL file, or hf:<name>.")] = None,
+    data: Annotated[
+        str | None, typer.Option(help="rotten_tomatoes, tweets, a text,label CSV/JSONL file, or hf:<name>.")
+    ] = None,
     include_clarified: Annotated[
         bool, typer.Option("--include-clarified", help="Add user-clarified examples to the train split.")
     ] = False,
@@ -46,6 +48,10 @@ def command(
         clarified = load_clarified(cfg.paths.clarified)
         typer.echo(f"including {len(clarified)} clarified examples from {cfg.paths.clarified}")
     result = run_training(cfg, clarified=clarified, quiet=quiet)
+    if result.checks:
+        typer.echo(
+            "data checks: " + ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in result.checks.items())
+        )
     test = result.metrics["test"]
     typer.echo(
         f"saved {result.output_dir} | best epoch {result.best_epoch} | T={result.temperature:.3f} | "

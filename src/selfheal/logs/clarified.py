@@ -12,7 +12,6 @@ from datetime import datetime
 from pathlib import Path
 
 from selfheal.data import DataError, clean_text
-from selfheal.labels import label_id
 from selfheal.logs.jsonl import Appended, append_line, read_lines
 
 logger = logging.getLogger(__name__)
@@ -30,16 +29,17 @@ def append_clarified(path: Path, text: str, label: str, request_id: str, source:
     return append_line(Path(path), record)
 
 
-def load_clarified(path: Path) -> list[tuple[str, int]]:
-    """``(text, label_id)`` pairs, de-duplicated by cleaned text, later answers winning.
+def load_clarified(path: Path) -> list[tuple[str, str]]:
+    """``(text, label name)`` pairs, de-duplicated by cleaned text, later answers winning (training
+    maps the names to its data's label set, :func:`selfheal.data.add_examples_to_train`).
 
-    Lines that are not valid records (a damaged tail from a crash, a record without a known
-    label) are skipped with one warning giving their count; a missing file gives an empty list.
+    Lines that are not valid records (a damaged tail from a crash, a record without a label) are
+    skipped with one warning giving their count; a missing file gives an empty list.
     """
     path = Path(path)
     if not path.exists():
         return []
-    latest: dict[str, int] = {}
+    latest: dict[str, str] = {}
     skipped = 0
     try:
         for _, record in read_lines(path):
@@ -47,7 +47,10 @@ def load_clarified(path: Path) -> list[tuple[str, int]]:
                 if record is None:
                     raise ValueError("not a JSON object")
                 text = clean_text(str(record["text"]))
-                label = label_id(record["label"])
+                raw = record["label"]
+                if not isinstance(raw, str | int) or isinstance(raw, bool) or not str(raw).strip():
+                    raise ValueError("no label")
+                label = str(raw).strip()
             except (KeyError, TypeError, ValueError):
                 skipped += 1
                 continue

@@ -2,18 +2,24 @@
 
 * ``tfidf``: TF-IDF (word 1-2 grams) + LogisticRegression, trained on the same train split and
   shipped with the checkpoint as plain JSON (no pickle).
-* ``vader``: the VADER sentiment lexicon (offline, rule based).
+* ``vader``: the VADER sentiment lexicon (offline, rule based); only for a label set that is a
+  sentiment polarity (:meth:`~selfheal.labels.LabelSet.polarity`: negative / positive, with or
+  without neutral).
 * ``embedding``: zero-shot, cosine similarity of the MiniLM sentence embedding to label
-  descriptions.
-* ``zero_shot``: the Hugging Face ``zero-shot-classification`` pipeline over an NLI model.
+  descriptions (:func:`label_descriptions`).
+* ``zero_shot``: the Hugging Face ``zero-shot-classification`` pipeline over an NLI model, with the
+  label names as candidates.
 
-Each backup maps a list of texts to an ``(n, 2)`` array of probabilities in label order.
+Each backup maps a list of texts to an ``(n, k)`` array of probabilities in the order of the
+checkpoint's labels. A backup that cannot serve the label set is skipped with one warning.
 
 :func:`no_person_rule` decides whether their vote may label a request without a person.
 """
 
 from __future__ import annotations
 
+import logging
+import math
 import threading
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -22,8 +28,10 @@ from typing import Any, Protocol
 import numpy as np
 
 from selfheal.config import Config
-from selfheal.labels import LABELS
+from selfheal.labels import MOVIE_LABELS, LabelSet
 from selfheal.model.checkpoint import TFIDF_FILE, ModelError, read_json_gz, write_json_gz
+
+logger = logging.getLogger(__name__)
 
 
 class Backup(Protocol):
@@ -32,8 +40,12 @@ class Backup(Protocol):
     name: str
 
     def predict_proba(self, texts: list[str]) -> np.ndarray:
-        """Probabilities, shape ``(len(texts), len(LABELS))``."""
+        """Probabilities, shape ``(len(texts), len(labels))``."""
         ...
+
+
+class CannotServe(ModelError):
+    """A backup cannot vote over this label set (e.g. VADER over labels that are not a polarity)."""
 
 
 class TfidfBackup:
@@ -47,7 +59,8 @@ class TfidfBackup:
 
     @classmethod
     def train(cls, texts: list[str], labels: list[int], seed: int = 0) -> TfidfBackup:
-        """Fit the vectorizer and the classifier on training texts."""
+        """Fit the vectorizer and the classifier (multinomial with more than two labels) on
+        training texts; ``labels`` are ids ``0..k-1``."""
         from sklearn.feature_extraction.text import TfidfVectorizer
         from sklearn.linear_model import LogisticRegression
 
@@ -99,23 +112,59 @@ class TfidfBackup:
         return cls(vectorizer, classifier)
 
 
+# VADER's authors call a compound score above 0.05 positive, below -0.05 negative, else neutral.
+VADER_NEUTRAL_BAND = 0.05
+
+
+def vader_probs(compound: np.ndarray, polarities: Sequence[str]) -> np.ndarray:
+    """Probabilities over labels with these ``polarities`` (each negative, neutral or positive)
+    from VADER compound scores ``c`` in [-1, 1].
+
+    Without a neutral label (the movie model): P(positive) = (c + 1) / 2, the rest negative.
+    With one: a softmax of the logits ``s * (-c, 2b - |c|, c)`` (negative, neutral, positive) with
+    ``b`` = 0.05, VADER's own neutral band, so the most probable label is VADER's documented 3-way
+    rule, and ``s = ln 2 / (2b)``, so that a text without sentiment words (c = 0) is neutral with
+    probability 1/2 (and 1/4 each side), as the binary mapping is 50/50 there. No probability is
+    0 or 1: c = 0.3 gives 0.955 to its side. Labels sharing a polarity share its probability.
+    """
+    from selfheal.model.calibrate import softmax
+
+    c = np.clip(np.asarray(compound, dtype=np.float64), -1.0, 1.0)
+    if "neutral" in polarities:
+        band = VADER_NEUTRAL_BAND
+        scale = math.log(2) / (2 * band)
+        probs = softmax(scale * np.stack([-c, 2 * band - np.abs(c), c], axis=-1))
+        by = dict(zip(("negative", "neutral", "positive"), probs.T, strict=True))
+    else:
+        by = {"positive": (c + 1) / 2, "negative": 1 - (c + 1) / 2}
+    shares = {p: list(polarities).count(p) for p in by}
+    return np.stack([by[p] / shares[p] for p in polarities], axis=1)
+
+
 class VaderBackup:
-    """VADER lexicon: the compound score in [-1, 1] mapped linearly to P(Positive)."""
+    """VADER lexicon: its compound score mapped to the label set's polarities (:func:`vader_probs`)."""
 
     name = "vader"
 
-    def __init__(self) -> None:
+    def __init__(self, labels: LabelSet = MOVIE_LABELS) -> None:
+        polarity = labels.polarity()
+        if polarity is None:
+            raise CannotServe(
+                f"the vader backup needs sentiment labels (negative / neutral / positive), not {', '.join(labels)}"
+            )
         from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer
 
         self._analyzer = SentimentIntensityAnalyzer()
+        self._polarities = [polarity[name] for name in labels]
 
     def predict_proba(self, texts: list[str]) -> np.ndarray:
         """Class probabilities in label order."""
-        pos = np.array([(self._analyzer.polarity_scores(t)["compound"] + 1) / 2 for t in texts])
-        return np.stack([1 - pos, pos], axis=1)
+        compound = np.array([self._analyzer.polarity_scores(t)["compound"] for t in texts], dtype=np.float64)
+        return vader_probs(compound, self._polarities).reshape(len(texts), len(self._polarities))
 
 
-LABEL_DESCRIPTIONS: dict[str, list[str]] = {
+# The movie model's label descriptions (its figures were measured with them).
+MOVIE_DESCRIPTIONS: dict[str, list[str]] = {
     "Negative": [
         "a negative movie review",
         "this movie was bad, boring and disappointing",
@@ -127,6 +176,24 @@ LABEL_DESCRIPTIONS: dict[str, list[str]] = {
         "I loved this film",
     ],
 }
+# Any other sentiment label set, whatever the domain.
+POLARITY_DESCRIPTIONS: dict[str, list[str]] = {
+    "negative": ["a negative text", "this is bad, awful and disappointing", "I hate this"],
+    "neutral": ["a neutral, factual text", "a plain statement of fact", "no opinion either way"],
+    "positive": ["a positive text", "this is great, wonderful and pleasing", "I love this"],
+}
+
+
+def label_descriptions(labels: LabelSet) -> dict[str, list[str]]:
+    """Sentences describing each label, for the embedding zero-shot backup: the movie model's for
+    its labels (Negative, Positive), the polarity's for other sentiment labels, else the label
+    name itself and "a text about <name>"."""
+    if labels == MOVIE_LABELS:
+        return {name: MOVIE_DESCRIPTIONS[name] for name in labels}
+    polarity = labels.polarity()
+    if polarity is not None:
+        return {name: POLARITY_DESCRIPTIONS[polarity[name]] for name in labels}
+    return {name: [name, f"a text about {name}"] for name in labels}
 
 
 class EmbeddingZeroShotBackup:
@@ -137,7 +204,7 @@ class EmbeddingZeroShotBackup:
 
     name = "embedding"
 
-    def __init__(self, model_path: str, scale: float = 20.0) -> None:
+    def __init__(self, model_path: str, labels: LabelSet = MOVIE_LABELS, scale: float = 20.0) -> None:
         import torch
         from transformers import AutoModel, AutoTokenizer
 
@@ -145,7 +212,8 @@ class EmbeddingZeroShotBackup:
         self.tokenizer = AutoTokenizer.from_pretrained(model_path)
         self.model = AutoModel.from_pretrained(model_path).eval()
         self.scale = scale
-        self._anchors = np.stack([self.embed(LABEL_DESCRIPTIONS[label]).mean(axis=0) for label in LABELS])
+        descriptions = label_descriptions(labels)
+        self._anchors = np.stack([self.embed(descriptions[label]).mean(axis=0) for label in labels])
         self._anchors /= np.linalg.norm(self._anchors, axis=1, keepdims=True)
 
     def embed(self, texts: list[str]) -> np.ndarray:
@@ -166,25 +234,29 @@ class EmbeddingZeroShotBackup:
 
 
 class ZeroShotPipelineBackup:
-    """The Hugging Face ``zero-shot-classification`` pipeline over an NLI model."""
+    """The Hugging Face ``zero-shot-classification`` pipeline over an NLI model; the candidates
+    are the label names (lower case), in a sentiment hypothesis for a polarity label set."""
 
     name = "zero_shot"
-    hypothesis_template = "The sentiment of this review is {}."
 
-    def __init__(self, model: str) -> None:
+    def __init__(self, model: str, labels: LabelSet = MOVIE_LABELS) -> None:
         from transformers import pipeline
 
         self._pipe = pipeline("zero-shot-classification", model=model, device=-1)
+        self.candidates = [label.lower() for label in labels]
+        self.hypothesis_template = (
+            "The sentiment of this text is {}." if labels.polarity() else "This text is about {}."
+        )
 
     def predict_proba(self, texts: list[str]) -> np.ndarray:
         """Class probabilities in label order."""
-        candidates = [label.lower() for label in LABELS]
+        candidates = self.candidates
         rows = []
         for text in texts:
             out = self._pipe(text, candidate_labels=candidates, hypothesis_template=self.hypothesis_template)
             scores = dict(zip(out["labels"], out["scores"], strict=True))
             rows.append([scores[c] for c in candidates])
-        return np.asarray(rows, dtype=np.float64)
+        return np.asarray(rows, dtype=np.float64).reshape(len(texts), len(candidates))
 
 
 def rule_passes(
@@ -242,28 +314,61 @@ def no_person_rule(
     return out | {"passed": passed, "reason": "ok" if passed else "rule_failed"}
 
 
-def _result(probs: np.ndarray) -> dict[str, Any]:
+def _result(probs: np.ndarray, labels: LabelSet) -> dict[str, Any]:
     return {
-        "label": LABELS[int(np.argmax(probs))],
-        "probs": {label: round(float(p), 6) for label, p in zip(LABELS, probs, strict=True)},
+        "label": labels[int(np.argmax(probs))],
+        "probs": {label: round(float(p), 6) for label, p in zip(labels, probs, strict=True)},
     }
 
 
 class BackupEnsemble:
-    """The configured backup models; their vote is the mean of their probabilities."""
+    """The configured backup models; their vote is the mean of their probabilities.
 
-    def __init__(self, config: Config, checkpoint_dir: Path | None = None, backups: list[Any] | None = None):
+    The labels are the checkpoint's (``labels``, else read from ``checkpoint_dir``: the shipped
+    checkpoint for ``None``). A configured backup that cannot serve them is skipped at
+    :meth:`load` with one warning, and ``names`` then lists the backups that vote.
+    """
+
+    def __init__(
+        self,
+        config: Config,
+        checkpoint_dir: Path | None = None,
+        backups: list[Any] | None = None,
+        labels: LabelSet | None = None,
+    ):
         self.names: list[str] = [b.name for b in backups] if backups else list(config.backup.models)
         self._config = config
         self._checkpoint_dir = checkpoint_dir
         self._backups = backups
+        self._labels = labels
         self._lock = threading.Lock()
+
+    @property
+    def labels(self) -> LabelSet:
+        """The label set the backups vote over."""
+        if self._labels is None:
+            from selfheal.model.checkpoint import checkpoint_labels
+
+            self._labels = checkpoint_labels(self._checkpoint_dir)
+        return self._labels
 
     def load(self) -> list[Any]:
         """Build the backup models once (TF-IDF from the checkpoint, VADER, MiniLM, NLI)."""
         with self._lock:
             if self._backups is None:
-                self._backups = [self._build(name) for name in self.names]
+                built = []
+                for name in self.names:
+                    try:
+                        built.append(self._build(name))
+                    except CannotServe as exc:
+                        logger.warning("backup %s skipped: %s", name, exc)
+                if not built:
+                    raise ModelError(
+                        f"no backup in backup.models ({', '.join(self.names)}) can serve the labels "
+                        f"{', '.join(self.labels)}; add tfidf or embedding"
+                    )
+                self._backups = built
+                self.names = [b.name for b in built]
             return self._backups
 
     def _build(self, name: str) -> Any:
@@ -272,19 +377,26 @@ class BackupEnsemble:
         if name == "tfidf":
             directory = resolve_checkpoint(self._checkpoint_dir)
             try:
-                return TfidfBackup.load(directory)
+                backup = TfidfBackup.load(directory)
             except (OSError, ValueError, KeyError) as exc:
                 raise ModelError(f"cannot load the TF-IDF backup from {directory}: {exc}") from None
+            classes = np.asarray(backup.classifier.classes_).tolist()  # type: ignore[attr-defined]
+            if classes != list(range(len(self.labels))):
+                raise ModelError(
+                    f"the TF-IDF backup of {directory} predicts classes {classes}, not the "
+                    f"checkpoint's {len(self.labels)} labels (damaged checkpoint?)"
+                )
+            return backup
         if name == "vader":
-            return VaderBackup()
+            return VaderBackup(self.labels)
         if name == "embedding":
             quiet_hf()
-            return EmbeddingZeroShotBackup(resolve_base_model(None))
+            return EmbeddingZeroShotBackup(resolve_base_model(None), self.labels)
         if name == "zero_shot":
             quiet_hf()
             model = self._config.backup.zero_shot_model
             try:
-                return ZeroShotPipelineBackup(str(model))
+                return ZeroShotPipelineBackup(str(model), self.labels)
             except (OSError, ValueError) as exc:
                 raise ModelError(f"cannot load the zero-shot NLI model {model}: {exc}") from None
         raise ModelError(f"unknown backup model {name!r}")
@@ -293,4 +405,5 @@ class BackupEnsemble:
         """The ensemble's label and probabilities, with each model's own vote."""
         models = {b.name: np.asarray(b.predict_proba([text]))[0] for b in self.load()}
         mean = np.mean(list(models.values()), axis=0)
-        return {**_result(mean), "models": {name: _result(p) for name, p in models.items()}}
+        labels = self.labels
+        return {**_result(mean, labels), "models": {name: _result(p, labels) for name, p in models.items()}}

