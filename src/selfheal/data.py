@@ -143,21 +143,25 @@ def label_ids(values: Iterable[object], source: str) -> tuple[LabelSet, list[int
     return LabelSet(tuple(ordered)), [index[n.casefold()] for n in names]
 
 
-def check_rows(rows: Iterable[tuple[str, object]], source: str) -> Corpus:
+def check_rows(rows: Iterable[tuple[str, object]], source: str, known: LabelSet | None = None) -> Corpus:
     """The data checks of a labelled file or corpus, then its :class:`Corpus`.
 
     Texts are cleaned (:func:`clean_text`); a row is dropped when its text is empty (``empty``),
     when an earlier row has the same cleaned text and label (``exact_duplicates``) or the same
     :func:`normalise_text` key and label (``normalised_duplicates``). Every row of a key given
     two or more labels is dropped (``conflicting``, with ``conflicting_texts`` keys). The first
-    row of each key is kept, in file order; ``kept`` counts them.
+    row of each key is kept, in file order; ``kept`` counts them. ``known``: read the labels as
+    this label set (a checkpoint's) instead of deriving one from them.
     """
     cleaned = [(clean_text(str(text)), label) for text, label in rows]
     checks = {"rows": len(cleaned), "empty": sum(1 for t, _ in cleaned if not t)}
     cleaned = [(t, y) for t, y in cleaned if t]
     if not cleaned:
         raise DataError(f"no usable examples in {source}")
-    label_set, ids = label_ids([y for _, y in cleaned], source)
+    if known is None:
+        label_set, ids = label_ids([y for _, y in cleaned], source)
+    else:  # a given label set (a checkpoint's): the file may hold only some of its labels
+        label_set, ids = known, [known.id(y) for _, y in cleaned]
     keys = [normalise_text(t) for t, _ in cleaned]
     labels_of: dict[str, set[int]] = {}
     for key, y in zip(keys, ids, strict=True):
@@ -189,7 +193,7 @@ def check_rows(rows: Iterable[tuple[str, object]], source: str) -> Corpus:
     }
     present = set(labels)
     empty = [name for i, name in enumerate(label_set) if i not in present]
-    if empty:
+    if empty and known is None:
         raise DataError(
             f"{source}: label(s) {', '.join(empty)} have no example left after the data checks "
             f"(conflicting or duplicate rows): {checks}"
@@ -325,20 +329,15 @@ def load_labelled_file(path: str | Path, labels: LabelSet | None = None) -> Corp
         label = row["label"]
         if label is None or isinstance(label, bool | list | dict) or not str(label).strip():
             raise DataError(f"{path}: row {number} has an empty or invalid label")
+        if labels is not None:  # the checkpoint's label set: each row's label must be one of it
+            try:
+                label = labels[labels.id(label)]
+            except ValueError as exc:
+                raise DataError(f"{path}: row {number}: {exc}") from None
         pairs.append((str(row["text"] or ""), label))
     if not pairs:
         raise DataError(f"no usable examples in {path}")
-    corpus = check_rows(pairs, str(path))
-    return corpus if labels is None else relabel(corpus, labels, str(path))
-
-
-def relabel(corpus: Corpus, labels: LabelSet, source: str) -> Corpus:
-    """``corpus`` with its label ids in ``labels`` (a checkpoint's label set)."""
-    try:
-        ids = {i: labels.id(name) for i, name in enumerate(corpus.label_set)}
-    except ValueError as exc:
-        raise DataError(f"{source}: {exc} of the model") from None
-    return Corpus(corpus.texts, [ids[y] for y in corpus.labels], corpus.source, labels, corpus.checks)
+    return check_rows(pairs, str(path), labels)
 
 
 def hub_reachable(timeout: float = 3.0) -> bool:
