@@ -168,15 +168,18 @@ def test_pending_escalation_is_resolved_by_a_later_review(cli, tmp_path, classif
 
 
 def test_concurrent_classify_processes_write_only_valid_lines(tmp_path):
-    """Two real processes append to one app.jsonl at once: every line is one whole record."""
+    """Two real processes append to one app.jsonl at once: every line is one whole record.
+    (Without the sentence embedder, which is not what is tested, and with one torch thread each:
+    two processes of two threads on two cores spend most of their time waiting for each other.)"""
     words = ["wonderful", "awful", "fine", "odd", "moving", "dull"]
     texts = [f"Review {i}: {word}{'!' * i}" for i, word in enumerate(words * 2)]
-    command = selfheal_argv("classify", "--json", *set_args(graph_overrides(tmp_path)))
+    sets = set_args([*graph_overrides(tmp_path), "embedder.enabled=false"])
+    command = selfheal_argv("classify", "--json", *sets)
     procs = [
         subprocess.Popen(
             [*command, "--accept", "0", "--clarify", "0", *texts],
             cwd=tmp_path,
-            env=process_env(),
+            env=process_env(OMP_NUM_THREADS="1"),
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
         )
