@@ -12,7 +12,7 @@ from selfheal.model.checkpoint import MANIFEST_FILE, META_FILE, TRAINING_LOG_FIL
 from selfheal.model.classifier import Classifier
 
 
-def test_tiny_training_lowers_loss_and_writes_a_checkpoint(tiny_run):
+def test_tiny_training_lowers_loss_and_writes_a_checkpoint(tiny_run, tiny_csv):
     history = tiny_run.history
     assert len(history) == 2
     assert history[-1]["train_loss"] < history[0]["train_loss"]
@@ -41,7 +41,8 @@ def test_tiny_training_lowers_loss_and_writes_a_checkpoint(tiny_run):
     assert meta["labels"] == list(MOVIE_LABELS)  # the tiny file's names, sorted: Negative, Positive
     assert meta["without_embedder"]["temperature"] > 0 and meta["embedder_weight"] >= 0
     card = (out / "README.md").read_text()
-    assert card.startswith("---\nlibrary_name: peft") and "Pang" in card
+    # The card names its data: here the user's file (the movie corpus' card names Pang & Lee).
+    assert card.startswith("---\nlibrary_name: peft") and f"`{tiny_csv}`" in card
 
 
 def test_checkpoint_reloads_and_reproduces_its_test_metrics(tiny_run, tiny_csv):
