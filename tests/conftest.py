@@ -322,8 +322,3 @@ def process_env(**extra: str) -> dict[str, str]:
     env["PYTHONPATH"] = os.pathsep.join(dict.fromkeys(path))
     env.update(extra)
     return env
-
-
-# The console script installed beside this interpreter. Kept for tests that spawn it; new tests
-# use selfheal_argv(), which needs no installed script.
-SELFHEAL_BIN = Path(sys.executable).with_name("selfheal")

@@ -8,14 +8,13 @@ real ``selfheal`` commands are run on it.
 from __future__ import annotations
 
 import json
-import os
 import sqlite3
 import subprocess
 from pathlib import Path
 
 import pytest
 
-from conftest import SELFHEAL_BIN, graph_overrides
+from conftest import graph_overrides, process_env, selfheal_argv
 from selfheal.graph import CHECKPOINT_DB
 from selfheal.graph.checkpoints import CheckpointError, check_checkpoint_db, pending_in_log
 
@@ -27,7 +26,7 @@ def made(tmp_path_factory, cli_env) -> Path:
     """A log directory in which the real ``selfheal classify`` left pending requests."""
     base = tmp_path_factory.mktemp("pending")
     sets = [item for o in graph_overrides(base) for item in ("--set", o)]
-    command = [str(SELFHEAL_BIN), "classify", *sets, "--json", "--accept", "1", "--clarify", "1", *DISPUTED]
+    command = selfheal_argv("classify", *sets, "--json", "--accept", "1", "--clarify", "1", *DISPUTED)
     result = subprocess.run(command, capture_output=True, text=True, cwd=base, env=cli_env, timeout=300)
     assert result.returncode == 0, result.stderr
     assert pending_in_log(base / "logs" / "app.jsonl"), "no pending request: the backups agreed"
@@ -36,7 +35,7 @@ def made(tmp_path_factory, cli_env) -> Path:
 
 @pytest.fixture(scope="module")
 def cli_env() -> dict[str, str]:
-    return dict(os.environ, NO_COLOR="1", TERM="dumb", HF_HUB_OFFLINE="1")
+    return process_env()
 
 
 @pytest.fixture

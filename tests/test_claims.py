@@ -16,7 +16,6 @@ import threading
 
 import pexpect
 
-from conftest import SELFHEAL_BIN
 from selfheal.config import load_config
 from selfheal.graph import CHECKPOINT_DB, open_checkpointer
 from selfheal.graph.claims import AlreadyAnswered, ClaimStore
@@ -42,8 +41,8 @@ def lines(path) -> list[dict]:
 
 def reviewer(tmp_path, cli) -> pexpect.spawn:
     return pexpect.spawn(
-        str(SELFHEAL_BIN),
-        ["review", *cli.args()],
+        sys.executable,
+        ["-m", "selfheal", "review", *cli.args()],
         cwd=str(tmp_path),
         env=cli.env,
         encoding="utf-8",

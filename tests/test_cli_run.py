@@ -6,28 +6,33 @@ import json
 import os
 import re
 import signal
+import sys
 
 import pexpect
 
-from conftest import SELFHEAL_BIN
 from selfheal.labels import MOVIE_LABELS
 
 TEXTS = ["The movie was painfully slow and boring.", "It has its moments.", "Not bad, not good, just there."]
 PROMPT = "> Enter text (or 'quit'):"
 
 
-def test_run_asks_for_clarification_and_logs_the_answer(tmp_path, cli, classifier):
-    # --accept 0.999 forces the question unless the model is even surer than that
-    text = next(t for t in TEXTS if classifier.predict([t])[0].confidence < 0.999)
-    child = pexpect.spawn(
-        str(SELFHEAL_BIN),
-        ["run", *cli.args(), "--accept", "0.999"],
+def spawn_run(tmp_path, cli, *args: str) -> pexpect.spawn:
+    """``selfheal run`` in a real terminal (40 x 200), in ``tmp_path``."""
+    return pexpect.spawn(
+        sys.executable,
+        ["-m", "selfheal", "run", *cli.args(), *args],
         cwd=str(tmp_path),
         env=cli.env,
         encoding="utf-8",
         timeout=120,
         dimensions=(40, 200),
     )
+
+
+def test_run_asks_for_clarification_and_logs_the_answer(tmp_path, cli, classifier):
+    # --accept 0.999 forces the question unless the model is even surer than that
+    text = next(t for t in TEXTS if classifier.predict([t])[0].confidence < 0.999)
+    child = spawn_run(tmp_path, cli, "--accept", "0.999")
     try:
         child.expect_exact(PROMPT)  # time to prompt is measured by scripts/bench_startup.py
         child.sendline(text)
@@ -75,14 +80,7 @@ def test_run_asks_for_clarification_and_logs_the_answer(tmp_path, cli, classifie
 
 
 def test_open_question_survives_a_killed_run_and_review_answers_it(tmp_path, cli):
-    child = pexpect.spawn(
-        str(SELFHEAL_BIN),
-        ["run", *cli.args(), "--accept", "1"],
-        cwd=str(tmp_path),
-        env=cli.env,
-        encoding="utf-8",
-        timeout=120,
-    )
+    child = spawn_run(tmp_path, cli, "--accept", "1")
     child.expect_exact(PROMPT)
     child.sendline("A strange, haunting little film.")
     child.expect_exact("(y/n)")
@@ -104,15 +102,7 @@ def test_open_question_survives_a_killed_run_and_review_answers_it(tmp_path, cli
 
 def test_quit_at_the_question_leaves_it_pending_and_says_goodbye(tmp_path, cli):
     text = "A strange, haunting little film."
-    child = pexpect.spawn(
-        str(SELFHEAL_BIN),
-        ["run", *cli.args(), "--accept", "1"],
-        cwd=str(tmp_path),
-        env=cli.env,
-        encoding="utf-8",
-        timeout=120,
-        dimensions=(40, 200),
-    )
+    child = spawn_run(tmp_path, cli, "--accept", "1")
     try:
         child.expect_exact(PROMPT)
         child.sendline(text)

@@ -289,7 +289,7 @@ class EvaluationConfig(_Section):
     bins: equal-width confidence bins of ECE, MCE and the reliability diagram.
     bootstrap: resamples of the bootstrap confidence interval of ECE.
     seed: seed of the bootstrap.
-    sweep_step: step of the accept-threshold sweep (0.5 to 1.0) in the risk-coverage table.
+    sweep_step: step of the accept-threshold sweep (from 1/k, k labels, to 1.0) in the risk-coverage table.
     examples: real inputs shown per kind (confident and right/wrong, asked, escalated).
     min_final, max_human, min_accepted: what the operating point must give on validation: the
         final accuracy with a correct person, the share sent to a person, the accuracy on

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 from rich.console import Console
 
+from selfheal.cli import common
 from selfheal.cli.common import ConfigOption, SetOption, get_config, user_errors
 from selfheal.cli.terminal import Printer, Prompter, TerminalPrompter, final_line, percent
 from selfheal.config import Config
@@ -115,7 +116,6 @@ def review(
 ) -> None:
     """The ``selfheal review`` command body (``rebuild``: restore the queue from the log, then list it)."""
     from selfheal.cli.preflight import preflight
-    from selfheal.graph.services import Services
     from selfheal.graph.session import Session
 
     preflight(config, model=False)
@@ -132,7 +132,7 @@ def review(
             markup=False,
         )
         list_only = True
-    session = Session(Services(config))
+    session = Session(common.make_services(config))
     for recorded in session.finish_unrecorded():  # answered before a write failed: record them now
         console.print(
             f"recorded request {recorded.request_id} (its record had failed to be written)", style="dim"

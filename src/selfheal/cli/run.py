@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
 
+from selfheal.cli import common
 from selfheal.cli.common import AcceptOption, ClarifyOption, ConfigOption, SetOption, get_config, user_errors
 from selfheal.cli.terminal import Printer, Prompter, TerminalPrompter
 from selfheal.config import Config
@@ -61,10 +62,9 @@ class BackgroundSession:
     def _load(self) -> None:
         try:
             start = time.perf_counter()
-            from selfheal.graph.services import Services
             from selfheal.graph.session import Session
 
-            services = Services(self.config)
+            services = common.make_services(self.config)
             classifier = services.classifier
             self._session = Session(services)
             services.log.event(

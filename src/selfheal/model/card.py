@@ -194,6 +194,81 @@ def _checks_lines(manifest: dict[str, Any] | None) -> list[str]:
     return rows
 
 
+def _front_matter(
+    base: str, tags: str, dataset: str, name: str, task: str, described: str, seed: int, test: dict[str, Any]
+) -> list[str]:
+    """The Hugging Face metadata block (``described``: the dataset's name and type, as YAML)."""
+    return [
+        "---",
+        "library_name: peft",
+        f"base_model: {base}",
+        "language: en",
+        "license: apache-2.0",
+        "pipeline_tag: text-classification",
+        f"tags: [{tags}]",
+        f"datasets: [{dataset}]",
+        "model-index:",
+        f"- name: {name}",
+        "  results:",
+        f"  - task: {{type: text-classification, name: {task}}}",
+        f"    dataset: {{{described}, split: test (seed {seed})}}",
+        "    metrics:",
+        f"    - {{type: accuracy, value: {test['accuracy']:.4f}}}",
+        f"    - {{type: f1, value: {test['f1_macro']:.4f}, name: macro F1}}",
+        "---",
+        "",
+    ]
+
+
+def _epoch_rows(history: list[dict[str, float]]) -> list[str]:
+    """The per-epoch training log as a table."""
+    return [
+        "| epoch | train loss | val loss | val acc | val macro-F1 | lr | seconds |",
+        "|---|---|---|---|---|---|---|",
+    ] + [
+        f"| {int(h['epoch'])} | {h['train_loss']:.4f} | {h['val_loss']:.4f} | {_pct(h['val_accuracy'])} | "
+        f"{_pct(h['val_macro_f1'])} | {h['learning_rate']:.2e} | {h['seconds']} |"
+        for h in history
+    ]
+
+
+def _provenance_lines(meta: dict[str, Any]) -> list[str]:
+    """Which run wrote the card's figures."""
+    return [
+        "All figures below were written by `selfheal train` when it produced this checkpoint",
+        f"(version `{meta['version']}`, {meta['train_seconds'] / 60:.1f} minutes on `{meta['device']}`",
+        f"with {meta['torch_threads']} torch threads).",
+    ]
+
+
+def _recipe_lines(config: Config, meta: dict[str, Any], metrics: dict[str, Any]) -> list[str]:
+    """LoRA, optimiser and temperature bullets of the Training section."""
+    tc, lora = config.training, config.lora
+    return [
+        (
+            f"- LoRA: r={lora.r}, alpha={lora.alpha}, dropout={lora.dropout}, target modules `{', '.join(lora.target_modules)}`;"
+            if lora.enabled
+            else "- Full fine-tuning (LoRA disabled):"
+        ),
+        f"  {meta['trainable_parameters']:,} trainable of {meta['total_parameters']:,} parameters.",
+        f"- AdamW lr={tc.learning_rate}, weight decay {tc.weight_decay}, {tc.scheduler} schedule with",
+        f"  {tc.warmup_ratio:.0%} warm-up, batch {tc.batch_size}, {tc.epochs} epochs, max length {config.data.max_length},",
+        f"  length-grouped batches, seed {tc.seed}; best epoch by validation macro-F1: {meta['best_epoch']}.",
+        f"- Temperature scaling fitted on validation logits (LBFGS on NLL): T = {meta['temperature']:.3f}",
+        f"  (validation NLL {metrics['validation_nll_raw']:.4f} -> {metrics['validation_nll_scaled']:.4f}).",
+    ]
+
+
+def _ensemble_clause(meta: dict[str, Any]) -> str:
+    """How the TF-IDF and embedder terms join the ensemble, for the card's first paragraph."""
+    embedder = " and a logistic regression over frozen all-mpnet-base-v2 sentence embeddings"
+    return (
+        "in a log-linear ensemble with a TF-IDF logistic regression"
+        + (embedder if meta.get("embedder_weight") else "")
+        + " (see Training)."
+    )
+
+
 def write_model_card(
     directory: Path,
     config: Config,
@@ -209,56 +284,30 @@ def write_model_card(
     a card naming its source, labels and data checks."""
     if config.data.source != "rotten_tomatoes":
         return _write_generic_card(directory, config, meta, metrics, history, manifest)
-    tc, lora = config.training, config.lora
     test = metrics["test"]
     base = config.model.base_model or "sentence-transformers/all-MiniLM-L6-v2"
-    front = [
-        "---",
-        "library_name: peft",
-        f"base_model: {base}",
-        "language: en",
-        "license: apache-2.0",
-        "pipeline_tag: text-classification",
-        "tags: [sentiment-analysis, lora, peft, movie-reviews, calibration]",
-        "datasets: [rotten_tomatoes]",
-        "model-index:",
-        "- name: selfheal-minilm-lora",
-        "  results:",
-        "  - task: {type: text-classification, name: Sentiment}",
-        f"    dataset: {{name: Rotten Tomatoes snippets (Pang & Lee 2005), type: rotten_tomatoes, split: test (seed {config.data.seed})}}",
-        "    metrics:",
-        f"    - {{type: accuracy, value: {test['accuracy']:.4f}}}",
-        f"    - {{type: f1, value: {test['f1_macro']:.4f}, name: macro F1}}",
-        "---",
-        "",
-    ]
-    epochs = [
-        "| epoch | train loss | val loss | val acc | val macro-F1 | lr | seconds |",
-        "|---|---|---|---|---|---|---|",
-    ] + [
-        f"| {int(h['epoch'])} | {h['train_loss']:.4f} | {h['val_loss']:.4f} | {_pct(h['val_accuracy'])} | "
-        f"{_pct(h['val_macro_f1'])} | {h['learning_rate']:.2e} | {h['seconds']} |"
-        for h in history
-    ]
+    front = _front_matter(
+        base,
+        "sentiment-analysis, lora, peft, movie-reviews, calibration",
+        "rotten_tomatoes",
+        "selfheal-minilm-lora",
+        "Sentiment",
+        "name: Rotten Tomatoes snippets (Pang & Lee 2005), type: rotten_tomatoes",
+        config.data.seed,
+        test,
+    )
+    epochs = _epoch_rows(history)
     body = [
         "# selfheal sentiment model (MiniLM-L6 + LoRA)",
         "",
         "A binary movie-review sentiment classifier (Negative / Positive): the 6-layer, 384-wide",
         f"BERT encoder {BUNDLED_BASE if config.model.base_model is None else base},",
         f"{config.model.pooling}-pooled, with a linear head, fine-tuned with LoRA (PEFT, task type SEQ_CLS),",
-        "in a log-linear ensemble with a TF-IDF logistic regression"
-        + (
-            " and a logistic regression over frozen all-mpnet-base-v2 sentence embeddings"
-            if meta.get("embedder_weight")
-            else ""
-        )
-        + " (see Training).",
+        _ensemble_clause(meta),
         "It is the primary model of [selfheal](../../../../README.md), which asks the user or",
         "consults backup models when this model's calibrated confidence is low.",
         "",
-        "All figures below were written by `selfheal train` when it produced this checkpoint",
-        f"(version `{meta['version']}`, {meta['train_seconds'] / 60:.1f} minutes on `{meta['device']}`",
-        f"with {meta['torch_threads']} torch threads).",
+        *_provenance_lines(meta),
         "",
         "## Data",
         "",
@@ -271,17 +320,7 @@ def write_model_card(
         "",
         "## Training",
         "",
-        (
-            f"- LoRA: r={lora.r}, alpha={lora.alpha}, dropout={lora.dropout}, target modules `{', '.join(lora.target_modules)}`;"
-            if lora.enabled
-            else "- Full fine-tuning (LoRA disabled):"
-        ),
-        f"  {meta['trainable_parameters']:,} trainable of {meta['total_parameters']:,} parameters.",
-        f"- AdamW lr={tc.learning_rate}, weight decay {tc.weight_decay}, {tc.scheduler} schedule with",
-        f"  {tc.warmup_ratio:.0%} warm-up, batch {tc.batch_size}, {tc.epochs} epochs, max length {config.data.max_length},",
-        f"  length-grouped batches, seed {tc.seed}; best epoch by validation macro-F1: {meta['best_epoch']}.",
-        f"- Temperature scaling fitted on validation logits (LBFGS on NLL): T = {meta['temperature']:.3f}",
-        f"  (validation NLL {metrics['validation_nll_raw']:.4f} -> {metrics['validation_nll_scaled']:.4f}).",
+        *_recipe_lines(config, meta, metrics),
         "- TF-IDF (word 1-2 grams, sublinear tf) + logistic regression on the same training texts:",
         "  the backup model, and a member of the log-linear ensemble: the primary model's logits",
         f"  are the LoRA logits + {meta['tfidf_weight']:g} x the TF-IDF log-probabilities (weight",
@@ -344,43 +383,24 @@ def _write_generic_card(
     """The model card of a checkpoint trained on data other than the movie snippets."""
     from selfheal.model.checkpoint import labels_of
 
-    tc, lora, d = config.training, config.lora, config.data
+    d = config.data
     labels = labels_of(meta)
     test = metrics["test"]
     base = config.model.base_model or "sentence-transformers/all-MiniLM-L6-v2"
     title, dataset, described = SOURCES.get(d.source, (f"`{d.source}`", "custom", []))
     sizes = (manifest or {}).get("sizes", {})
     sentiment = labels.polarity() is not None
-    front = [
-        "---",
-        "library_name: peft",
-        f"base_model: {base}",
-        "language: en",
-        "license: apache-2.0",
-        "pipeline_tag: text-classification",
-        "tags: [" + ("sentiment-analysis, " if sentiment else "") + "lora, peft, calibration]",
-        f"datasets: [{dataset}]",
-        "model-index:",
-        f"- name: selfheal-minilm-lora-{len(labels)}class",
-        "  results:",
-        "  - task: {type: text-classification, name: "
-        + ("Sentiment" if sentiment else "Classification")
-        + "}",
-        f"    dataset: {{name: {json.dumps(title.strip('`'))}, type: {dataset}, split: test (seed {d.seed})}}",
-        "    metrics:",
-        f"    - {{type: accuracy, value: {test['accuracy']:.4f}}}",
-        f"    - {{type: f1, value: {test['f1_macro']:.4f}, name: macro F1}}",
-        "---",
-        "",
-    ]
-    epochs = [
-        "| epoch | train loss | val loss | val acc | val macro-F1 | lr | seconds |",
-        "|---|---|---|---|---|---|---|",
-    ] + [
-        f"| {int(h['epoch'])} | {h['train_loss']:.4f} | {h['val_loss']:.4f} | {_pct(h['val_accuracy'])} | "
-        f"{_pct(h['val_macro_f1'])} | {h['learning_rate']:.2e} | {h['seconds']} |"
-        for h in history
-    ]
+    front = _front_matter(
+        base,
+        ("sentiment-analysis, " if sentiment else "") + "lora, peft, calibration",
+        dataset,
+        f"selfheal-minilm-lora-{len(labels)}class",
+        "Sentiment" if sentiment else "Classification",
+        f"name: {json.dumps(title.strip('`'))}, type: {dataset}",
+        d.seed,
+        test,
+    )
+    epochs = _epoch_rows(history)
     sample = (
         f"a stratified sample of {d.sample} of its texts (`data.sample={d.sample}`)"
         if d.sample is not None and meta["train_size"] <= d.sample
@@ -392,17 +412,11 @@ def _write_generic_card(
         f"A {len(labels)}-class classifier ({' / '.join(labels)}) of {title}: the 6-layer, 384-wide",
         f"BERT encoder {BUNDLED_BASE if config.model.base_model is None else base},",
         f"{config.model.pooling}-pooled, with a linear head over the {len(labels)} labels, fine-tuned with LoRA",
-        "(PEFT, task type SEQ_CLS), in a log-linear ensemble with a TF-IDF logistic regression"
-        + (
-            " and a logistic regression over frozen all-mpnet-base-v2 sentence embeddings"
-            if meta.get("embedder_weight")
-            else ""
-        )
-        + " (see Training). It is a primary model for selfheal (`--set paths.checkpoint=<this directory>`).",
+        "(PEFT, task type SEQ_CLS), "
+        + _ensemble_clause(meta)
+        + " It is a primary model for selfheal (`--set paths.checkpoint=<this directory>`).",
         "",
-        "All figures below were written by `selfheal train` when it produced this checkpoint",
-        f"(version `{meta['version']}`, {meta['train_seconds'] / 60:.1f} minutes on `{meta['device']}`",
-        f"with {meta['torch_threads']} torch threads).",
+        *_provenance_lines(meta),
         "",
         "## Data",
         "",
@@ -423,17 +437,7 @@ def _write_generic_card(
         "The movie model's recipe (`config.yaml`, chosen by the recipe search in that model's card),",
         "not searched again for this data; the best epoch is picked by validation macro-F1.",
         "",
-        (
-            f"- LoRA: r={lora.r}, alpha={lora.alpha}, dropout={lora.dropout}, target modules `{', '.join(lora.target_modules)}`;"
-            if lora.enabled
-            else "- Full fine-tuning (LoRA disabled):"
-        ),
-        f"  {meta['trainable_parameters']:,} trainable of {meta['total_parameters']:,} parameters.",
-        f"- AdamW lr={tc.learning_rate}, weight decay {tc.weight_decay}, {tc.scheduler} schedule with",
-        f"  {tc.warmup_ratio:.0%} warm-up, batch {tc.batch_size}, {tc.epochs} epochs, max length {d.max_length},",
-        f"  length-grouped batches, seed {tc.seed}; best epoch by validation macro-F1: {meta['best_epoch']}.",
-        f"- Temperature scaling fitted on validation logits (LBFGS on NLL): T = {meta['temperature']:.3f}",
-        f"  (validation NLL {metrics['validation_nll_raw']:.4f} -> {metrics['validation_nll_scaled']:.4f}).",
+        *_recipe_lines(config, meta, metrics),
         "- TF-IDF (word 1-2 grams, sublinear tf) + multinomial logistic regression on the same training",
         "  texts: a backup model, and a member of the log-linear ensemble: the primary model's logits",
         f"  are the LoRA logits + {meta['tfidf_weight']:g} x the TF-IDF log-probabilities (weight",
