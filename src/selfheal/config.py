@@ -259,9 +259,13 @@ class InputConfig(_Section):
 
     max_chars: longer texts are cut to this many characters (after cleaning) before the model,
         which itself reads at most ``data.max_length`` tokens; the log record says so.
+    chunk_size: ``selfheal classify`` reads a file or stdin this many lines at a time, runs the
+        model over them in one batch, then decides and prints them; stdin also ends a chunk
+        early when no more lines are ready, so each typed line is answered at once.
     """
 
     max_chars: int = Field(5000, ge=16, le=1_000_000)
+    chunk_size: int = Field(256, ge=1, le=100_000)
 
 
 class FallbackConfig(_Section):

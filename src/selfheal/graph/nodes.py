@@ -208,27 +208,46 @@ def from_review(resume: Any) -> bool:
 # --- InferenceNode ---------------------------------------------------------------------------
 
 
+def prediction_result(prediction: Any, latency_ms: float | None) -> dict[str, Any]:
+    """A model prediction as plain JSON (what ``given_inference`` holds and InferenceNode uses):
+    ``{label, probs, confidence, latency_ms, truncated, knowability}``.
+
+    ``latency_ms`` is the model's time for this text: for a text predicted alone, the time of its
+    own ``predict`` call; for a text predicted in a batch, the batch's time divided by the number
+    of texts in it (what the text cost, not how long it waited).
+    """
+    return {
+        "label": prediction.label,
+        "probs": {label: round(float(p), 6) for label, p in prediction.probs.items()},
+        "confidence": float(prediction.confidence),
+        "latency_ms": latency_ms,
+        "truncated": bool(prediction.truncated),
+        "knowability": getattr(prediction, "knowability", None),
+    }
+
+
 def inference_node(state: State, services: Services) -> dict[str, Any]:
-    """Tokenize, forward, softmax over temperature-scaled logits: label, probs, confidence."""
-    start = time.perf_counter()
+    """Tokenize, forward, softmax over temperature-scaled logits: label, probs, confidence.
+
+    A prediction computed before the graph ran (``given_inference``, from a batch) is used as it
+    is; the model is called only without one.
+    """
     classifier = services.classifier
-    prediction = classifier.predict([state["text"]])[0]
-    latency_ms = round((time.perf_counter() - start) * 1000, 1)
+    result = state.get("given_inference")
+    if result is None:
+        start = time.perf_counter()
+        prediction = classifier.predict([state["text"]])[0]
+        result = prediction_result(prediction, round((time.perf_counter() - start) * 1000, 1))
     directory = getattr(classifier, "directory", None)
     return {
-        "inference": {
-            "label": prediction.label,
-            "probs": {label: round(float(p), 6) for label, p in prediction.probs.items()},
-            "confidence": float(prediction.confidence),
-            "latency_ms": latency_ms,
-        },
+        "inference": {key: result[key] for key in ("label", "probs", "confidence", "latency_ms")},
         "model": {
             "version": getattr(classifier, "version", None),
             "temperature": getattr(classifier, "temperature", None),
             "checkpoint": None if directory is None else str(directory),
         },
-        "input_truncated": bool(state.get("input_truncated")) or bool(prediction.truncated),
-        "knowability_scores": getattr(prediction, "knowability", None),
+        "input_truncated": bool(state.get("input_truncated")) or bool(result["truncated"]),
+        "knowability_scores": result["knowability"],
         "trace": traced(state, INFERENCE),
     }
 
@@ -378,9 +397,10 @@ def clarify_step(state: State, services: Services) -> dict[str, Any]:
 
 
 def backup_step(state: State, services: Services) -> dict[str, Any]:
-    """Ask the backups; they label the request only where the no-person rule holds
+    """Ask the backups (or use their vote computed in a batch before the graph ran,
+    ``given_backup``); they label the request only where the no-person rule holds
     (``backup.decide``, ``voters``, ``min_voter_prob``, ``min_confidence``), else a person must."""
-    vote = services.backups.predict(state["text"])
+    vote = state.get("given_backup") or services.backups.predict(state["text"])
     inference, cfg = state["inference"], services.config.backup
     agree = vote["label"] == inference["label"]
     rule = no_person_rule(

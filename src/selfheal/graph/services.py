@@ -36,6 +36,10 @@ class BackupPredictor(Protocol):
         """``{label, probs, models: {name: {label, probs}}}`` for one text."""
         ...
 
+    def predict_many(self, texts: list[str]) -> list[dict[str, Any]]:
+        """:meth:`predict` for many texts at once (one batch per backup)."""
+        ...
+
 
 class Services:
     """The classifier, the backups, the log writer and the labels of one process."""

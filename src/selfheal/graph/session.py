@@ -9,8 +9,21 @@ A paused question is answered at most once, even by several processes at once: :
 claims it first (:mod:`selfheal.graph.claims`) and raises :class:`~selfheal.graph.claims.AlreadyAnswered` when
 someone else did.
 
-The graph is streamed with ``subgraphs=True``: each update arrives with its namespace, so the
-caller learns which node, and which of FallbackNode's steps, ran (``on_update``).
+The graph is streamed with ``subgraphs=True`` when the caller wants to see the steps
+(``on_update``): each update arrives with its namespace, so the caller learns which node, and
+which of FallbackNode's steps, ran.
+
+Batched decisions (:meth:`Session.start_many`): the model runs over many texts in one
+``predict`` call, the backups over those of them that the graph will send to its backup step,
+and each text then goes through the graph with that result handed in (``given_inference``,
+``given_backup`` in its state), one request at a time, in input order, with the same record as
+alone. :meth:`Session.start` is the same with one text.
+
+What is checkpointed: a request whose prediction is known before the graph runs and is accepted
+cannot pause (InferenceNode -> ConfidenceCheckNode -> FinalDecisionNode -> end), so it runs on a
+copy of the graph compiled without a checkpointer: nothing is written to SQLite for it. Every
+other request (it may ask, wait for review, or be resumed) is checkpointed after every step
+(``durability="sync"``), so a paused request survives a crash.
 """
 
 from __future__ import annotations
@@ -19,7 +32,7 @@ import contextlib
 import sqlite3
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -76,6 +89,16 @@ class Session:
         self.checkpointer = checkpointer or open_checkpointer(Path(self.config.paths.log_dir))
         self.claims = claims or ClaimStore(_database_of(self.checkpointer))
         self.graph = build_graph(services, self.checkpointer)
+        self._unpausable_graph: Any = None
+
+    @property
+    def unpausable_graph(self) -> Any:
+        """The same graph compiled without a checkpointer, for requests that cannot pause."""
+        if self._unpausable_graph is None:
+            from selfheal.graph import build_graph
+
+            self._unpausable_graph = build_graph(self.services)
+        return self._unpausable_graph
 
     @staticmethod
     def _thread(request_id: str) -> dict[str, Any]:
@@ -97,12 +120,86 @@ class Session:
             "started_at": time.time(),
         }
 
-    def start(self, text: str, interactive: bool, on_update: UpdateCallback | None = None) -> Outcome | None:
-        """Run a new request until it is decided or paused; ``None`` for empty text (no model call)."""
+    def start(
+        self,
+        text: str,
+        interactive: bool,
+        on_update: UpdateCallback | None = None,
+        precompute: bool = True,
+    ) -> Outcome | None:
+        """Run a new request until it is decided or paused; ``None`` for empty text (no model call).
+
+        ``precompute`` (the default): the model runs before the graph (:meth:`start_many` with one
+        text), so an accepted request skips the checkpointer. ``precompute=False`` is the path
+        before batching: InferenceNode calls the model and every step is checkpointed.
+        """
+        if precompute:
+            return next(self.start_many([text], interactive, on_update))
         state = self.new_state(text, interactive)
         if state is None:
             return None
         return self._advance(state["request_id"], state, on_update, new=True)
+
+    def prepare_many(self, texts: Sequence[str], interactive: bool) -> list[dict[str, Any] | None]:
+        """The initial states of requests for ``texts`` (``None`` for an empty text), with the
+        model's prediction of each cleaned text from one ``predict`` call (``given_inference``;
+        its ``latency_ms`` is the call's time divided by the number of texts), and the backups'
+        vote from one batched call (``given_backup``) for the texts whose request will reach the
+        backup step whatever happens: ``escalate``, and ``ask_clarify`` with nobody to ask (an
+        interactive request that is asked reaches it only if the user does not answer)."""
+        from selfheal.graph.nodes import prediction_result
+        from selfheal.vocabulary import ASK_CLARIFY, ESCALATE
+
+        states = [self.new_state(text, interactive) for text in texts]
+        live = [state for state in states if state is not None]
+        if not live:
+            return states
+        classifier = self.services.classifier
+        start = time.perf_counter()
+        predictions = classifier.predict([state["text"] for state in live])
+        latency_ms = round((time.perf_counter() - start) * 1000 / len(live), 1)
+        for state, prediction in zip(live, predictions, strict=True):
+            state["given_inference"] = prediction_result(prediction, latency_ms)
+            state["route"] = self._route(state)  # dropped before the graph runs (see start_many)
+        sure = (ESCALATE,) if interactive else (ASK_CLARIFY, ESCALATE)
+        to_backups = [state for state in live if state["route"] in sure]
+        if to_backups:
+            backups = self.services.backups
+            many = getattr(backups, "predict_many", None)
+            batch = [state["text"] for state in to_backups]
+            votes = many(batch) if many is not None else [backups.predict(text) for text in batch]
+            for state, vote in zip(to_backups, votes, strict=True):
+                state["given_backup"] = vote
+        return states
+
+    def _route(self, state: dict[str, Any]) -> str:
+        """The route ConfidenceCheckNode will take for a state with ``given_inference`` (its own code)."""
+        from selfheal.graph.nodes import confidence_check_node
+
+        given = state["given_inference"]
+        probe = {
+            "thresholds": state["thresholds"],
+            "inference": {"label": given["label"], "confidence": given["confidence"]},
+            "knowability_scores": given["knowability"],
+        }
+        return confidence_check_node(probe, self.services)["route"]  # type: ignore[arg-type]
+
+    def start_many(
+        self, texts: Sequence[str], interactive: bool = False, on_update: UpdateCallback | None = None
+    ) -> Iterator[Outcome | None]:
+        """Decide ``texts`` the batched way: the model (and the backups, where needed) run once
+        over all of them (:meth:`prepare_many`), then each request goes through the graph in
+        order; yields its :class:`Outcome` (``None`` for an empty text) as soon as it is decided
+        or paused. A failure (say a :class:`StorageError`) is raised at the text it happened to:
+        the requests yielded before it are recorded, it and those after it are not."""
+        from selfheal.vocabulary import ACCEPT
+
+        for state in self.prepare_many(texts, interactive):
+            if state is None:
+                yield None
+                continue
+            pausable = state.pop("route") != ACCEPT
+            yield self._advance(state["request_id"], state, on_update, new=True, pausable=pausable)
 
     def resume(self, request_id: str, answer: Any, on_update: UpdateCallback | None = None) -> Outcome:
         """Answer the question a paused request waits for (``Command(resume=answer)``).
@@ -168,8 +265,12 @@ class Session:
         on_update: UpdateCallback | None,
         new: bool = False,
         state: dict[str, Any] | None = None,
+        pausable: bool = True,
     ) -> Outcome:
         """Run the graph for one request until it is decided or paused.
+
+        A request that cannot pause (``pausable=False``: a new one whose prediction, handed in,
+        is accepted) runs on :attr:`unpausable_graph`, with no checkpoint written or deleted.
 
         ``on_update`` sees every step as it finishes: the path of the node (and of the
         FallbackNode step) from the stream's namespace, its update, and the request's state so
@@ -189,27 +290,42 @@ class Session:
         mark = len(journal)
         waiting = None
         seen = dict(graph_input) if new else dict(state or {})  # the state as the steps go
+        graph = self.graph if pausable else self.unpausable_graph
+        watch = on_update is not None  # the subgraph's steps are streamed only for someone to see
+        final = seen
         try:
-            for namespace, chunk in self.graph.stream(
-                graph_input, config, stream_mode="updates", subgraphs=True, durability="sync"
+            for item in graph.stream(
+                graph_input,
+                config,
+                stream_mode=["updates"] if pausable else ["updates", "values"],
+                subgraphs=watch,
+                durability="sync" if pausable else None,
             ):
+                namespace, mode, chunk = item if watch else ((), *item)
+                if mode == "values":
+                    if not namespace:
+                        final = chunk
+                    continue
                 for node, update in chunk.items():
                     if node == "__interrupt__":
                         if not namespace:  # the same pause is also reported inside the subgraph
                             waiting = dict(update[0].value)
                         continue
-                    if not namespace and node == FALLBACK:
+                    if not namespace and node == FALLBACK and watch:
                         continue  # the subgraph's final state: its steps were reported one by one
-                    if update:
+                    if update and watch:
                         seen.update(update)
-                        if on_update is not None:
-                            on_update(step_path(namespace, node), update, seen)
-            # paused inside FallbackNode: its steps' updates are in the subgraph's state so far
-            state = current_values(self.graph.get_state(config, subgraphs=waiting is not None))
+                        assert on_update is not None
+                        on_update(step_path(namespace, node), update, seen)
+            if pausable:
+                # paused inside FallbackNode: its steps' updates are in the subgraph's state so far
+                state = current_values(self.graph.get_state(config, subgraphs=waiting is not None))
+            else:
+                state = dict(final)
         except BaseException as exc:
             for appended in reversed(journal[mark:]):
                 undo_append(appended)
-            if new:
+            if new and pausable:
                 with contextlib.suppress(Exception):
                     self.checkpointer.delete_thread(request_id)
             if isinstance(exc, sqlite3.Error):
@@ -217,7 +333,7 @@ class Session:
             raise
         finally:
             del journal[mark:]
-        if waiting is None:
+        if waiting is None and pausable:
             # The decision is recorded; a finished thread left behind (say, on a full disk) is
             # never listed as waiting, so failing to delete it loses nothing.
             with contextlib.suppress(sqlite3.Error):

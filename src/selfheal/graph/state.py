@@ -57,6 +57,10 @@ class State(TypedDict, total=False):
     interactive: bool  # a person is at the keyboard to answer questions
     thresholds: dict[str, float]  # {accept, clarify} in force for this request
     started_at: float  # time.time() when the request was received
+    # computed before the graph ran, for many texts in one batch (Session.start_many): the
+    # InferenceNode and the backup step use these instead of calling the models
+    given_inference: dict[str, Any] | None  # {label, probs, confidence, latency_ms, truncated, knowability}
+    given_backup: dict[str, Any] | None  # the backups' vote, as BackupEnsemble.predict gives it
     # InferenceNode
     inference: dict[str, Any]  # {label, probs, confidence, latency_ms}
     knowability_scores: dict[str, Any] | None  # the knowability signals (None: no detector)

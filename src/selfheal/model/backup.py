@@ -403,7 +403,18 @@ class BackupEnsemble:
 
     def predict(self, text: str) -> dict[str, Any]:
         """The ensemble's label and probabilities, with each model's own vote."""
-        models = {b.name: np.asarray(b.predict_proba([text]))[0] for b in self.load()}
+        return self.predict_many([text])[0]
+
+    def predict_many(self, texts: list[str]) -> list[dict[str, Any]]:
+        """:meth:`predict` for many texts, each backup called once on all of them (a batch)."""
+        if not texts:
+            return []
+        tables = {b.name: np.asarray(b.predict_proba(list(texts))) for b in self.load()}
+        return [self.vote({name: table[i] for name, table in tables.items()}) for i in range(len(texts))]
+
+    def vote(self, models: Mapping[str, np.ndarray]) -> dict[str, Any]:
+        """The vote of one text from each backup's probabilities (``{name: (k,) array}``): the
+        mean decides the label; each model's own label and probabilities come with it."""
         mean = np.mean(list(models.values()), axis=0)
         labels = self.labels
         return {**_result(mean, labels), "models": {name: _result(p, labels) for name, p in models.items()}}
