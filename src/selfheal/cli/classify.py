@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -16,74 +17,125 @@ import typer
 from selfheal.cli import common
 from selfheal.cli.common import AcceptOption, ClarifyOption, ConfigOption, SetOption, get_config, user_errors
 from selfheal.config import Config
-from selfheal.inputs import InputError, decode_lines
+from selfheal.inputs import InputError, check_utf8, line_chunks
+
+Input = tuple[str, str]  # (where it came from, e.g. "stdin:3", the raw text)
 
 
-def read_inputs(texts: list[str], file: Path | None) -> list[tuple[str, str]]:
-    """``(where, text)`` pairs from the arguments (``-`` = stdin, one text per line) and ``--file``."""
-    inputs: list[tuple[str, str]] = []
+def check_file(file: Path) -> None:
+    """A ``--file`` that cannot be read, or has a line that is not UTF-8, is an
+    :class:`InputError` before anything is classified (read through once, constant memory)."""
+    try:
+        with Path(file).open("rb") as fh:
+            check_utf8(fh, str(file))
+    except OSError as exc:
+        raise InputError(f"cannot read {file}: {exc.strerror or exc}") from None
+
+
+def input_chunks(texts: list[str], file: Path | None, size: int) -> Iterator[list[Input]]:
+    """The inputs in order (the arguments, ``-`` = stdin one text per line, then ``--file``), in
+    lists of at most ``size``, read as they are needed: nothing holds the whole input, and a
+    list from stdin ends early when no more lines are ready (see
+    :func:`selfheal.inputs.raw_line_chunks`). A list may be empty (blank lines only)."""
+    args: list[Input] = []
     for i, text in enumerate(texts, start=1):
-        if text == "-":
-            inputs += [(f"stdin:{n}", line) for n, line in decode_lines(sys.stdin.buffer, "stdin")]
-        else:
-            inputs.append((f"arg {i}", text))
+        if text != "-":
+            args.append((f"arg {i}", text))
+            if len(args) >= size:
+                yield args
+                args = []
+            continue
+        if args:
+            yield args
+            args = []
+        for chunk in line_chunks(sys.stdin.buffer, "stdin", size):
+            yield [(f"stdin:{n}", line) for n, line in chunk]
+    if args:
+        yield args
     if file is not None:
         try:
             with Path(file).open("rb") as fh:
-                inputs += [(f"{file}:{n}", line) for n, line in decode_lines(fh, str(file))]
+                for chunk in line_chunks(fh, str(file), size):
+                    yield [(f"{file}:{n}", line) for n, line in chunk]
         except OSError as exc:
             raise InputError(f"cannot read {file}: {exc.strerror or exc}") from None
-    if not inputs:
-        raise InputError("nothing to classify: give TEXT arguments, --file FILE, or - to read stdin")
-    return inputs
+
+
+TABLE_HEADER = f"{'#':>3}  {'label':<9} {'via':<18} {'model':<9} {'conf':>5}  text"
+
+
+def table_row(n: int, record: dict[str, Any], width: int = 60) -> str:
+    """Row ``n`` of the fixed-width table of decisions (the text cut to ``width`` characters)."""
+    inf, final = record["inference"], record["final_decision"]
+    text = record["input_text"]
+    text = text if len(text) <= width else text[: width - 3] + "..."
+    return (
+        f"{n:>3}  {final['label'] or 'pending':<9} {final['via']:<18} {inf['label']:<9} "
+        f"{inf['confidence']:>5.2f}  {text}"
+    )
 
 
 def table_lines(records: list[dict[str, Any]], width: int = 60) -> list[str]:
     """A plain fixed-width table of decisions (texts cut to ``width`` characters)."""
-    lines = [f"{'#':>3}  {'label':<9} {'via':<18} {'model':<9} {'conf':>5}  text"]
-    for n, record in enumerate(records, start=1):
-        inf, final = record["inference"], record["final_decision"]
-        text = record["input_text"]
-        text = text if len(text) <= width else text[: width - 3] + "..."
-        lines.append(
-            f"{n:>3}  {final['label'] or 'pending':<9} {final['via']:<18} {inf['label']:<9} "
-            f"{inf['confidence']:>5.2f}  {text}"
-        )
-    return lines
+    return [TABLE_HEADER, *(table_row(n, r, width) for n, r in enumerate(records, start=1))]
 
 
 def classify(config: Config, texts: list[str], file: Path | None, as_json: bool) -> None:
-    """The ``selfheal classify`` command body."""
+    """The ``selfheal classify`` command body.
+
+    The input is read ``input.chunk_size`` lines at a time; each chunk is decided the batched way
+    (:meth:`selfheal.graph.session.Session.start_many`: one model call over the chunk, then the
+    graph per text, in order) and printed before the next is read: JSON lines one per decision,
+    the table row by row under one header.
+    """
     from selfheal.cli.preflight import preflight
     from selfheal.logs.jsonl import StorageError
 
-    inputs = read_inputs(texts, file)
+    if not texts and file is None:
+        raise InputError("nothing to classify: give TEXT arguments, --file FILE, or - to read stdin")
+    if file is not None:
+        check_file(file)
     preflight(config)  # an unusable log dir or a damaged checkpoint fails now, before any heavy import
     from selfheal.graph.session import Session
 
     services = common.make_services(config)
     _ = services.classifier  # load before the first request, so its latency is the model's
     session = Session(services)
-    rows, pending = [], 0
-    for n, (where, text) in enumerate(inputs):
+    seen, shown, pending = 0, 0, 0
+    chunks = input_chunks(texts, file, config.input.chunk_size)
+    while True:
         try:
-            outcome = session.start(text, interactive=False)
-        except StorageError as exc:  # the requests before it are logged; this one is not
-            if rows:
-                typer.echo("\n".join(table_lines(rows)))
-            raise StorageError(f"{exc} ({where} was not recorded; {n} input(s) before it were)") from None
-        if outcome is None:
-            typer.echo(f"skipped {where}: empty text", err=True)
-            continue
-        record = outcome.record
-        assert record is not None
-        pending += outcome.pending_review
-        if as_json:
-            typer.echo(json.dumps(record, ensure_ascii=False))
-        else:
-            rows.append(record)
-    if rows:
-        typer.echo("\n".join(table_lines(rows)))
+            chunk = next(chunks, None)
+        except InputError as exc:
+            if seen:
+                raise InputError(f"{exc} (the {seen} input(s) before it were classified)") from None
+            raise
+        if chunk is None:
+            break
+        outcomes = session.start_many([text for _, text in chunk], interactive=False)
+        for where, _ in chunk:
+            try:
+                outcome = next(outcomes)
+            except StorageError as exc:  # the requests before it are logged; this one is not
+                raise StorageError(
+                    f"{exc} ({where} was not recorded; {seen} input(s) before it were)"
+                ) from None
+            seen += 1
+            if outcome is None:
+                typer.echo(f"skipped {where}: empty text", err=True)
+                continue
+            record = outcome.record
+            assert record is not None
+            pending += outcome.pending_review
+            if as_json:
+                typer.echo(json.dumps(record, ensure_ascii=False))
+                continue
+            if not shown:
+                typer.echo(TABLE_HEADER)
+            shown += 1
+            typer.echo(table_row(shown, record))
+    if not seen:
+        raise InputError("nothing to classify: give TEXT arguments, --file FILE, or - to read stdin")
     if pending:
         typer.echo(f"{pending} pending human review: answer with 'selfheal review'", err=True)
 

@@ -13,7 +13,9 @@ directory, twice:
 For speed, the primary model's and the backups' probabilities (and the knowability scores) are
 computed once in batches and injected through :class:`selfheal.graph.services.Services` (a lookup
 classifier carrying the checkpoint's knowability detector, and the real
-:class:`~selfheal.model.backup.BackupEnsemble` over lookup backups); the knowability check (as
+:class:`~selfheal.model.backup.BackupEnsemble` over lookup backups), and the texts go through the
+graph the batched way the ``classify`` command uses (:meth:`Session.start_many`: one ``predict``
+over all texts, the result handed to InferenceNode); the knowability check (as
 configured: ``knowability.enabled``), the routing, the fallback steps, the backup vote, the
 interrupts and the log records are the graph's own code.
 """
@@ -147,10 +149,14 @@ def _run_scenario(
     labels: LabelSet,
     tick: Callable[[], None],
 ) -> list[dict[str, Any]]:
-    """Drive every text through the graph, answering its questions with ``answer``."""
+    """Drive every text through the graph, answering its questions with ``answer``: the batched
+    way (:meth:`~selfheal.graph.session.Session.start_many`), one request at a time in order, each
+    answered before the next starts."""
     results = []
+    outcomes = session.start_many(texts, interactive=True)
     for text, truth in zip(texts, truths, strict=True):
-        outcome = session.start(text, interactive=True)
+        outcome = next(outcomes)
+        assert outcome is not None, f"empty text in the evaluated set: {text!r}"
         asked = False
         while not outcome.done and outcome.waiting.get("kind") != REVIEW_QUEUE:
             asked = asked or outcome.waiting.get("kind") in ASKING
