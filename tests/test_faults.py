@@ -349,8 +349,9 @@ def test_a_read_only_log_dir_is_one_error_line(cli, tmp_path):
 def test_classify_on_a_disk_that_fills_up_keeps_what_was_done(cli, tmp_path):
     """The real CLI classifies until its log dir (a 1 MiB tmpfs) is full: one error line,
     exit 2, every record written before is whole, the failed one is in no file, and `stats`
-    reads the log without a skipped line."""
-    texts = [f"Review number {i}: " + "a quietly moving, well acted film. " * 30 for i in range(200)]
+    reads the log without a skipped line. (Accepted requests write no checkpoint, so the records
+    alone must fill the disk: 400 records of about 3.6 kB.)"""
+    texts = [f"Review number {i}: " + "a quietly moving, well acted film. " * 100 for i in range(400)]
     with tmpfs(tmp_path / "fs", "1m") as fs:
         result = cli(
             "classify",
