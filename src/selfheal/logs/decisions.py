@@ -13,7 +13,9 @@ Record schema (one line per decision; every key is always present)::
     mode               "interactive" (selfheal run) or "batch" (selfheal classify)
     model              {version, temperature, checkpoint}
     inference          {label, probs: {label: p} (every label of the checkpoint, in its order; 2 or
-                        more), confidence, latency_ms}
+                        more), confidence, latency_ms: the model's time for this text in ms (a
+                        text predicted in a batch, as ``selfheal classify`` does: the batch's
+                        time divided by its number of texts)}
     confidence_check   {thresholds: {accept, clarify}, status: ACCEPT | LOW | VERY_LOW | UNKNOWN,
                         route: accept | ask_clarify | escalate | unknowable,
                         knowability: null (check off) | {known, reason: null | no_known_words |
@@ -28,7 +30,8 @@ Record schema (one line per decision; every key is always present)::
                         | backup_model | human_review | pending_review | user_none}
     trace              top-level node names in the order they ran (FallbackNode once per visit,
                         whichever of its steps ran)
-    elapsed_ms         from receiving the request to this decision (includes waiting for people)
+    elapsed_ms         from receiving the request to this decision (includes waiting for people, and,
+                        in a batch, for the batch's model call)
 
 A request escalated without a person at hand is logged twice: first with
 ``via: "pending_review"`` and ``label: null``, then, once ``selfheal review`` answers it, with
