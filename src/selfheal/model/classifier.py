@@ -141,6 +141,7 @@ class Classifier:
         self.max_length: int = int(self.meta["max_length"])
         self.device = device
         self.runtime = runtime
+        self.sort_by_length = True  # False: batches in input order (the benchmarks' baseline)
         self.threads = apply_threads(threads)
         self.model: Any = None  # the torch module (runtime "torch" only)
         try:
@@ -159,14 +160,10 @@ class Classifier:
         # The other members of the log-linear ensemble (see selfheal.model.ensemble), if any.
         self._embedder = self._load_embedder() if use_embedder else None
         # Without the embedder: the LoRA + TF-IDF fit stored beside it; a checkpoint trained without
-        # one stores null there, and its own weight and temperature are that fit. A runtime whose
-        # numbers differ (onnx-int8) may store its own temperature under "runtimes" (see
-        # scripts/fit_runtime_temperature.py).
+        # one stores null there, and its own weight and temperature are that fit. Every runtime
+        # uses them: `selfheal eval` gives the same figures with onnx and onnx-int8 (README).
         combo = self.meta if self._embedder is not None else (self.meta.get("without_embedder") or self.meta)
-        own = ((self.meta.get("runtimes") or {}).get(runtime) or {}).get(
-            "with_embedder" if self._embedder is not None else "without_embedder"
-        ) or {}
-        self.fitted_temperature: float = float(own.get("temperature", combo.get("temperature", 1.0)))
+        self.fitted_temperature: float = float(combo.get("temperature", 1.0))
         self.temperature: float = self.fitted_temperature if use_temperature else 1.0
         self.tfidf_weight: float = float(combo.get("tfidf_weight", 0.0))
         self.embedder_weight: float = float(self.meta.get("embedder_weight", 0.0)) if self._embedder else 0.0
@@ -225,6 +222,17 @@ class Classifier:
             path, head.layers, max_length=self.max_length, runtime=self.runtime, threads=self.threads
         )
         return EmbedderMember(encoder, head)
+
+    @property
+    def exports(self) -> dict[str, Path]:
+        """The ONNX files in use (``classifier``, ``embedder``); empty for the torch runtime."""
+        files = {}
+        if isinstance(self._encoder, OnnxEncoder):
+            files["classifier"] = self._encoder.path
+        encoder = getattr(self._embedder, "encoder", None)
+        if isinstance(getattr(encoder, "_encoder", None), OnnxEncoder):
+            files["embedder"] = encoder._encoder.path  # type: ignore[union-attr]
+        return files
 
     @property
     def members(self) -> dict[str, float]:
@@ -328,7 +336,7 @@ class Classifier:
         tokens = tokens or Tokenized(self.tokenizer, texts, self.max_length)
         out = np.zeros((len(texts), len(self.labels)), dtype=np.float32)
         pad_id = self.tokenizer.pad_token_id or 0
-        for idx in length_batches(tokens.lengths, batch_size):
+        for idx in length_batches(tokens.lengths, batch_size, self.sort_by_length):
             out[idx] = self._encoder(*pad([tokens.ids[i] for i in idx], pad_id))
         return out
 

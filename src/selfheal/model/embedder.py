@@ -257,6 +257,17 @@ def bf16_available() -> bool:
         return False
 
 
+def embedder_export_key(path: str, layers: Sequence[int], runtime: str) -> dict[str, Any]:
+    """What the embedder's ONNX export is made from: the digests of its weights and config, and the
+    layers whose pooled states it outputs (1-based)."""
+    from selfheal.model.runtime import export_key
+
+    sources = sorted(
+        p for p in Path(path).iterdir() if p.suffix in (".safetensors", ".bin") or p.name == "config.json"
+    )
+    return export_key("embedder", runtime, sources, {"layers": list(layers), "pooling": "mean-l2"})
+
+
 class SentenceEncoder:
     """Mean-pooled, L2-normalised sentence embeddings of a frozen transformer.
 
@@ -307,6 +318,7 @@ class SentenceEncoder:
         self.layers = tuple(layer if layer > 0 else depth + 1 + layer for layer in layers)
         self.batch_size = batch_size
         self.max_length = max_length
+        self.sort_by_length = True  # False: batches in input order (the benchmarks' baseline)
         self.threads = apply_threads(threads)
         if runtime == "torch":
             self.model = self._torch_model()
@@ -329,14 +341,9 @@ class SentenceEncoder:
     def export(self, runtime: str, force: bool = False) -> Path:
         """The ONNX export of this encoder (text ids -> features) for ``runtime`` in the cache, made
         now when missing, damaged or stale (or ``force``)."""
-        from selfheal.model.runtime import cached_export, export_key, features_module, pad
+        from selfheal.model.runtime import cached_export, features_module, pad
 
-        sources = sorted(
-            p
-            for p in Path(self.path).iterdir()
-            if p.suffix in (".safetensors", ".bin") or p.name == "config.json"
-        )
-        key = export_key("embedder", runtime, sources, {"layers": list(self.layers), "pooling": "mean-l2"})
+        key = embedder_export_key(self.path, self.layers, runtime)
         texts = ["a short text", "a somewhat longer text to export"]
         example = pad(self.tokenizer(texts)["input_ids"], self.tokenizer.pad_token_id or 0)
         return cached_export(
@@ -361,7 +368,7 @@ class SentenceEncoder:
         out = np.zeros((len(texts), self.dim), dtype=np.float32)
         tokens = Tokenized(self.tokenizer, texts, self.max_length)
         pad_id = self.tokenizer.pad_token_id or 0
-        for idx in length_batches(tokens.lengths, self.batch_size):
+        for idx in length_batches(tokens.lengths, self.batch_size, self.sort_by_length):
             out[idx] = self._encoder(*pad([tokens.ids[i] for i in idx], pad_id))
             if progress is not None:
                 progress(len(idx))

@@ -23,6 +23,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import logging
 import os
 import shutil
 import sys
@@ -44,6 +45,8 @@ OPSET = 17
 MODEL_FILE = "model.onnx"
 STAMP_FILE = "export.json"
 _DIGESTS_FILE = "digests.json"
+
+logger = logging.getLogger(__name__)
 
 
 # --- threads ------------------------------------------------------------------------------------
@@ -83,12 +86,16 @@ def apply_threads(threads: int | None) -> int:
 # --- length-sorted batches ----------------------------------------------------------------------
 
 
-def length_batches(lengths: Sequence[int], batch_size: int) -> Iterator[np.ndarray]:
+def length_batches(lengths: Sequence[int], batch_size: int, sort: bool = True) -> Iterator[np.ndarray]:
     """Indices of the texts in batches of similar length (shortest first), so that each batch is
-    padded only to its own longest text."""
+    padded only to its own longest text; ``sort=False``: in input order (the old path, for the
+    benchmarks' baseline)."""
     import numpy as np
 
-    order = np.argsort(np.asarray(lengths, dtype=np.int64), kind="stable")
+    if sort:
+        order = np.argsort(np.asarray(lengths, dtype=np.int64), kind="stable")
+    else:
+        order = np.arange(len(lengths))
     for start in range(0, len(order), batch_size):
         yield order[start : start + batch_size]
 
@@ -394,6 +401,7 @@ def cached_export(
     target = export_dir(key)
     if not force and verified_export(target, key):
         return target / MODEL_FILE
+    logger.info("exporting the %s to ONNX (%s) into %s", key["kind"], key["runtime"], target)
     staging: Path | None = None
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
