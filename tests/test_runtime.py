@@ -91,9 +91,7 @@ def test_sorted_batches_keep_the_input_order(shipped_classifier, val_texts):
     batched = shipped_classifier.encoder_logits(texts, batch_size=5)  # lengths differ in each batch
     np.testing.assert_allclose(batched, alone, atol=1e-4, rtol=0)
     assert shipped_classifier.encoder_logits([]).shape == (0, len(shipped_classifier.labels))
-    features = shipped_classifier._embedder.encoder
-    one = np.concatenate([features.encode([text]) for text in texts[:4]])
-    np.testing.assert_allclose(features.encode(texts[:4]), one, atol=2e-2, rtol=0)  # bf16 on torch
+    # the embedder's batches: tests/test_embedder.py (encode(texts[::-1])[::-1])
 
 
 @pytest.mark.parametrize("which", ["classifier", "embedder"])
