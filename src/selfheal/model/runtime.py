@@ -413,7 +413,9 @@ def cached_export(
             fp32.unlink()
         model = staging / MODEL_FILE
         _write_json(staging / STAMP_FILE, _stamp(model, _sha256(model), key))
-        if target.exists() or target.is_symlink():  # damaged or stale: replace it
+        if not force and verified_export(target, key):  # another process finished it meanwhile
+            return target / MODEL_FILE
+        if target.exists() or target.is_symlink():  # damaged: replace it
             if target.is_dir() and not target.is_symlink():
                 shutil.rmtree(target)
             else:
@@ -426,7 +428,7 @@ def cached_export(
     except ModelError:
         raise
     except Exception as exc:  # OSError, the exporter's and the quantizer's own errors
-        reason = getattr(exc, "strerror", None) or str(exc).splitlines()[0] or type(exc).__name__
+        reason = getattr(exc, "strerror", None) or (str(exc).splitlines() or [type(exc).__name__])[0]
         raise ModelError(
             f"cannot export the {key['kind']} to ONNX in {target.parent}: {reason} "
             "(set SELFHEAL_CACHE to a writable directory, or model.runtime=torch)"
