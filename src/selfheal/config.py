@@ -78,12 +78,20 @@ class ModelConfig(_Section):
     dropout: dropout before the classification head.
     tfidf_weight: weight of the TF-IDF model's log-probabilities added to the LoRA logits
         (a log-linear ensemble); ``auto`` fits it on validation NLL, ``0`` turns it off.
+    runtime: how both encoders (the MiniLM and the sentence embedder) run at inference: ``torch``
+        (the LoRA adapter merged into the weights at load time), ``onnx`` (ONNX Runtime, fp32) or
+        ``onnx-int8`` (the MiniLM with dynamic int8 weights, the embedder fp32); the ONNX files are
+        exported into ``$SELFHEAL_CACHE/onnx`` on first use or by ``selfheal export-onnx``.
+    threads: intra-op threads of torch and ONNX Runtime; ``null`` = ``OMP_NUM_THREADS`` when it
+        is set, else the cores available to the process.
     """
 
     base_model: str | None = None
     pooling: Literal["mean", "cls"] = "mean"
     dropout: float = Field(0.1, ge=0, lt=1)
     tfidf_weight: Literal["auto"] | Annotated[float, Field(ge=0, le=10)] = "auto"
+    runtime: Literal["torch", "onnx", "onnx-int8"] = "torch"
+    threads: int | None = Field(None, ge=1)
 
 
 class EmbedderConfig(_Section):

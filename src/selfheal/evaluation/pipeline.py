@@ -434,7 +434,11 @@ def evaluate(config: Config, options: EvalOptions) -> EvalOutputs:
     with progress_bar(options.quiet, len(names)) as run:
         with run.step("loading the checkpoint"):
             classifier = Classifier.load(
-                checkpoint, use_temperature=False, use_embedder=config.embedder.enabled
+                checkpoint,
+                use_temperature=False,
+                use_embedder=config.embedder.enabled,
+                runtime=config.model.runtime,
+                threads=config.model.threads,
             )
         with run.step("loading backup models"):
             backups = BackupEnsemble(config, checkpoint).load()

@@ -17,6 +17,8 @@ from selfheal.labels import LabelSet
 from selfheal.model.backup import TfidfBackup
 from selfheal.model.calibrate import softmax
 from selfheal.model.checkpoint import (
+    ADAPTER_CONFIG_FILE,
+    ADAPTER_WEIGHTS_FILE,
     FULL_WEIGHTS_FILE,
     ModelError,
     labels_of,
@@ -25,6 +27,18 @@ from selfheal.model.checkpoint import (
     resolve_checkpoint,
 )
 from selfheal.model.ensemble import combine_all
+from selfheal.model.runtime import (
+    RUNTIMES,
+    OnnxEncoder,
+    Tokenized,
+    TorchEncoder,
+    apply_threads,
+    cached_export,
+    export_key,
+    length_batches,
+    logits_module,
+    pad,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -53,6 +67,51 @@ def build_model(base_path: str, pooling: str, labels: LabelSet, dropout: float =
     return SentimentModel(encoder, num_labels=len(labels), pooling=pooling, dropout=dropout)  # type: ignore[arg-type]
 
 
+def build_checkpoint_model(
+    directory: Path, meta: dict[str, Any], labels: LabelSet, merge: bool = True
+) -> Any:
+    """The checkpoint's torch model in eval mode: full weights, or the base model with the LoRA
+    adapter, merged into the weights (``merge``, a plain model: about twice as fast on a CPU) or
+    kept as a PEFT wrapper (what training produced, the baseline of the benchmarks)."""
+    model = build_model(resolve_base_model(meta.get("base_model")), meta["pooling"], labels)
+    if meta.get("method", "lora") == "full":
+        from safetensors.torch import load_model
+
+        load_model(model, str(Path(directory) / FULL_WEIGHTS_FILE))
+    else:
+        from peft import PeftModel
+
+        model = PeftModel.from_pretrained(model, str(directory))
+        if merge:
+            model = model.merge_and_unload()
+    return model.eval()
+
+
+def classifier_export_key(directory: Path, meta: dict[str, Any], runtime: str) -> dict[str, Any]:
+    """What the classifier's ONNX export is made from: the digests of the checkpoint's weights and
+    of the base model's, and the settings that shape the network."""
+    directory = Path(directory)
+    if meta.get("method", "lora") == "full":
+        sources = [directory / FULL_WEIGHTS_FILE]
+    else:
+        sources = [directory / ADAPTER_WEIGHTS_FILE, directory / ADAPTER_CONFIG_FILE]
+        base = resolve_base_model(meta.get("base_model"))
+        if Path(base).is_dir():  # a Hub id is keyed by its name only
+            sources += sorted(
+                p
+                for p in Path(base).iterdir()
+                if p.suffix in (".safetensors", ".bin") or p.name == "config.json"
+            )
+    settings = {
+        "method": meta.get("method", "lora"),
+        "base_model": meta.get("base_model"),
+        "pooling": meta["pooling"],
+        "labels": list(labels_of(meta, directory)),
+        "merged": True,
+    }
+    return export_key("classifier", runtime, sources, settings)
+
+
 class Classifier:
     """A LoRA checkpoint loaded for CPU inference, with optional temperature scaling.
 
@@ -68,37 +127,41 @@ class Classifier:
         device: str = "cpu",
         use_embedder: bool = True,
         use_knowability: bool = True,
+        runtime: str = "torch",
+        merge: bool = True,
+        threads: int | None = None,
     ) -> None:
-        import torch
-        from peft import PeftModel
         from transformers import AutoTokenizer
 
+        if runtime not in RUNTIMES:
+            raise ModelError(f"model.runtime '{runtime}' is not one of {', '.join(RUNTIMES)}")
         self.directory = Path(directory)
         self.meta = read_meta(self.directory)
         self.labels: LabelSet = labels_of(self.meta, self.directory)
         self.max_length: int = int(self.meta["max_length"])
         self.device = device
-        base = resolve_base_model(self.meta.get("base_model"))
+        self.runtime = runtime
+        self.sort_by_length = True  # False: batches in input order (the benchmarks' baseline)
+        self.threads = apply_threads(threads)
+        self.model: Any = None  # the torch module (runtime "torch" only)
         try:
             self.tokenizer = AutoTokenizer.from_pretrained(str(self.directory))
-            model = build_model(base, self.meta["pooling"], self.labels)
-            if self.meta.get("method", "lora") == "full":
-                from safetensors.torch import load_model
-
-                load_model(model, str(self.directory / FULL_WEIGHTS_FILE))
+            if runtime == "torch":
+                self.model = build_checkpoint_model(self.directory, self.meta, self.labels, merge).to(device)
+                self._encoder: Any = TorchEncoder(self.model, output=lambda out: out.logits, device=device)
             else:
-                model = PeftModel.from_pretrained(model, str(self.directory))
-            self.model = model.to(device).eval()
+                self._encoder = OnnxEncoder(self.export(runtime), self.threads)
         except ModelError:
             raise
         except Exception as exc:  # OSError, ValueError, safetensors' and tokenizers' own errors...
             reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
             raise ModelError(f"cannot load checkpoint {self.directory}: {reason}") from None
-        self._torch = torch
+        self.threads = apply_threads(threads)  # torch is imported now if this runtime needs it
         # The other members of the log-linear ensemble (see selfheal.model.ensemble), if any.
         self._embedder = self._load_embedder() if use_embedder else None
         # Without the embedder: the LoRA + TF-IDF fit stored beside it; a checkpoint trained without
-        # one stores null there, and its own weight and temperature are that fit.
+        # one stores null there, and its own weight and temperature are that fit. Every runtime
+        # uses them: `selfheal eval` gives the same figures with onnx and onnx-int8 (README).
         combo = self.meta if self._embedder is not None else (self.meta.get("without_embedder") or self.meta)
         self.fitted_temperature: float = float(combo.get("temperature", 1.0))
         self.temperature: float = self.fitted_temperature if use_temperature else 1.0
@@ -106,6 +169,19 @@ class Classifier:
         self.embedder_weight: float = float(self.meta.get("embedder_weight", 0.0)) if self._embedder else 0.0
         self._tfidf = TfidfBackup.load(self.directory) if self.tfidf_weight > 0 else None
         self.knowability = self._load_knowability() if use_knowability else None
+
+    def export(self, runtime: str, force: bool = False) -> Path:
+        """The checkpoint's ONNX export for ``runtime`` (``onnx`` or ``onnx-int8``) in the cache,
+        made now from the merged model when missing, damaged or stale (or ``force``)."""
+        texts = ["a short text", "a somewhat longer text to export"]
+        example = pad(self.tokenizer(texts)["input_ids"], self.tokenizer.pad_token_id or 0)
+        return cached_export(
+            classifier_export_key(self.directory, self.meta, runtime),
+            lambda: logits_module(build_checkpoint_model(self.directory, self.meta, self.labels, merge=True)),
+            example,
+            "logits",
+            force=force,
+        )
 
     def _load_knowability(self) -> Any:
         """The checkpoint's knowability detector, or ``None`` (logged) when it has none."""
@@ -142,8 +218,21 @@ class Classifier:
         except EmbedderNotInstalled as exc:
             logger.warning("ensemble without the sentence embedder (%s)", exc)
             return None
-        encoder = SentenceEncoder(path, head.layers, max_length=self.max_length)
+        encoder = SentenceEncoder(
+            path, head.layers, max_length=self.max_length, runtime=self.runtime, threads=self.threads
+        )
         return EmbedderMember(encoder, head)
+
+    @property
+    def exports(self) -> dict[str, Path]:
+        """The ONNX files in use (``classifier``, ``embedder``); empty for the torch runtime."""
+        files = {}
+        if isinstance(self._encoder, OnnxEncoder):
+            files["classifier"] = self._encoder.path
+        encoder = getattr(self._embedder, "encoder", None)
+        if isinstance(getattr(encoder, "_encoder", None), OnnxEncoder):
+            files["embedder"] = encoder._encoder.path  # type: ignore[union-attr]
+        return files
 
     @property
     def members(self) -> dict[str, float]:
@@ -162,13 +251,34 @@ class Classifier:
         use_temperature: bool = True,
         use_embedder: bool = True,
         use_knowability: bool = True,
+        runtime: str = "torch",
+        merge: bool = True,
+        threads: int | None = None,
     ) -> Classifier:
-        """Load the configured checkpoint (the shipped one for ``None``)."""
+        """Load the configured checkpoint (the shipped one for ``None``) for ``runtime`` (``torch``,
+        ``onnx``, ``onnx-int8``: both encoders); ``merge=False`` keeps the torch model's LoRA
+        adapter unmerged (the slower path of earlier versions); ``threads`` as ``model.threads``."""
         return cls(
             resolve_checkpoint(path),
             use_temperature=use_temperature,
             use_embedder=use_embedder,
             use_knowability=use_knowability,
+            runtime=runtime,
+            merge=merge,
+            threads=threads,
+        )
+
+    @classmethod
+    def from_config(cls, config: Any, use_temperature: bool | None = None) -> Classifier:
+        """Load the classifier a :class:`~selfheal.config.Config` describes (checkpoint, embedder,
+        knowability, runtime, threads)."""
+        return cls.load(
+            config.paths.checkpoint,
+            use_temperature=config.calibration.temperature if use_temperature is None else use_temperature,
+            use_embedder=config.embedder.enabled,
+            use_knowability=config.knowability.enabled,
+            runtime=config.model.runtime,
+            threads=config.model.threads,
         )
 
     @property
@@ -182,9 +292,7 @@ class Classifier:
 
     def token_lengths(self, texts: list[str]) -> np.ndarray:
         """Tokens per text before truncation (special tokens included)."""
-        if not texts:
-            return np.zeros(0, dtype=int)
-        return np.array([len(ids) for ids in self.tokenizer(texts, truncation=False)["input_ids"]])
+        return np.array(Tokenized(self.tokenizer, texts, self.max_length).lengths, dtype=int)
 
     def logits(self, texts: list[str], batch_size: int = 128) -> np.ndarray:
         """Un-scaled logits of the ensemble (LoRA logits plus each member's weighted
@@ -192,11 +300,11 @@ class Classifier:
         return self.logits_and_features(texts, batch_size)[0]
 
     def logits_and_features(
-        self, texts: list[str], batch_size: int = 128
+        self, texts: list[str], batch_size: int = 128, tokens: Tokenized | None = None
     ) -> tuple[np.ndarray, np.ndarray | None]:
         """The ensemble's logits and the sentence embedder's features (``None`` without it), which
-        the knowability check reuses at no extra cost."""
-        logits = self.encoder_logits(texts, batch_size)
+        the knowability check reuses at no extra cost. ``tokens``: the texts already tokenized."""
+        logits = self.encoder_logits(texts, batch_size, tokens)
         if not texts:
             return logits, None
         probs, weights, features = [], [], None
@@ -220,21 +328,17 @@ class Classifier:
             features = self._embedder.encoder.encode(texts)
         return self.knowability.scores(texts, self.tokenizer, features)
 
-    def encoder_logits(self, texts: list[str], batch_size: int = 128) -> np.ndarray:
-        """Logits of the fine-tuned transformer alone, shape ``(len(texts), len(self.labels))``."""
-        torch = self._torch
-        out = []
-        with torch.inference_mode():
-            for start in range(0, len(texts), batch_size):
-                batch = self.tokenizer(
-                    texts[start : start + batch_size],
-                    padding=True,
-                    truncation=True,
-                    max_length=self.max_length,
-                    return_tensors="pt",
-                ).to(self.device)
-                out.append(self.model(**batch).logits.float().cpu().numpy())
-        return np.concatenate(out) if out else np.zeros((0, len(self.labels)))
+    def encoder_logits(
+        self, texts: list[str], batch_size: int = 128, tokens: Tokenized | None = None
+    ) -> np.ndarray:
+        """Logits of the fine-tuned transformer alone, shape ``(len(texts), len(self.labels))``:
+        each text tokenized once, batches of similar token length, results in input order."""
+        tokens = tokens or Tokenized(self.tokenizer, texts, self.max_length)
+        out = np.zeros((len(texts), len(self.labels)), dtype=np.float32)
+        pad_id = self.tokenizer.pad_token_id or 0
+        for idx in length_batches(tokens.lengths, batch_size, self.sort_by_length):
+            out[idx] = self._encoder(*pad([tokens.ids[i] for i in idx], pad_id))
+        return out
 
     def predict_proba(self, texts: list[str]) -> np.ndarray:
         """Temperature-scaled probabilities in the order of :attr:`labels`."""
@@ -243,7 +347,8 @@ class Classifier:
     def predict(self, texts: list[str]) -> list[Prediction]:
         """One :class:`Prediction` per text, with its knowability scores when the checkpoint has
         a detector."""
-        logits, features = self.logits_and_features(texts)
+        tokens = Tokenized(self.tokenizer, texts, self.max_length)
+        logits, features = self.logits_and_features(texts, tokens=tokens)
         probs = softmax(logits, self.temperature)
         scores = self.knowability_scores(texts, features) or [None] * len(texts)
         return [
@@ -251,8 +356,8 @@ class Classifier:
                 label=self.labels[int(row.argmax())],
                 probs={label: float(p) for label, p in zip(self.labels, row, strict=True)},
                 confidence=float(row.max()),
-                truncated=self.is_truncated(text),
+                truncated=length > self.max_length,
                 knowability=score,
             )
-            for text, row, score in zip(texts, probs, scores, strict=True)
+            for row, score, length in zip(probs, scores, tokens.lengths, strict=True)
         ]

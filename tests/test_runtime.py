@@ -1,0 +1,281 @@
+"""The model runtimes (issue 14): the merged LoRA model, token-length-sorted batches, the ONNX
+Runtime backends and their export cache, threads, ``selfheal export-onnx``.
+
+Real tokenizers, the real shipped checkpoint, real ONNX Runtime. The ONNX exports are made once per
+session into a temporary ``SELFHEAL_CACHE`` (the extracted all-mpnet-base-v2 weights are linked in
+from the real cache, not extracted again).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from selfheal.model.checkpoint import ModelError
+
+N_TEXTS = 50
+
+
+@pytest.fixture(scope="session")
+def val_texts(rt_splits) -> list[str]:
+    """Real validation snippets (never test texts)."""
+    return list(rt_splits["validation"]["text"][:N_TEXTS])
+
+
+def _new_cache(root: Path) -> Path:
+    """An empty selfheal cache sharing the extracted embedder weights of the real one."""
+    from selfheal.model import embedder
+
+    weights = embedder.bundled_embedder_path()  # extracted in the real cache if not yet
+    root.mkdir(parents=True, exist_ok=True)
+    (root / weights.name).symlink_to(weights, target_is_directory=True)
+    return root
+
+
+@pytest.fixture(scope="session")
+def onnx_cache(tmp_path_factory) -> Path:
+    """A selfheal cache for this session's ONNX exports."""
+    return _new_cache(tmp_path_factory.mktemp("selfheal-cache"))
+
+
+def _load(cache: Path, **kwargs):
+    from selfheal.model.classifier import Classifier
+
+    os.environ["SELFHEAL_CACHE"] = str(cache)  # put back after the test (conftest)
+    return Classifier.load(None, **kwargs)
+
+
+@pytest.fixture(scope="session")
+def onnx_classifier(onnx_cache):
+    """The shipped checkpoint on ONNX Runtime fp32, both encoders (exported once per session)."""
+    saved = os.environ.get("SELFHEAL_CACHE")
+    try:
+        return _load(onnx_cache, runtime="onnx")
+    finally:
+        os.environ.pop("SELFHEAL_CACHE") if saved is None else os.environ.update(SELFHEAL_CACHE=saved)
+
+
+@pytest.fixture(scope="session")
+def int8_classifier(onnx_cache, onnx_classifier):
+    """The shipped checkpoint with the int8 MiniLM (and the fp32 embedder export of the session)."""
+    saved = os.environ.get("SELFHEAL_CACHE")
+    try:
+        return _load(onnx_cache, runtime="onnx-int8")
+    finally:
+        os.environ.pop("SELFHEAL_CACHE") if saved is None else os.environ.update(SELFHEAL_CACHE=saved)
+
+
+# --- torch: the merged adapter, length-sorted batches, one tokenization ---------------------------
+
+
+def test_merged_adapter_gives_the_unmerged_logits(shipped_classifier, val_texts):
+    from peft import PeftModel
+
+    from selfheal.model.classifier import Classifier
+
+    unmerged = Classifier.load(None, use_embedder=False, use_knowability=False, merge=False)
+    assert isinstance(unmerged.model, PeftModel)
+    assert not isinstance(shipped_classifier.model, PeftModel)  # merged at load: a plain model
+    assert not any("lora" in name for name, _ in shipped_classifier.model.named_parameters())
+    merged = shipped_classifier.encoder_logits(val_texts)
+    np.testing.assert_allclose(merged, unmerged.encoder_logits(val_texts), atol=1e-4, rtol=0)
+
+
+def test_sorted_batches_keep_the_input_order(shipped_classifier, val_texts):
+    texts = val_texts[:12]
+    alone = np.concatenate([shipped_classifier.encoder_logits([text]) for text in texts])
+    batched = shipped_classifier.encoder_logits(texts, batch_size=5)  # lengths differ in each batch
+    np.testing.assert_allclose(batched, alone, atol=1e-4, rtol=0)
+    assert shipped_classifier.encoder_logits([]).shape == (0, len(shipped_classifier.labels))
+    # the embedder's batches: tests/test_embedder.py (encode(texts[::-1])[::-1])
+
+
+@pytest.mark.parametrize("which", ["classifier", "embedder"])
+def test_tokenized_once_cuts_like_the_tokenizer(shipped_classifier, val_texts, which):
+    from selfheal.model.runtime import Tokenized
+
+    tokenizer = (
+        shipped_classifier.tokenizer
+        if which == "classifier"
+        else shipped_classifier._embedder.encoder.tokenizer
+    )
+    long_text = " ".join(val_texts)  # far longer than 128 tokens
+    texts = [long_text, val_texts[0], long_text[:700]]
+    tokens = Tokenized(tokenizer, texts, 128)
+    assert tokens.ids == tokenizer(texts, truncation=True, max_length=128)["input_ids"]
+    assert tokens.lengths == [len(ids) for ids in tokenizer(texts)["input_ids"]]
+    assert tokens.lengths[0] > 128 and len(tokens.ids[0]) == 128
+
+
+def test_predict_flags_truncated_texts_from_one_tokenization(shipped_classifier, val_texts):
+    long_text = " ".join(val_texts)
+    predictions = shipped_classifier.predict([val_texts[0], long_text])
+    assert [p.truncated for p in predictions] == [False, True]
+    assert shipped_classifier.is_truncated(long_text) and not shipped_classifier.is_truncated(val_texts[0])
+
+
+# --- ONNX Runtime -------------------------------------------------------------------------------
+
+
+def test_onnx_fp32_gives_the_torch_answers(onnx_classifier, shipped_classifier, val_texts):
+    assert set(onnx_classifier.exports) == {"classifier", "embedder"}
+    assert onnx_classifier.model is None and onnx_classifier._embedder.encoder.model is None  # no torch
+    torch_logits = shipped_classifier.encoder_logits(val_texts)
+    onnx_logits = onnx_classifier.encoder_logits(val_texts)
+    np.testing.assert_array_equal(onnx_logits.argmax(1), torch_logits.argmax(1))
+    np.testing.assert_allclose(onnx_logits, torch_logits, atol=1e-3, rtol=0)
+    # the whole ensemble; the torch embedder runs in bfloat16 where the CPU has it, ONNX in fp32
+    torch_probs = shipped_classifier.predict_proba(val_texts)
+    onnx_probs = onnx_classifier.predict_proba(val_texts)
+    np.testing.assert_array_equal(onnx_probs.argmax(1), torch_probs.argmax(1))
+    np.testing.assert_allclose(onnx_probs, torch_probs, atol=0.02, rtol=0)
+    assert onnx_classifier.temperature == shipped_classifier.temperature
+
+
+def test_onnx_int8_agreement(int8_classifier, shipped_classifier, val_texts):
+    assert int8_classifier.exports["classifier"].stat().st_size < 40e6  # int8 weights (fp32: 90 MB)
+    torch_logits = shipped_classifier.encoder_logits(val_texts)
+    int8_logits = int8_classifier.encoder_logits(val_texts)
+    raw = float((int8_logits.argmax(1) == torch_logits.argmax(1)).mean())
+    ensemble = float(
+        (
+            int8_classifier.predict_proba(val_texts).argmax(1)
+            == shipped_classifier.predict_proba(val_texts).argmax(1)
+        ).mean()
+    )
+    print(
+        f"int8 argmax agreement with torch on {len(val_texts)} validation texts: MiniLM {raw:.1%}, ensemble {ensemble:.1%}"
+    )
+    assert raw >= 0.94 and ensemble >= 0.96
+
+
+def test_onnx_predictions_have_the_graph_fields(onnx_classifier, val_texts):
+    predictions = onnx_classifier.predict(val_texts[:3])
+    assert [p.label for p in predictions] and all(p.knowability is not None for p in predictions)
+    assert all(abs(sum(p.probs.values()) - 1) < 1e-6 for p in predictions)
+
+
+def _small(cache: Path):
+    """The MiniLM alone on ONNX fp32 (a quick export) with ``cache`` as SELFHEAL_CACHE."""
+    return _load(cache, runtime="onnx", use_embedder=False, use_knowability=False)
+
+
+def test_export_cache_reexports_a_damaged_or_changed_file(tmp_path, val_texts):
+    from selfheal.model import runtime
+
+    cache = _new_cache(tmp_path / "cache")
+    first = _small(cache)
+    path = first.exports["classifier"]
+    expected = first.encoder_logits(val_texts[:5])
+    stamp = json.loads((path.parent / runtime.STAMP_FILE).read_text())
+    assert stamp["sha256"] and stamp["key"]["sources"]  # keyed by the weights' digests
+    assert not list(path.parent.parent.glob(".*-*"))  # no staging directory left behind
+
+    size = path.stat().st_size
+    with path.open("r+b") as fh:  # truncated (an interrupted copy, a full disk)
+        fh.truncate(size // 2)
+    again = _small(cache)
+    assert again.exports["classifier"] == path and path.stat().st_size == size
+    np.testing.assert_allclose(again.encoder_logits(val_texts[:5]), expected, atol=1e-5, rtol=0)
+
+    with path.open("r+b") as fh:  # same size, other bytes, mtime kept: the stamp trusts one stat...
+        st = path.stat()
+        fh.seek(size // 2)
+        fh.write(b"\0" * 64)
+    os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns + 1))  # ...a changed mtime: hashed, re-exported
+    third = _small(cache)
+    np.testing.assert_allclose(third.encoder_logits(val_texts[:5]), expected, atol=1e-5, rtol=0)
+    assert runtime.verified_export(path.parent, stamp["key"])
+
+    other = dict(stamp["key"], sources={**stamp["key"]["sources"], "adapter_model.safetensors": "0" * 64})
+    assert not runtime.verified_export(path.parent, other)  # other weights: another export
+    assert runtime.export_dir(other) != path.parent
+
+
+def test_export_cache_that_cannot_be_written_is_one_line(tmp_path):
+    blocker = tmp_path / "not-a-directory"
+    blocker.write_text("x")
+    with pytest.raises(ModelError) as err:
+        _small(blocker)
+    assert "cannot export the classifier to ONNX" in str(err.value) and "\n" not in str(err.value)
+
+
+def test_a_file_onnx_runtime_cannot_read_is_a_model_error(tmp_path):
+    from selfheal.model.runtime import OnnxEncoder
+
+    bad = tmp_path / "model.onnx"
+    bad.write_bytes(b"not an onnx graph")
+    with pytest.raises(ModelError, match="cannot load the ONNX export"):
+        OnnxEncoder(bad, 1)
+
+
+def test_an_unknown_runtime_is_a_model_error():
+    from selfheal.model.classifier import Classifier
+
+    with pytest.raises(ModelError, match=r"model\.runtime 'tensorrt'"):
+        Classifier.load(None, runtime="tensorrt")
+
+
+# --- threads ------------------------------------------------------------------------------------
+
+
+def test_threads_explicit_then_omp_then_cores(monkeypatch):
+    from selfheal.model import runtime
+
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    assert runtime.resolve_threads(None) == len(os.sched_getaffinity(0))
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    assert runtime.resolve_threads(None) == 1
+    assert runtime.resolve_threads(3) == 3  # model.threads wins over the environment
+    monkeypatch.setenv("OMP_NUM_THREADS", "lots")
+    assert runtime.resolve_threads(None) == runtime.available_cores()
+
+
+def test_threads_reach_torch_and_onnx_runtime(onnx_cache):
+    import torch
+
+    before = torch.get_num_threads()
+    try:
+        clf = _load(onnx_cache, runtime="onnx", use_embedder=False, use_knowability=False, threads=1)
+        assert clf.threads == 1 and torch.get_num_threads() == 1
+        assert clf._encoder.session.get_session_options().intra_op_num_threads == 1
+    finally:
+        torch.set_num_threads(before)
+
+
+def test_config_runtime_and_threads():
+    from selfheal.config import ConfigError, load_config
+
+    config = load_config(None, ["model.runtime=onnx-int8", "model.threads=2"])
+    assert (config.model.runtime, config.model.threads) == ("onnx-int8", 2)
+    with pytest.raises(ConfigError, match=r"model\.runtime"):
+        load_config(None, ["model.runtime=tensorrt"])
+    with pytest.raises(ConfigError, match=r"model\.threads"):
+        load_config(None, ["model.threads=0"])
+
+
+# --- selfheal export-onnx -----------------------------------------------------------------------
+
+
+def test_export_onnx_command(cli, tmp_path, monkeypatch):
+    monkeypatch.setenv("SELFHEAL_CACHE", str(_new_cache(tmp_path / "cache")))
+    result = cli("export-onnx", "--runtime", "onnx-int8", "--set", "embedder.enabled=false", check=True)
+    lines = result.stdout.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("onnx-int8: classifier ")
+    path = Path(lines[0].split()[2])
+    assert path.is_file() and str(path).startswith(str(tmp_path / "cache" / "onnx"))
+    mtime = path.stat().st_mtime_ns
+    cli("export-onnx", "--runtime", "onnx-int8", "--set", "embedder.enabled=false", check=True)
+    assert path.stat().st_mtime_ns == mtime  # verified, not made again
+    cli("export-onnx", "--runtime", "onnx-int8", "--force", "--set", "embedder.enabled=false", check=True)
+    assert path.is_file() and path.stat().st_mtime_ns != mtime
+
+
+def test_export_onnx_bad_runtime_is_one_line(cli):
+    result = cli("export-onnx", "--runtime", "tensorrt")
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == ["error: --runtime 'tensorrt' is not one of onnx, onnx-int8"]
