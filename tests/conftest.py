@@ -232,7 +232,8 @@ def model_key(config: Any, classifier_flags: tuple[bool, bool, bool] | None = No
         config.knowability.enabled,
     )
     checkpoint = resolve_checkpoint(config.paths.checkpoint).resolve()
-    return (checkpoint, *flags, tuple(config.backup.models), config.backup.zero_shot_model)
+    backups = (tuple(config.backup.models), config.backup.zero_shot_model)
+    return (checkpoint, *flags, config.model.runtime, *backups)
 
 
 def shared_services(request: pytest.FixtureRequest, tmp_path: Path) -> Callable[[Any], Any]:
@@ -322,3 +323,27 @@ def process_env(**extra: str) -> dict[str, str]:
     env["PYTHONPATH"] = os.pathsep.join(dict.fromkeys(path))
     env.update(extra)
     return env
+
+
+def sklearn_tfidf(directory: Path) -> Any:
+    """A checkpoint's TF-IDF backup rebuilt as scikit-learn objects (the reference its numpy
+    predictions are checked against): ``.predict_proba(texts)``."""
+    import numpy as np
+    from sklearn.feature_extraction.text import TfidfVectorizer
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+
+    from selfheal.model.checkpoint import TFIDF_FILE, read_json_gz
+
+    payload = read_json_gz(Path(directory) / TFIDF_FILE)
+    vectorizer = TfidfVectorizer(
+        ngram_range=tuple(payload["ngram_range"]),
+        sublinear_tf=payload["sublinear_tf"],
+        vocabulary=payload["vocabulary"],
+    )
+    vectorizer.idf_ = np.asarray(payload["idf"])
+    model = LogisticRegression()
+    model.coef_ = np.asarray(payload["coef"])
+    model.intercept_ = np.asarray(payload["intercept"])
+    model.classes_ = np.asarray(payload["classes"])
+    return make_pipeline(vectorizer, model)

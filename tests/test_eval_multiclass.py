@@ -303,3 +303,21 @@ def test_the_simulation_runs_the_knowability_check_of_the_real_graph(shipped_cla
     assert not off["scenarios"]["user"]["knowability_check"] and off["scenarios"]["user"]["flagged"] == 0
     assert off["per_input"]["no_user"][2] == {"label": "Positive", "via": "model"}
     assert off["scenarios"]["no_user"]["route_mismatches"] == 0
+
+
+def test_the_simulation_votes_with_three_label_backups():
+    """Unsure 3-label requests reach the backups' vote in the simulation's graph, which votes over
+    the evaluated checkpoint's labels (not the configured checkpoint's two)."""
+    texts = ["the flight was fine", "gate change again", "love this crew"]
+    labels = np.array([1, 0, 2])
+    probs = np.array([[0.30, 0.40, 0.30], [0.45, 0.30, 0.25], [0.20, 0.20, 0.60]])  # all unsure
+    backup = {"tfidf": np.array([[0.2, 0.6, 0.2], [0.7, 0.2, 0.1], [0.1, 0.2, 0.7]])}
+    config = Config()
+    config.backup.models = ["tfidf"]
+    config.knowability.enabled = False
+    config.evaluation.bootstrap = 50
+    with progress_bar(quiet=True) as run:
+        result = simulate(config, texts, labels, probs, backup, run, names=THREE, scenarios=("no_user",))
+    assert result["scenarios"]["no_user"]["logged_requests"] == 3
+    assert result["scenarios"]["no_user"]["route_mismatches"] == 0
+    assert [r["via"] for r in result["per_input"]["no_user"]] == ["pending_review"] * 3

@@ -51,3 +51,28 @@ def test_backup_save_round_trips_and_is_byte_reproducible(tmp_path, monkeypatch)
 def test_shipped_checkpoint_is_small():
     size = sum(p.stat().st_size for p in shipped_checkpoint().iterdir())
     assert size < 8_000_000
+
+
+def test_backup_predicts_as_scikit_learn_does_without_importing_it():
+    """The TF-IDF backup's numpy arithmetic gives scikit-learn's probabilities (every test text
+    and a few odd ones), and loading it and predicting imports no scikit-learn."""
+    import subprocess
+    import sys
+
+    import numpy as np
+
+    from conftest import process_env, sklearn_tfidf
+    from selfheal.data import prepare_splits
+
+    texts = list(prepare_splits("rotten_tomatoes", 0.1, 0.1, 42)["test"]["text"])
+    texts += ["", "!!!", "ÉTÉ Été été", "a b c", "Don't  stop_me now__", "x" * 2000, "不好看 bad bad"]
+    ours = TfidfBackup.load(shipped_checkpoint()).predict_proba(texts)
+    np.testing.assert_allclose(ours, sklearn_tfidf(shipped_checkpoint()).predict_proba(texts), atol=1e-12)
+    code = (
+        "import sys; from selfheal.model.backup import TfidfBackup; "
+        "from selfheal.model.checkpoint import shipped_checkpoint; "
+        "TfidfBackup.load(shipped_checkpoint()).predict_proba(['fine']); "
+        "print('sklearn' in sys.modules)"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=process_env())
+    assert done.stdout.strip() == "False", done.stderr

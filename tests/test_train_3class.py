@@ -11,7 +11,7 @@ import struct
 import numpy as np
 import pytest
 
-from conftest import REPO, tiny_overrides
+from conftest import REPO, sklearn_tfidf, tiny_overrides
 from selfheal.labels import LabelSet
 from selfheal.model.checkpoint import MANIFEST_FILE, META_FILE, ModelError, checkpoint_labels
 
@@ -58,7 +58,12 @@ def test_the_checkpoint_stores_the_3_labels_of_its_data(run3):
     from selfheal.model.backup import TfidfBackup
     from selfheal.model.embedder import EmbeddingHead
 
-    assert TfidfBackup.load(out).classifier.classes_.tolist() == [0, 1, 2]
+    tfidf = TfidfBackup.load(out)
+    assert tfidf.classes == [0, 1, 2] and tfidf.coef.shape[0] == 3
+    texts = ["great service, thanks!", "the flight was delayed again", "boarding at gate 4"]
+    np.testing.assert_allclose(
+        tfidf.predict_proba(texts), sklearn_tfidf(out).predict_proba(texts), atol=1e-12
+    )
     head = EmbeddingHead.load(out)
     assert head.n_labels == 3 and head.labels == LABELS.names and head.coef.shape[0] == 3
     card = (out / "README.md").read_text()

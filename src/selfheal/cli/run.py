@@ -62,11 +62,16 @@ class BackgroundSession:
     def _load(self) -> None:
         try:
             start = time.perf_counter()
+            from concurrent.futures import ThreadPoolExecutor
+
             from selfheal.graph.session import Session
 
             services = common.make_services(self.config)
-            classifier = services.classifier
-            self._session = Session(services)
+            # LangGraph and the checkpointer load beside the models (Services loads them lazily)
+            with ThreadPoolExecutor(max_workers=1, thread_name_prefix="selfheal-graph") as pool:
+                session = pool.submit(Session, services)
+                classifier = services.classifier
+                self._session = session.result()
             services.log.event(
                 f"run: model {getattr(classifier, 'version', '?')} loaded in {time.perf_counter() - start:.1f}s"
             )

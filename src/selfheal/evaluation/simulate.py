@@ -305,7 +305,9 @@ def simulate(
             sim_config.paths.log_dir = log_dir
             sim_config.paths.clarified = log_dir / "clarified.jsonl"
             backups = BackupEnsemble(
-                sim_config, backups=[_LookupBackup(name, texts, p) for name, p in backup_probs.items()]
+                sim_config,
+                backups=[_LookupBackup(name, texts, p) for name, p in backup_probs.items()],
+                labels=names,  # the evaluated checkpoint's labels, not the configured one's
             )
             log = LogWriter(sim_config)
             classifier = _LookupClassifier(

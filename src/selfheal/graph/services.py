@@ -98,6 +98,8 @@ class Services:
                     use_temperature=self.config.calibration.temperature,
                     use_embedder=self.config.embedder.enabled,
                     use_knowability=self.config.knowability.enabled,
+                    runtime=self.config.model.runtime,
+                    threads=self.config.model.threads,
                 )
             return self._classifier
 

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import logging
 import math
+import re
 import threading
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -49,13 +50,33 @@ class CannotServe(ModelError):
 
 
 class TfidfBackup:
-    """TF-IDF + LogisticRegression, stored as vocabulary, idf and weights in gzipped JSON."""
+    """TF-IDF + logistic regression, stored as vocabulary, idf and weights in gzipped JSON.
+
+    Trained with scikit-learn (``TfidfVectorizer`` with word 1-2 grams and sublinear tf,
+    ``LogisticRegression``); it predicts with numpy alone, the same arithmetic as scikit-learn
+    (its default ``\\b\\w\\w+\\b`` tokens of the lower-cased text, n-grams joined by a space,
+    ``1 + log(tf)`` times idf, unit L2 norm, then the linear model), so loading it costs no
+    scikit-learn import (about a second of start-up). ``tests/test_backup.py`` checks the two agree.
+    """
 
     name = "tfidf"
+    _TOKEN = re.compile(r"(?u)\b\w\w+\b")
 
-    def __init__(self, vectorizer: object, classifier: object) -> None:
-        self.vectorizer = vectorizer
-        self.classifier = classifier
+    def __init__(self, payload: dict[str, Any], path: Path | None = None) -> None:
+        try:
+            self.vocabulary: dict[str, int] = {str(t): int(i) for t, i in payload["vocabulary"].items()}
+            self.idf = np.asarray(payload["idf"], dtype=np.float64)
+            low, high = (int(n) for n in payload["ngram_range"])
+            self.ngram_range = (low, high)
+            self.sublinear_tf = bool(payload["sublinear_tf"])
+            self.coef = np.atleast_2d(np.asarray(payload["coef"], dtype=np.float64))
+            self.intercept = np.asarray(payload["intercept"], dtype=np.float64).reshape(-1)
+            self.classes = list(payload["classes"])
+            if self.coef.shape != (len(self.intercept), len(self.idf)) or not 1 <= low <= high:
+                raise ValueError("the weights do not match the vocabulary")
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            raise ModelError(f"cannot read {path}: missing or bad {exc} (damaged checkpoint file?)") from None
+        self.payload = payload
 
     @classmethod
     def train(cls, texts: list[str], labels: list[int], seed: int = 0) -> TfidfBackup:
@@ -64,52 +85,68 @@ class TfidfBackup:
         from sklearn.feature_extraction.text import TfidfVectorizer
         from sklearn.linear_model import LogisticRegression
 
-        vectorizer = TfidfVectorizer(ngram_range=(1, 2), min_df=2, sublinear_tf=True)
-        features = vectorizer.fit_transform(texts)
-        classifier = LogisticRegression(C=4.0, max_iter=2000, random_state=seed)
-        classifier.fit(features, labels)
-        return cls(vectorizer, classifier)
+        vec = TfidfVectorizer(ngram_range=(1, 2), min_df=2, sublinear_tf=True)
+        features = vec.fit_transform(texts)
+        clf = LogisticRegression(C=4.0, max_iter=2000, random_state=seed).fit(features, labels)
+        return cls(
+            {
+                "vocabulary": {term: int(i) for term, i in vec.vocabulary_.items()},
+                "idf": vec.idf_.tolist(),
+                "ngram_range": list(vec.ngram_range),
+                "sublinear_tf": vec.sublinear_tf,
+                "coef": clf.coef_.tolist(),
+                "intercept": clf.intercept_.tolist(),
+                "classes": clf.classes_.tolist(),
+            }
+        )
+
+    def terms(self, text: str) -> list[str]:
+        """The word n-grams of ``text`` as scikit-learn's word analyzer makes them."""
+        words = self._TOKEN.findall(text.lower())
+        low, high = self.ngram_range
+        grams = list(words) if low == 1 else []
+        for n in range(max(low, 2), min(high, len(words)) + 1):
+            grams += [" ".join(words[i : i + n]) for i in range(len(words) - n + 1)]
+        return grams
+
+    def features(self, text: str) -> tuple[np.ndarray, np.ndarray]:
+        """The non-zero TF-IDF features of ``text``: (column indices, unit-norm values)."""
+        counts: dict[int, int] = {}
+        for term in self.terms(text):
+            column = self.vocabulary.get(term)
+            if column is not None:
+                counts[column] = counts.get(column, 0) + 1
+        columns = np.fromiter(counts, dtype=np.int64, count=len(counts))
+        tf = np.fromiter(counts.values(), dtype=np.float64, count=len(counts))
+        values = (np.log(tf) + 1.0 if self.sublinear_tf else tf) * self.idf[columns]
+        norm = np.sqrt(np.dot(values, values))
+        return columns, values / norm if norm > 0 else values
 
     def predict_proba(self, texts: list[str]) -> np.ndarray:
         """Class probabilities in label order."""
-        return self.classifier.predict_proba(self.vectorizer.transform(texts))  # type: ignore[attr-defined]
+        scores = np.empty((len(texts), len(self.intercept)))
+        for row, text in enumerate(texts):
+            columns, values = self.features(text)
+            scores[row] = self.coef[:, columns] @ values + self.intercept
+        if scores.shape[1] == 1:  # binary: the second class's logit
+            positive = 1.0 / (1.0 + np.exp(-scores[:, 0]))
+            return np.stack([1.0 - positive, positive], axis=1)
+        scores -= scores.max(axis=1, keepdims=True)
+        exp = np.exp(scores)
+        return exp / exp.sum(axis=1, keepdims=True)
 
     def save(self, directory: Path) -> Path:
         """Write the model to ``directory/backup_tfidf.json.gz``."""
-        vec, clf = self.vectorizer, self.classifier
-        payload = {
-            "vocabulary": {term: int(i) for term, i in vec.vocabulary_.items()},  # type: ignore[attr-defined]
-            "idf": vec.idf_.tolist(),  # type: ignore[attr-defined]
-            "ngram_range": list(vec.ngram_range),  # type: ignore[attr-defined]
-            "sublinear_tf": vec.sublinear_tf,  # type: ignore[attr-defined]
-            "coef": clf.coef_.tolist(),  # type: ignore[attr-defined]
-            "intercept": clf.intercept_.tolist(),  # type: ignore[attr-defined]
-            "classes": clf.classes_.tolist(),  # type: ignore[attr-defined]
-        }
-        return write_json_gz(Path(directory) / TFIDF_FILE, payload)
+        return write_json_gz(Path(directory) / TFIDF_FILE, self.payload)
 
     @classmethod
     def load(cls, directory: Path) -> TfidfBackup:
-        """Rebuild the fitted vectorizer and classifier from ``backup_tfidf.json.gz``."""
-        from sklearn.feature_extraction.text import TfidfVectorizer
-        from sklearn.linear_model import LogisticRegression
-
+        """Read the model from ``backup_tfidf.json.gz``."""
         path = Path(directory) / TFIDF_FILE
         payload = read_json_gz(path)
-        try:
-            vectorizer = TfidfVectorizer(
-                ngram_range=tuple(payload["ngram_range"]),
-                sublinear_tf=payload["sublinear_tf"],
-                vocabulary=payload["vocabulary"],
-            )
-            vectorizer.idf_ = np.asarray(payload["idf"])
-            classifier = LogisticRegression()
-            classifier.coef_ = np.asarray(payload["coef"])
-            classifier.intercept_ = np.asarray(payload["intercept"])
-            classifier.classes_ = np.asarray(payload["classes"])
-        except (KeyError, TypeError, ValueError) as exc:
-            raise ModelError(f"cannot read {path}: missing or bad {exc} (damaged checkpoint file?)") from None
-        return cls(vectorizer, classifier)
+        if not isinstance(payload, dict):
+            raise ModelError(f"cannot read {path}: not a JSON object (damaged checkpoint file?)")
+        return cls(payload, path)
 
 
 # VADER's authors call a compound score above 0.05 positive, below -0.05 negative, else neutral.
@@ -380,7 +417,7 @@ class BackupEnsemble:
                 backup = TfidfBackup.load(directory)
             except (OSError, ValueError, KeyError) as exc:
                 raise ModelError(f"cannot load the TF-IDF backup from {directory}: {exc}") from None
-            classes = np.asarray(backup.classifier.classes_).tolist()  # type: ignore[attr-defined]
+            classes = [int(c) for c in backup.classes]
             if classes != list(range(len(self.labels))):
                 raise ModelError(
                     f"the TF-IDF backup of {directory} predicts classes {classes}, not the "

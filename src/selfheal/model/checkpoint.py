@@ -8,6 +8,7 @@ the training config, the per-epoch log, the split manifest, the TF-IDF backup an
 from __future__ import annotations
 
 import gzip
+import hashlib
 import json
 import struct
 import zlib
@@ -98,6 +99,15 @@ def read_meta(directory: Path) -> dict[str, Any]:
             f"cannot read {path}: missing or bad {', '.join(problems)} (damaged checkpoint file?)"
         )
     return meta
+
+
+def sha256_file(path: Path) -> str:
+    """Hex SHA-256 of a file."""
+    digest = hashlib.sha256()
+    with Path(path).open("rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def write_json(path: Path, payload: Any) -> None:

@@ -7,6 +7,7 @@ Negative / Positive for a checkpoint that does not store them), in the order of 
 from __future__ import annotations
 
 import logging
+from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -144,6 +145,15 @@ class Classifier:
         self.sort_by_length = True  # False: batches in input order (the benchmarks' baseline)
         self.threads = apply_threads(threads)
         self.model: Any = None  # the torch module (runtime "torch" only)
+        # The sentence embedder (the larger model) and the small members load in a second thread
+        # while this one loads the MiniLM: on two or more cores the first answer comes sooner.
+        pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="selfheal-load")
+        embedder = pool.submit(self._load_embedder) if use_embedder else None
+        weights = [self.meta, self.meta.get("without_embedder") or {}]
+        needs_tfidf = any(float(w.get("tfidf_weight") or 0) > 0 for w in weights)
+        tfidf = pool.submit(TfidfBackup.load, self.directory) if needs_tfidf else None
+        knowability = pool.submit(self._load_knowability) if use_knowability else None
+        pool.shutdown(wait=False)
         try:
             self.tokenizer = AutoTokenizer.from_pretrained(str(self.directory))
             if runtime == "torch":
@@ -156,9 +166,12 @@ class Classifier:
         except Exception as exc:  # OSError, ValueError, safetensors' and tokenizers' own errors...
             reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
             raise ModelError(f"cannot load checkpoint {self.directory}: {reason}") from None
+        finally:  # a failed load still waits for the thread, so no work outlives this call
+            wait([f for f in (embedder, tfidf, knowability) if f is not None])
+        self._embedder = None if embedder is None else embedder.result()
+        tfidf_model = None if tfidf is None else tfidf.result()
+        self.knowability = None if knowability is None else knowability.result()
         self.threads = apply_threads(threads)  # torch is imported now if this runtime needs it
-        # The other members of the log-linear ensemble (see selfheal.model.ensemble), if any.
-        self._embedder = self._load_embedder() if use_embedder else None
         # Without the embedder: the LoRA + TF-IDF fit stored beside it; a checkpoint trained without
         # one stores null there, and its own weight and temperature are that fit. Every runtime
         # uses them: `selfheal eval` gives the same figures with onnx and onnx-int8 (README).
@@ -167,8 +180,7 @@ class Classifier:
         self.temperature: float = self.fitted_temperature if use_temperature else 1.0
         self.tfidf_weight: float = float(combo.get("tfidf_weight", 0.0))
         self.embedder_weight: float = float(self.meta.get("embedder_weight", 0.0)) if self._embedder else 0.0
-        self._tfidf = TfidfBackup.load(self.directory) if self.tfidf_weight > 0 else None
-        self.knowability = self._load_knowability() if use_knowability else None
+        self._tfidf = tfidf_model if self.tfidf_weight > 0 else None
 
     def export(self, runtime: str, force: bool = False) -> Path:
         """The checkpoint's ONNX export for ``runtime`` (``onnx`` or ``onnx-int8``) in the cache,

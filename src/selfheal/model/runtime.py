@@ -28,11 +28,12 @@ import os
 import shutil
 import sys
 import tempfile
+import threading
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-from selfheal.model.checkpoint import ModelError
+from selfheal.model.checkpoint import ModelError, sha256_file
 
 if TYPE_CHECKING:
     import numpy as np
@@ -47,6 +48,7 @@ STAMP_FILE = "export.json"
 _DIGESTS_FILE = "digests.json"
 
 logger = logging.getLogger(__name__)
+_EXPORT_LOCK = threading.Lock()
 
 
 # --- threads ------------------------------------------------------------------------------------
@@ -255,14 +257,6 @@ def onnx_cache_dir() -> Path:
     return cache_dir() / "onnx"
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def file_digest(path: Path) -> str:
     """SHA-256 of a source file, remembered in the cache by path, size and mtime (one ``stat`` on
     later loads; a changed file is hashed again)."""
@@ -282,7 +276,7 @@ def file_digest(path: Path) -> str:
         and entry.get("mtime_ns") == st.st_mtime_ns
     ):
         return str(entry["sha256"])
-    sha = _sha256(path)
+    sha = sha256_file(path)
     memo[str(path)] = {"size": st.st_size, "mtime_ns": st.st_mtime_ns, "sha256": sha}
     with contextlib.suppress(OSError):  # best effort: a read-only cache only costs a hash per load
         memo_path.parent.mkdir(parents=True, exist_ok=True)
@@ -334,7 +328,7 @@ def verified_export(directory: Path, key: dict[str, Any]) -> bool:
         st = model.stat()
         if stamp.get("size") == st.st_size and stamp.get("mtime_ns") == st.st_mtime_ns:
             return True
-        if _sha256(model) != stamp.get("sha256"):
+        if sha256_file(model) != stamp.get("sha256"):
             return False
     except (OSError, ValueError):
         return False
@@ -407,12 +401,13 @@ def cached_export(
         target.parent.mkdir(parents=True, exist_ok=True)
         staging = Path(tempfile.mkdtemp(prefix=f".{target.name}-", dir=target.parent))
         fp32 = staging / ("fp32.onnx" if key["runtime"] == "onnx-int8" else MODEL_FILE)
-        _export(build(), fp32, example, output)
-        if key["runtime"] == "onnx-int8":
-            _quantize(fp32, staging / MODEL_FILE)
-            fp32.unlink()
+        with _EXPORT_LOCK:  # the two encoders load in two threads; the exporter is not thread-safe
+            _export(build(), fp32, example, output)
+            if key["runtime"] == "onnx-int8":
+                _quantize(fp32, staging / MODEL_FILE)
+                fp32.unlink()
         model = staging / MODEL_FILE
-        _write_json(staging / STAMP_FILE, _stamp(model, _sha256(model), key))
+        _write_json(staging / STAMP_FILE, _stamp(model, sha256_file(model), key))
         if not force and verified_export(target, key):  # another process finished it meanwhile
             return target / MODEL_FILE
         if target.exists() or target.is_symlink():  # damaged: replace it

@@ -1,0 +1,344 @@
+"""Issue 14's speed figures, each a ratio to a baseline measured in the same run.
+
+    .venv/bin/python benchmarks/bench_speed.py [--only NAME ...] [--baseline-rev REV]
+    make bench
+
+"Today" (the baseline of the start-up and of the old classify path) is the code at
+``--baseline-rev`` (default: the last commit before issue 14's speed work), checked out into a
+temporary git worktree and run with this interpreter, so both sides share the machine, the
+libraries, the page cache and the moment. In-process baselines (the old ``Classifier.predict``,
+the LoRA-only request) are the old code paths, kept callable for this (``runtime="torch-peft"``).
+
+The texts are the 1,276 test-split snippets (timing only: nothing is fitted on them). Prints a
+table of medians and the ratios the issue sets targets for; nothing is asserted (timings belong
+here, not in tests). Say which machine and load produced a figure when you copy it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parents[1]
+BASELINE_REV = "928e987"  # main before issue 14 (batched decisions, merged/ONNX encoders)
+PROMPT = "> Enter text (or 'quit'):"
+ANSWER = "[InferenceNode] Predicted label:"
+
+
+def env_for(src: Path) -> dict[str, str]:
+    """The environment of a ``selfheal`` process importing the package from ``src``."""
+    return dict(
+        os.environ,
+        PYTHONPATH=str(src),
+        NO_COLOR="1",
+        TERM="dumb",
+        HF_HUB_OFFLINE="1",
+        TOKENIZERS_PARALLELISM="false",
+    )
+
+
+@contextlib.contextmanager
+def baseline_tree(rev: str) -> Iterator[Path]:
+    """The ``src`` folder of ``rev``, checked out into a temporary git worktree."""
+    where = Path(tempfile.mkdtemp(prefix="selfheal-baseline-"))
+    subprocess.run(
+        ["git", "-C", str(REPO), "worktree", "add", "--detach", "-q", str(where / "tree"), rev],
+        check=True,
+        capture_output=True,
+    )
+    try:
+        yield where / "tree" / "src"
+    finally:
+        subprocess.run(
+            ["git", "-C", str(REPO), "worktree", "remove", "--force", str(where / "tree")],
+            check=False,
+            capture_output=True,
+        )
+
+
+def run_measured(argv: list[str], env: dict[str, str], cwd: Path) -> tuple[float, float]:
+    """Run a process to completion: (wall seconds, peak RSS in MiB)."""
+    start = time.perf_counter()
+    proc = subprocess.Popen(argv, env=env, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    _, status, usage = os.wait4(proc.pid, 0)
+    wall = time.perf_counter() - start
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    if proc.returncode != 0:
+        raise SystemExit(f"{' '.join(argv[:4])}... failed: {proc.stderr.read().decode()[-500:]}")  # type: ignore[union-attr]
+    return wall, usage.ru_maxrss / 1024
+
+
+def classify_argv(file: Path, log_dir: Path) -> list[str]:
+    """``selfheal classify --json --file FILE`` with its log in ``log_dir``."""
+    return [
+        sys.executable,
+        "-m",
+        "selfheal",
+        "classify",
+        "--json",
+        "--file",
+        str(file),
+        "--set",
+        f"paths.log_dir={log_dir}",
+        "--set",
+        f"paths.clarified={log_dir / 'clarified.jsonl'}",
+    ]
+
+
+def write_lines(path: Path, texts: list[str], n: int) -> Path:
+    """``n`` lines cycling through ``texts`` (numbered after the first pass, so no two repeat)."""
+    with path.open("w", encoding="utf-8") as fh:
+        for i in range(n):
+            text = texts[i % len(texts)]
+            fh.write((text if i < len(texts) else f"{text} ({i // len(texts)})") + "\n")
+    return path
+
+
+def time_to_first_answer(src: Path, text: str, work: Path) -> float:
+    """Seconds from launching ``selfheal run`` to its first answer, the text typed at once."""
+    import pexpect
+
+    start = time.perf_counter()
+    child = pexpect.spawn(
+        sys.executable,
+        ["-m", "selfheal", "run", "--set", f"paths.log_dir={work / 'logs'}", "--accept", "0"],
+        cwd=str(work),
+        env=env_for(src),
+        encoding="utf-8",
+        timeout=300,
+    )
+    child.sendline(text)  # typed before the prompt appears: the terminal buffers it
+    child.expect_exact(ANSWER)
+    elapsed = time.perf_counter() - start
+    child.sendline("quit")
+    child.expect(pexpect.EOF)
+    child.close()
+    return elapsed
+
+
+def median_of(repeat: int, measure: Callable[[], float]) -> tuple[float, list[float]]:
+    """The median of ``repeat`` measurements, and all of them."""
+    values = [measure() for _ in range(repeat)]
+    return statistics.median(values), values
+
+
+class Report:
+    """Rows of (measurement, value, unit) and ratios against their targets, printed at the end."""
+
+    def __init__(self) -> None:
+        self.rows: list[tuple[str, str]] = []
+        self.ratios: list[tuple[str, float, str]] = []
+
+    def row(self, name: str, value: str) -> None:
+        self.rows.append((name, value))
+        print(f"  {name}: {value}", flush=True)
+
+    def ratio(self, name: str, value: float, target: str) -> None:
+        self.ratios.append((name, value, target))
+        print(f"  => {name}: {value:.2f}x (target {target})", flush=True)
+
+    def print(self) -> None:
+        width = max(len(name) for name, _ in self.rows + [(n, "") for n, _, _ in self.ratios])
+        print("\n| measurement | value |\n|---|---|")
+        for name, value in self.rows:
+            print(f"| {name} | {value} |")
+        print("\n| ratio | value | target |\n|---|---|---|")
+        for name, value, target in self.ratios:
+            print(f"| {name:{width}s} | {value:.2f}x | {target} |")
+        load = os.getloadavg()
+        print(f"\n({os.cpu_count()} CPUs; load average at the end {load[0]:.2f} {load[1]:.2f} {load[2]:.2f})")
+
+
+def load_classifier(**kwargs: object) -> Any:
+    """``Classifier.load`` of the shipped checkpoint with ``kwargs``; ``baseline=True`` gives
+    today's path: the PEFT wrapper unmerged, batches of the MiniLM in input order."""
+    from selfheal.model.classifier import Classifier
+
+    baseline = bool(kwargs.pop("baseline", False))
+    if baseline:
+        kwargs.update(runtime="torch", merge=False)
+    classifier = Classifier.load(None, **kwargs)  # type: ignore[arg-type]
+    if baseline:
+        classifier.sort_by_length = False
+    return classifier
+
+
+def texts_of(split: str) -> list[str]:
+    """The texts of one split of the movie data (the shipped model's splits)."""
+    from selfheal.data import prepare_splits
+
+    return list(prepare_splits("rotten_tomatoes", 0.1, 0.1, 42)[split]["text"])
+
+
+def timed(run: Callable[[], object]) -> float:
+    """Seconds one call takes."""
+    start = time.perf_counter()
+    run()
+    return time.perf_counter() - start
+
+
+def median_ms(run: Callable[[str], object], texts: list[str]) -> float:
+    """Median milliseconds of ``run(text)`` over ``texts`` (after one untimed call)."""
+    run(texts[0])
+    return 1000 * statistics.median(timed(lambda t=t: run(t)) for t in texts)
+
+
+def bench_ensemble(report: Report, runtime: str, test: list[str]) -> float:
+    """Batched ensemble throughput, today's ``Classifier.predict`` against the configured runtime's;
+    returns the new path's texts/s (the bare batched forward of the classify benchmark)."""
+    print(f"ensemble: Classifier.predict on the {len(test)} test texts, one call", flush=True)
+    old = load_classifier(baseline=True)
+    old.predict(test[:16])
+    old_s = timed(lambda: old.predict(test))
+    new = load_classifier(runtime=runtime)
+    new.predict(test[:16])
+    new_s = timed(lambda: new.predict(test))
+    report.row(
+        "Classifier.predict, today's path (torch, LoRA unmerged, input order)",
+        f"{len(test) / old_s:.1f} texts/s",
+    )
+    report.row(
+        f"Classifier.predict, runtime {runtime} (merged/exported, length-sorted)",
+        f"{len(test) / new_s:.1f} texts/s",
+    )
+    report.ratio("batched ensemble throughput, new / today", old_s / new_s, ">= 3")
+    return len(test) / new_s
+
+
+def bench_request(report: Report, runtime: str, texts: list[str]) -> None:
+    """One interactive request: the full ensemble now against today's LoRA-MiniLM-only request."""
+    print(f"request: Classifier.predict([text]), median of {len(texts)} validation texts", flush=True)
+    lora_only = load_classifier(baseline=True, use_embedder=False)
+    base = median_ms(lambda t: lora_only.predict([t]), texts)
+    full = load_classifier(runtime=runtime)
+    now = median_ms(lambda t: full.predict([t]), texts)
+    report.row("one request, today's LoRA-MiniLM-only path (+ TF-IDF, no embedder)", f"{base:.1f} ms")
+    report.row(f"one request, full ensemble, runtime {runtime}", f"{now:.1f} ms")
+    report.ratio("one request, full ensemble now / LoRA-only today", now / base, "<= 1.5")
+
+
+def bench_graph(report: Report, runtime: str, texts: list[str], work: Path) -> None:
+    """The whole graph per request against the bare model call of the same model."""
+    from selfheal.config import load_config
+    from selfheal.graph.services import Services
+    from selfheal.graph.session import Session
+
+    print(f"graph: per request, median of {len(texts)} validation texts", flush=True)
+    sets = [f"paths.log_dir={work / 'graph-logs'}", f"paths.clarified={work / 'clarified.jsonl'}"]
+    sets.append(f"model.runtime={runtime}")
+    accepted = load_config(REPO / "config.yaml", [*sets, "thresholds.accept=0", "thresholds.clarify=0"])
+    classifier = load_classifier(runtime=runtime)
+    bare = median_ms(lambda t: classifier.predict([t]), texts)
+    session = Session(Services(accepted, classifier=classifier))
+    whole = median_ms(lambda t: session.start(t, interactive=False), texts)
+    asked = load_config(REPO / "config.yaml", [*sets, "thresholds.accept=1", "thresholds.clarify=0"])
+    paused = Session(Services(asked, classifier=classifier))
+
+    def pause_and_resume(text: str) -> None:
+        outcome = paused.start(text, interactive=True)
+        assert outcome is not None and outcome.waiting is not None, "the request did not pause"
+        paused.resume(outcome.request_id, "y")
+
+    cycle = median_ms(pause_and_resume, texts)
+    report.row(f"bare Classifier.predict([text]), runtime {runtime}", f"{bare:.1f} ms")
+    report.row("whole graph, accepted request (Session.start)", f"{whole:.1f} ms")
+    report.row("whole graph, asked, paused, answered (start + resume)", f"{cycle:.1f} ms")
+    report.row("checkpoint cost of a paused request (pause+resume - bare)", f"{cycle - bare:.1f} ms")
+    report.ratio("whole graph per accepted request / bare forward", whole / bare, "<= 1.15")
+
+
+def bench_classify(report: Report, bare_rate: float, test: list[str], work: Path) -> None:
+    """``selfheal classify --json --file`` on the test texts: its marginal throughput (the wall
+    time of N texts minus that of 1, so model loading cancels) against the bare batched forward."""
+    print(f"classify: selfheal classify --json --file, {len(test)} texts against 1", flush=True)
+    env = env_for(REPO / "src")
+    many = write_lines(work / "test.txt", test, len(test))
+    one = write_lines(work / "one.txt", test, 1)
+    wall_one, _ = run_measured(classify_argv(one, work / "c1"), env, work)
+    wall_many, _ = run_measured(classify_argv(many, work / "cn"), env, work)
+    rate = (len(test) - 1) / (wall_many - wall_one)
+    report.row("selfheal classify --file, 1 text (start-up and loading)", f"{wall_one:.1f} s")
+    report.row(
+        f"selfheal classify --file, {len(test)} texts",
+        f"{wall_many:.1f} s ({len(test) / wall_many:.1f} texts/s with loading)",
+    )
+    report.row("selfheal classify --file, marginal throughput", f"{rate:.1f} texts/s")
+    report.ratio("classify --file marginal throughput / bare batched predict", rate / bare_rate, ">= 0.8")
+
+
+def bench_startup(report: Report, rev: str, text: str, repeat: int, work: Path) -> None:
+    """Launch -> first answer of ``selfheal run``, the text typed at once, today's code against now."""
+    print(f"startup: selfheal run, launch to first answer, median of {repeat}", flush=True)
+    with baseline_tree(rev) as old_src:
+        old, _ = median_of(repeat, lambda: time_to_first_answer(old_src, text, work / "old"))
+        new, _ = median_of(repeat, lambda: time_to_first_answer(REPO / "src", text, work / "new"))
+    report.row(f"selfheal run, launch to first answer, today ({rev})", f"{old:.2f} s")
+    report.row("selfheal run, launch to first answer, now", f"{new:.2f} s")
+    report.ratio("start-up speed-up, today / now", old / new, ">= 2")
+
+
+def bench_memory(report: Report, test: list[str], lines: int, work: Path) -> None:
+    """Peak RSS of ``selfheal classify --file`` on 1,000 lines against ``lines`` lines."""
+    print(f"memory: peak RSS of selfheal classify --file, 1000 against {lines} lines", flush=True)
+    env = env_for(REPO / "src")
+    small = write_lines(work / "small.txt", test, 1000)
+    big = write_lines(work / "big.txt", test, lines)
+    _, rss_small = run_measured(classify_argv(small, work / "m1"), env, work)
+    wall, rss_big = run_measured(classify_argv(big, work / "m2"), env, work)
+    report.row("peak RSS, classify 1,000 lines", f"{rss_small:.0f} MiB")
+    report.row(f"peak RSS, classify {lines:,} lines", f"{rss_big:.0f} MiB ({wall:.0f} s)")
+    report.ratio(f"peak RSS {lines:,} lines / 1,000 lines", rss_big / rss_small, "<= 1.2")
+
+
+SECTIONS = ("ensemble", "request", "graph", "classify", "startup", "memory")
+
+
+def main() -> None:
+    """Run the chosen sections and print the table."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--only", nargs="+", choices=SECTIONS, default=list(SECTIONS))
+    parser.add_argument("--baseline-rev", default=BASELINE_REV, help="git revision of 'today'")
+    parser.add_argument(
+        "--runtime", default=None, help="model.runtime of the new path (default: config.yaml's)"
+    )
+    parser.add_argument("--requests", type=int, default=30, help="validation texts timed one by one")
+    parser.add_argument("--repeat", type=int, default=3, help="start-up runs per side")
+    parser.add_argument("--memory-lines", type=int, default=100_000, help="lines of the large file")
+    args = parser.parse_args()
+    from selfheal.config import load_config
+
+    runtime = args.runtime or load_config(REPO / "config.yaml").model.runtime
+    report = Report()
+    work = Path(tempfile.mkdtemp(prefix="selfheal-bench-"))
+    print(f"load average at the start: {' '.join(f'{x:.2f}' for x in os.getloadavg())}", flush=True)
+    test = texts_of("test")
+    requests = texts_of("validation")[: args.requests]
+    bare_rate = None
+    if "ensemble" in args.only or "classify" in args.only:
+        bare_rate = bench_ensemble(report, runtime, test)
+    if "request" in args.only:
+        bench_request(report, runtime, requests)
+    if "graph" in args.only:
+        bench_graph(report, runtime, requests, work)
+    if "classify" in args.only and bare_rate is not None:
+        bench_classify(report, bare_rate, test, work)
+    if "startup" in args.only:
+        bench_startup(report, args.baseline_rev, requests[0], args.repeat, work)
+    if "memory" in args.only:
+        bench_memory(report, test, args.memory_lines, work)
+    report.print()
+
+
+if __name__ == "__main__":
+    from selfheal.errors import exit_on_user_error
+
+    exit_on_user_error(main)
