@@ -99,7 +99,12 @@ def run_through_graph(
         cfg.paths.log_dir = Path(tmp)
         cfg.paths.clarified = Path(tmp) / "clarified.jsonl"
         log = LogWriter(cfg)
-        services = Services(cfg, classifier=classifier, backups=BackupEnsemble(cfg, backups=backups), log=log)
+        services = Services(
+            cfg,
+            classifier=classifier,
+            backups=BackupEnsemble(cfg, backups=backups, labels=getattr(classifier, "labels", None)),
+            log=log,
+        )
         session = Session(services, checkpointer=InMemorySaver())
         try:
             for text in texts:

@@ -361,8 +361,8 @@ def _result(probs: np.ndarray, labels: LabelSet) -> dict[str, Any]:
 class BackupEnsemble:
     """The configured backup models; their vote is the mean of their probabilities.
 
-    The labels are the checkpoint's (``labels``, else read from ``checkpoint_dir``: the shipped
-    checkpoint for ``None``). A configured backup that cannot serve them is skipped at
+    The labels are the checkpoint's (``labels``, else read from ``checkpoint_dir``; for ``None``
+    the configured ``paths.checkpoint``, the shipped one when that is null). A configured backup that cannot serve them is skipped at
     :meth:`load` with one warning, and ``names`` then lists the backups that vote.
     """
 
@@ -375,7 +375,8 @@ class BackupEnsemble:
     ):
         self.names: list[str] = [b.name for b in backups] if backups else list(config.backup.models)
         self._config = config
-        self._checkpoint_dir = checkpoint_dir
+        # the configured checkpoint's labels and TF-IDF model unless another checkpoint is named
+        self._checkpoint_dir = checkpoint_dir if checkpoint_dir is not None else config.paths.checkpoint
         self._backups = backups
         self._labels = labels
         self._lock = threading.Lock()
