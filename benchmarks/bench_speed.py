@@ -107,10 +107,21 @@ def time_to_first_answer(src: Path, text: str, work: Path) -> float:
     """Seconds from launching ``selfheal run`` to its first answer, the text typed at once."""
     import pexpect
 
+    work.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
     child = pexpect.spawn(
         sys.executable,
-        ["-m", "selfheal", "run", "--set", f"paths.log_dir={work / 'logs'}", "--accept", "0"],
+        [
+            "-m",
+            "selfheal",
+            "run",
+            "--set",
+            f"paths.log_dir={work / 'logs'}",
+            "--accept",
+            "0",
+            "--clarify",
+            "0",
+        ],
         cwd=str(work),
         env=env_for(src),
         encoding="utf-8",
@@ -315,7 +326,9 @@ def main() -> None:
     parser.add_argument("--memory-lines", type=int, default=100_000, help="lines of the large file")
     args = parser.parse_args()
     from selfheal.config import load_config
+    from selfheal.model.checkpoint import quiet_hf
 
+    quiet_hf()
     runtime = args.runtime or load_config(REPO / "config.yaml").model.runtime
     report = Report()
     work = Path(tempfile.mkdtemp(prefix="selfheal-bench-"))
