@@ -77,8 +77,9 @@ format: install  ## apply ruff fixes and formatting
 	$(BIN)/ruff check --fix src tests scripts benchmarks
 	$(BIN)/ruff format src tests scripts benchmarks
 
-bench: install  ## time to the first prompt vs baselines measured in the same run
-	$(BIN)/python benchmarks/bench_startup.py $(ARGS)
+bench: install  ## issue 14's speed ratios and the time to the first prompt, vs baselines measured in the same run
+	$(BIN)/python benchmarks/bench_speed.py $(ARGS)
+	$(BIN)/python benchmarks/bench_startup.py
 
 $(VENV)/.demo-installed: requirements-demo.txt $(STAMP)
 	$(BIN)/python -m pip install -q -r requirements-demo.txt
