@@ -34,7 +34,7 @@ def test_run_asks_for_clarification_and_logs_the_answer(tmp_path, cli, classifie
     text = next(t for t in TEXTS if classifier.predict([t])[0].confidence < 0.999)
     child = spawn_run(tmp_path, cli, "--accept", "0.999")
     try:
-        child.expect_exact(PROMPT)  # time to prompt is measured by scripts/bench_startup.py
+        child.expect_exact(PROMPT)  # time to prompt is measured by benchmarks/bench_startup.py
         child.sendline(text)
         child.expect(r"\[InferenceNode\] Predicted label: (Negative|Positive) \| Confidence: (\d+)%\r\n")
         predicted, percent = child.match.group(1), int(child.match.group(2))

@@ -93,14 +93,7 @@ class Services:
                 from selfheal.model.classifier import Classifier
 
                 quiet_hf()
-                self._classifier = Classifier.load(
-                    self.config.paths.checkpoint,
-                    use_temperature=self.config.calibration.temperature,
-                    use_embedder=self.config.embedder.enabled,
-                    use_knowability=self.config.knowability.enabled,
-                    runtime=self.config.model.runtime,
-                    threads=self.config.model.threads,
-                )
+                self._classifier = Classifier.from_config(self.config)
             return self._classifier
 
     def warm_up(self) -> None:
