@@ -287,6 +287,28 @@ class FallbackConfig(_Section):
     answer_timeout: float | None = Field(None, gt=0)
 
 
+class ServerConfig(_Section):
+    """``selfheal serve``: the HTTP API (``--host`` / ``--port`` override the first two).
+
+    host: the address it listens on; ``127.0.0.1`` is this machine only (``0.0.0.0``: every
+        interface, e.g. in a container).
+    port: the TCP port.
+    max_inflight: requests that run the graph (classify, batch, resume, review answers) at once,
+        running or waiting for the model; one more is refused at once with 503 and
+        ``Retry-After`` (no queue grows without bound).
+    retry_after: the seconds that 503 asks a client to wait.
+    max_body_bytes: a request body larger than this is refused with 413.
+    max_batch: texts in one ``/v1/classify/batch`` request, at most (a longer list gets 422).
+    """
+
+    host: str = "127.0.0.1"
+    port: int = Field(8000, ge=1, le=65535)
+    max_inflight: int = Field(4, ge=1, le=1024)
+    retry_after: int = Field(1, ge=1, le=3600)
+    max_body_bytes: int = Field(1_000_000, ge=1024, le=1_000_000_000)
+    max_batch: int = Field(256, ge=1, le=100_000)
+
+
 class LoggingConfig(_Section):
     """The human-readable rotating log ``app.log`` (``app.jsonl`` is always written)."""
 
@@ -338,6 +360,7 @@ class Config(_Section):
     backup: BackupConfig = Field(default_factory=BackupConfig)
     input: InputConfig = Field(default_factory=InputConfig)
     fallback: FallbackConfig = Field(default_factory=FallbackConfig)
+    server: ServerConfig = Field(default_factory=ServerConfig)
     logging: LoggingConfig = Field(default_factory=LoggingConfig)
     evaluation: EvaluationConfig = Field(default_factory=EvaluationConfig)
 

@@ -11,7 +11,7 @@ import sys
 
 import typer
 
-from selfheal.cli import classify, export, graph, package, review, run, stats, train
+from selfheal.cli import classify, export, graph, package, review, run, serve, stats, train
 from selfheal.cli import eval as evaluate
 
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
@@ -28,6 +28,7 @@ app = typer.Typer(
 app.command("run")(run.command)
 app.command("classify")(classify.command)
 app.command("review")(review.command)
+app.command("serve")(serve.command)
 app.command("stats")(stats.command)
 app.command("train")(train.command)
 app.command("eval")(evaluate.command)

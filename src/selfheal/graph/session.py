@@ -104,14 +104,17 @@ class Session:
     def _thread(request_id: str) -> dict[str, Any]:
         return {"configurable": {"thread_id": request_id}}
 
-    def new_state(self, text: str, interactive: bool) -> dict[str, Any] | None:
-        """The initial state of a request for ``text``; ``None`` if nothing is left after cleaning."""
+    def new_state(self, text: str, interactive: bool, request_id: str | None = None) -> dict[str, Any] | None:
+        """The initial state of a request for ``text``; ``None`` if nothing is left after cleaning.
+
+        ``request_id`` (also the thread id): a new uuid4 unless the caller has one (the server's
+        LangGraph API creates the thread before its run)."""
         clean = prepare_text(text, self.config.input.max_chars)
         if not clean.text:
             return None
         thresholds = self.config.thresholds
         return {
-            "request_id": str(uuid.uuid4()),
+            "request_id": request_id or str(uuid.uuid4()),
             "text": clean.text,
             "input_chars": clean.chars,
             "input_truncated": clean.cut,
@@ -126,6 +129,7 @@ class Session:
         interactive: bool,
         on_update: UpdateCallback | None = None,
         precompute: bool = True,
+        request_id: str | None = None,
     ) -> Outcome | None:
         """Run a new request until it is decided or paused; ``None`` for empty text (no model call).
 
@@ -134,13 +138,16 @@ class Session:
         before batching: InferenceNode calls the model and every step is checkpointed.
         """
         if precompute:
-            return next(self.start_many([text], interactive, on_update))
-        state = self.new_state(text, interactive)
+            ids = None if request_id is None else [request_id]
+            return next(self.start_many([text], interactive, on_update, request_ids=ids))
+        state = self.new_state(text, interactive, request_id)
         if state is None:
             return None
         return self._advance(state["request_id"], state, on_update, new=True)
 
-    def prepare_many(self, texts: Sequence[str], interactive: bool) -> list[dict[str, Any] | None]:
+    def prepare_many(
+        self, texts: Sequence[str], interactive: bool, request_ids: Sequence[str] | None = None
+    ) -> list[dict[str, Any] | None]:
         """The initial states of requests for ``texts`` (``None`` for an empty text), with the
         model's prediction of each cleaned text from one ``predict`` call (``given_inference``;
         its ``latency_ms`` is the call's time divided by the number of texts), and the backups'
@@ -150,7 +157,8 @@ class Session:
         from selfheal.graph.nodes import prediction_result
         from selfheal.vocabulary import ASK_CLARIFY, ESCALATE
 
-        states = [self.new_state(text, interactive) for text in texts]
+        ids = request_ids if request_ids is not None else [None] * len(texts)
+        states = [self.new_state(text, interactive, rid) for text, rid in zip(texts, ids, strict=True)]
         live = [state for state in states if state is not None]
         if not live:
             return states
@@ -185,7 +193,11 @@ class Session:
         return confidence_check_node(probe, self.services)["route"]  # type: ignore[arg-type]
 
     def start_many(
-        self, texts: Sequence[str], interactive: bool = False, on_update: UpdateCallback | None = None
+        self,
+        texts: Sequence[str],
+        interactive: bool = False,
+        on_update: UpdateCallback | None = None,
+        request_ids: Sequence[str] | None = None,
     ) -> Iterator[Outcome | None]:
         """Decide ``texts`` the batched way: the model (and the backups, where needed) run once
         over all of them (:meth:`prepare_many`), then each request goes through the graph in
@@ -194,7 +206,7 @@ class Session:
         the requests yielded before it are recorded, it and those after it are not."""
         from selfheal.vocabulary import ACCEPT
 
-        for state in self.prepare_many(texts, interactive):
+        for state in self.prepare_many(texts, interactive, request_ids):
             if state is None:
                 yield None
                 continue

@@ -47,6 +47,7 @@ cannot be written, one warning goes to stderr and ``app.jsonl`` is still written
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import logging
 import sys
 import time
@@ -205,9 +206,21 @@ class LogWriter:
         self.config = config
         self.jsonl_path = Path(config.paths.log_dir) / JSONL_NAME
         self._logger: logging.Logger | None = None
-        # Lines appended for the request being advanced (app.jsonl, clarified.jsonl), so the
-        # session can take them back if a later step of the same decision fails.
-        self.journal: list[Appended] = []
+        self._journal: contextvars.ContextVar[list[Appended]] = contextvars.ContextVar("journal")
+
+    @property
+    def journal(self) -> list[Appended]:
+        """Lines appended for the request being advanced (app.jsonl, clarified.jsonl), so the
+        session can take them back if a later step of the same decision fails.
+
+        One list per thread (a context variable): the server advances several requests at once
+        on one writer, and one request's failure must take back only its own lines.
+        """
+        journal = self._journal.get(None)
+        if journal is None:
+            journal = []
+            self._journal.set(journal)
+        return journal
 
     @property
     def logger(self) -> logging.Logger:

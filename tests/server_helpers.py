@@ -1,0 +1,39 @@
+"""Shared by the server tests: an app on the session's models with its files under a temp dir."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from conftest import REPO, graph_overrides
+
+# Found by running the shipped model (scripts in the report of issue 15): confidence 1.00 and
+# 0.66 (the clarify band 0.50-0.75 of config.yaml), both judged knowable.
+ACCEPTED = "The movie was painfully slow and boring."
+AMBIGUOUS = "Not bad, not good, just there."
+
+
+def server_config(tmp: Path, *extra: str) -> Any:
+    """config.yaml with every file under ``tmp`` and ``extra`` overrides."""
+    from selfheal.config import load_config
+
+    return load_config(REPO / "config.yaml", [*graph_overrides(tmp), *extra])
+
+
+def make_app(tmp: Path, classifier: Any, backups: Any, *extra: str, tokens: Any = None) -> Any:
+    """The real app (real graph, SQLite under ``tmp``) on the already loaded models."""
+    from selfheal.graph.services import Services
+    from selfheal.server.app import create_app
+
+    config = server_config(tmp, *extra)
+    services = Services(config, classifier=classifier, backups=backups)
+    return create_app(config, tokens=tokens, services=services)
+
+
+def records(tmp: Path) -> list[dict[str, Any]]:
+    """Every line of ``tmp/logs/app.jsonl``."""
+    path = tmp / "logs" / "app.jsonl"
+    if not path.exists():
+        return []
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
