@@ -1,6 +1,7 @@
 # selfheal in a container: the interactive CLI on the shipped model, with no network at run time.
 #   docker build -t selfheal .                 (see README.md, "Container", for CPU-only torch)
-#   docker run -it --rm selfheal               (= make run-cli inside; logs in /app/logs)
+#   docker run -it --rm selfheal               (selfheal run: the interactive CLI; logs in /app/logs)
+#   docker run --rm -p 8000:8000 selfheal serve --host 0.0.0.0   (the HTTP API, README "Serve")
 # Stages: base (system + user) -> deps (pinned Python packages) -> cli (the app, the default
 # target). A later stage (an HTTP server, a dashboard) can start FROM deps or cli.
 ARG BASE=python:3.11-slim
@@ -48,4 +49,12 @@ RUN make install \
 ENV HF_HUB_OFFLINE=1 \
     TRANSFORMERS_OFFLINE=1 \
     HF_DATASETS_OFFLINE=1
-CMD ["make", "run-cli"]
+ENV PATH=/app/.venv/bin:$PATH
+EXPOSE 8000
+# Healthy when `selfheal serve` answers /healthz on port 8000; a container running another command
+# (the interactive `run`, `review`...) has no server to check, so it counts as healthy.
+HEALTHCHECK --interval=30s --timeout=5s --start-period=60s --retries=3 \
+    CMD ["python", "-c", "import sys, urllib.request as u; a = open('/proc/1/cmdline', 'rb').read().split(b'\\0'); sys.exit(0 if b'serve' not in a else u.urlopen('http://127.0.0.1:8000/healthz', timeout=4).status != 200)"]
+# `docker run IMAGE COMMAND ARGS...` runs `selfheal COMMAND ARGS...`; without one, `selfheal run`.
+ENTRYPOINT ["selfheal"]
+CMD ["run"]
