@@ -5,7 +5,8 @@ as ratios to the bare model forward measured in the same run.
     .venv/bin/python benchmarks/bench_server.py --db postgresql://USER@HOST/DB --replicas 2
 
 1. The bare forward: ``Classifier.predict([text])`` on the benchmark texts, one text per call (what
-   one ``/v1/classify`` asks of the model), in this process: per-call latency and calls per second.
+   one ``/v1/classify`` asks of the model), in this process, before and again after the server
+   run, pooled (the machine's load may change between them): per-call latency and calls per second.
 2. The server: ``selfheal serve`` as real processes on loopback ports (one, or ``--replicas``
    sharing the database: the CLI's SQLite file by default, or ``--db``), its files in a temporary
    directory; ``--clients`` threads, each with its own ``httpx`` client, send ``POST /v1/classify``
@@ -56,14 +57,18 @@ def bench_texts(count: int) -> list[str]:
     return list(prepare_splits("rotten_tomatoes", 0.1, 0.1, 42)["test"]["text"][:count])
 
 
-def bare_forward(texts: list[str], overrides: list[str]) -> dict[str, float]:
-    """``Classifier.predict([text])`` per text: throughput and latency quantiles."""
+def load_classifier(overrides: list[str]) -> Any:
+    """The classifier ``selfheal serve`` loads for the same config."""
     from selfheal.config import load_config
     from selfheal.model.checkpoint import quiet_hf
     from selfheal.model.classifier import Classifier
 
     quiet_hf()
-    classifier = Classifier.from_config(load_config(REPO / "config.yaml", overrides))
+    return Classifier.from_config(load_config(REPO / "config.yaml", overrides))
+
+
+def bare_forward(classifier: Any, texts: list[str]) -> tuple[list[float], float]:
+    """``Classifier.predict([text])`` per text: the latencies and the wall time."""
     classifier.predict(texts[:4])  # warm-up
     latencies = []
     start = time.perf_counter()
@@ -71,8 +76,7 @@ def bare_forward(texts: list[str], overrides: list[str]) -> dict[str, float]:
         t0 = time.perf_counter()
         classifier.predict([text])
         latencies.append(time.perf_counter() - t0)
-    wall = time.perf_counter() - start
-    return summary(latencies, wall, len(texts))
+    return latencies, time.perf_counter() - start
 
 
 def summary(latencies: list[float], wall: float, done: int) -> dict[str, float]:
@@ -174,12 +178,9 @@ def main() -> None:
         raise SystemExit("--clients 1-64, --requests 1-5000, --replicas 1 or 2")
     texts = bench_texts(args.requests)
     print(f"load average before: {os.getloadavg()[0]:.2f}  (cores: {os.cpu_count()})", flush=True)
-    bare = bare_forward(texts, args.overrides)
-    print(
-        f"bare forward: {bare['n']:.0f} texts, {bare['per_s']:.1f}/s, p50 {bare['p50_ms']:.1f} ms, "
-        f"p95 {bare['p95_ms']:.1f} ms",
-        flush=True,
-    )
+    classifier = load_classifier(args.overrides)
+    before, before_wall = bare_forward(classifier, texts)
+    print(f"bare forward (before): {summary(before, before_wall, len(texts))}", flush=True)
     with tempfile.TemporaryDirectory(prefix="selfheal-bench-server-") as tmp:
         log_dir = Path(tmp)
         overrides = [f"paths.log_dir={log_dir / 'logs'}", f"paths.clarified={log_dir / 'clarified.jsonl'}"]
@@ -191,6 +192,13 @@ def main() -> None:
                 proc.terminate()  # SIGTERM: uvicorn finishes what is in flight
             for proc in procs:
                 proc.wait(timeout=60)
+    after, after_wall = bare_forward(classifier, texts)  # the load may have changed: pool both
+    print(f"bare forward (after): {summary(after, after_wall, len(texts))}", flush=True)
+    bare = summary(before + after, before_wall + after_wall, 2 * len(texts))
+    print(
+        f"bare forward: {bare['n']:.0f} calls, {bare['per_s']:.1f}/s, p50 {bare['p50_ms']:.1f} ms, "
+        f"p95 {bare['p95_ms']:.1f} ms"
+    )
     where = f"{args.replicas} replica(s) on {args.db or 'SQLite'}"
     print(
         f"server ({where}, {args.clients} clients): {served['n']:.0f} answered "
