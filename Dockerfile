@@ -1,6 +1,6 @@
 # selfheal in a container: the interactive CLI on the shipped model, with no network at run time.
 #   docker build -t selfheal .                 (see README.md, "Container", for CPU-only torch)
-#   docker run -it --rm selfheal               (selfheal run: the interactive CLI; logs in /app/logs)
+#   docker run -it --rm selfheal               (= make run-cli inside; logs in /app/logs)
 #   docker run --rm -p 8000:8000 selfheal serve --host 0.0.0.0   (the HTTP API, README "Serve")
 # Stages: base (system + user) -> deps (pinned Python packages) -> cli (the app, the default
 # target). A later stage (an HTTP server, a dashboard) can start FROM deps or cli.
@@ -55,6 +55,7 @@ EXPOSE 8000
 # (the interactive `run`, `review`...) has no server to check, so it counts as healthy.
 HEALTHCHECK --interval=30s --timeout=5s --start-period=60s --retries=3 \
     CMD ["python", "-c", "import sys, urllib.request as u; a = open('/proc/1/cmdline', 'rb').read().split(b'\\0'); sys.exit(0 if b'serve' not in a else u.urlopen('http://127.0.0.1:8000/healthz', timeout=4).status != 200)"]
-# `docker run IMAGE COMMAND ARGS...` runs `selfheal COMMAND ARGS...`; without one, `selfheal run`.
-ENTRYPOINT ["selfheal"]
-CMD ["run"]
+# `docker run IMAGE serve --host 0.0.0.0` runs `selfheal serve --host 0.0.0.0` (any selfheal
+# command as the first argument); other commands run as given (scripts/docker-entrypoint.sh).
+ENTRYPOINT ["/app/scripts/docker-entrypoint.sh"]
+CMD ["make", "run-cli"]
