@@ -136,3 +136,42 @@ def test_shutdown_lets_the_request_in_flight_finish_and_log(tmp_path, classifier
         done = test_client.post(f"/v1/threads/{thread_id}/resume", json={"answer": "yes"}).json()
     assert done["record"]["final_decision"] == {"label": "Positive", "via": "user_clarification"}
     assert len(records(tmp_path)) == 1
+
+
+def test_the_serve_command_runs_a_real_server_that_stops_on_sigterm(tmp_path, cli):
+    """``selfheal serve`` as a real process: the token from the environment, a decision over HTTP,
+    SIGTERM ends it after a graceful shutdown."""
+    import signal
+    import subprocess
+
+    from conftest import selfheal_argv
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    env = dict(cli.env, SELFHEAL_TOKEN="process-token")
+    argv = selfheal_argv("serve", "--port", str(port), *cli.args())
+    proc = subprocess.Popen(argv, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        while True:
+            assert proc.poll() is None, proc.stdout.read().decode() if proc.stdout else ""
+            try:
+                if httpx.get(f"{url}/readyz", timeout=5).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            threading.Event().wait(0.2)
+        assert httpx.post(f"{url}/v1/classify", json={"text": AMBIGUOUS}).status_code == 401
+        headers = {"Authorization": "Bearer process-token"}
+        body = httpx.post(f"{url}/v1/classify", json={"text": AMBIGUOUS}, headers=headers, timeout=120).json()
+        assert body["status"] == "interrupted"
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        output = proc.communicate(timeout=120)[0].decode()
+    # uvicorn shuts down gracefully, then re-raises the signal, so the status says how it ended
+    assert proc.returncode == -signal.SIGTERM, output
+    assert "Traceback" not in output and "Application shutdown complete" in output
+    # the paused request stays for `selfheal review`
+    listed = cli("review", "--list", check=True)
+    assert body["thread_id"][:8] in listed.stdout
