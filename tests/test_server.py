@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 import uuid
 
 import pytest
@@ -288,3 +289,20 @@ def test_serve_command_rejects_bad_options_in_one_line(tmp_path, monkeypatch):
     monkeypatch.setenv("SELFHEAL_REVIEW_TOKEN", "only-a-review-token")
     result = invoke(["serve"])
     assert result.returncode == 2 and "a review token needs a client token too" in result.stderr
+
+
+def test_an_unanswered_question_times_out_as_in_selfheal_run(tmp_path, classifier, backup_ensemble):
+    app = make_app(tmp_path, classifier, backup_ensemble, "fallback.answer_timeout=600")
+    with TestClient(app) as test_client:
+        thread_id = test_client.post("/v1/classify", json={"text": AMBIGUOUS}).json()["thread_id"]
+        api = app.state.api
+        assert api.expire_questions(600) == []  # asked just now
+        later = time.time() + 601  # as if the client had been silent for the whole timeout
+        assert api.expire_questions(600, now=later) == [thread_id]
+        thread = test_client.get(f"/v1/threads/{thread_id}").json()
+        assert thread["interrupt"]["step"] == "review_queue"
+        assert api.expire_questions(600, now=later) == []  # pending review is not a client question
+    (record,) = records(tmp_path)
+    assert record["final_decision"]["via"] == "pending_review"
+    assert record["fallback"]["no_answer_reason"] == "timeout"
+    assert record["fallback"]["review"]["mode"] == "queue"

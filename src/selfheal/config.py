@@ -280,7 +280,8 @@ class FallbackConfig(_Section):
     """How the user is asked.
 
     max_clarify_attempts: an unclear answer is asked again until this many attempts.
-    answer_timeout: seconds to wait for an answer at the clarifying question (``null``: no limit).
+    answer_timeout: seconds to wait for an answer at the clarifying question (``null``: no limit);
+        ``selfheal serve`` gives a client's question left open this long "no answer".
     """
 
     max_clarify_attempts: int = Field(2, ge=1, le=10)

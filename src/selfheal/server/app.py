@@ -3,7 +3,8 @@
 :func:`create_app` builds it; the model, the graph session and the thread registry load in its
 lifespan (so ``/healthz`` answers at once and ``/readyz`` says when they are there). Every graph
 call runs in a worker thread (``run_in_threadpool``), at most ``server.max_inflight`` at once:
-one more gets 503 with ``Retry-After`` right away, so no queue grows without bound. A call that
+one more gets 503 with ``Retry-After`` right away, so no queue grows without bound. With
+``fallback.answer_timeout`` set, a task gives "no answer" to client questions left open longer. A call that
 has started always finishes and is logged, even if its client goes away; on SIGTERM uvicorn
 stops accepting, lets the calls in flight finish, then runs the lifespan's shutdown; a paused
 request stays paused in the checkpointer.
@@ -15,6 +16,7 @@ token's thread 403, unknown thread 404, nothing to answer or another answer won 
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import time
@@ -139,9 +141,16 @@ def create_app(
 
         api, closing = await run_in_threadpool(load)
         app.state.api = api
+        sweeper = None
+        if config.fallback.answer_timeout is not None:
+            sweeper = asyncio.create_task(expire_questions(api, config.fallback.answer_timeout))
         try:
             yield
         finally:
+            if sweeper is not None:
+                sweeper.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await sweeper
             app.state.api = None
             closing()
 
@@ -315,6 +324,18 @@ def create_app(
 
     app.include_router(langgraph_router)
     return app
+
+
+async def expire_questions(api: GraphApi, timeout: float) -> None:
+    """Every ``timeout / 2`` seconds (1-30), give "no answer" to the client questions older than
+    ``timeout`` (:meth:`GraphApi.expire_questions`)."""
+    interval = min(30.0, max(1.0, timeout / 2))
+    while True:
+        await asyncio.sleep(interval)
+        try:
+            await run_in_threadpool(api.expire_questions, timeout)
+        except Exception:  # a busy database: try again next time
+            LOGGER.exception("expiring unanswered questions failed")
 
 
 def _pending(app: FastAPI) -> float:

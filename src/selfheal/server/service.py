@@ -7,9 +7,11 @@ paused, answered and logged the same way whichever API (or the CLI) touches it:
 
 * a new request runs with ``interactive=True`` (``/v1/classify``, a LangGraph run): it may pause
   at a question for the client, like ``selfheal run`` (``interactive=False`` for the batch
-  endpoint, like ``selfheal classify``); a client that never answers leaves its question open
-  in the checkpointer, where the review endpoints and ``selfheal review`` see and may answer it,
-  as they do a question left by a killed ``selfheal run``;
+  endpoint, like ``selfheal classify``). A client that never answers: with
+  ``fallback.answer_timeout`` set, the question is answered "no answer" once that time has passed
+  (:meth:`GraphApi.expire_questions`; on to the backups, then pending, as ``run`` does at its
+  timeout); without it, the question stays open in the checkpointer, where the review endpoints
+  and ``selfheal review`` see and may answer it, as a question left by a killed ``selfheal run``;
 * an answer is read with :mod:`selfheal.graph.answers`, the code ``run`` and ``review`` use. A
   y/n clarification takes yes/no or a label; "I don't know" is passed on (the graph asks again,
   then goes on to the backups, as in ``run``) and "quit" leaves the request pending for review;
@@ -28,9 +30,11 @@ from __future__ import annotations
 import contextlib
 import functools
 import threading
+import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from selfheal.config import Config
@@ -408,6 +412,40 @@ class GraphApi:
                 }
             )
         return {"total": len(paused), "items": items}
+
+    def expire_questions(self, timeout: float, now: float | None = None) -> list[str]:
+        """Resume with "no answer" (``reason: timeout``) every question a client of this server
+        left unanswered for ``timeout`` seconds (``fallback.answer_timeout``), and any question
+        after it, as ``selfheal run`` does when its timeout passes: on to the backups, then
+        pending in the review queue, logged. Threads the server did not create (a ``selfheal run``
+        in a terminal may be waiting for its user) are left alone. Returns the thread ids."""
+        from langgraph.types import StateSnapshot
+
+        now = time.time() if now is None else now
+        expired = []
+        for outcome in self.session.paused():
+            thread_id = outcome.request_id
+            if (outcome.waiting or {}).get("kind") == REVIEW_QUEUE or self.registry.get(thread_id) is None:
+                continue
+            snapshot = self.session.graph.get_state(
+                {"configurable": {"thread_id": thread_id}}, subgraphs=True
+            )
+            times = [snapshot.created_at] + [
+                task.state.created_at for task in snapshot.tasks if isinstance(task.state, StateSnapshot)
+            ]
+            asked = max(datetime.fromisoformat(t).timestamp() for t in times if t)
+            if now - asked < timeout:
+                continue
+            try:
+                for _ in range(5):  # clarify -> (backups) -> forced choice -> pending: a few steps
+                    done = self.session.resume(thread_id, {"answer": None, "reason": "timeout"})
+                    if done.waiting is None or done.waiting.get("kind") == REVIEW_QUEUE:
+                        break
+            except AlreadyAnswered:  # the client (or a reviewer) answered just now
+                continue
+            self.metrics.decision(done.record)
+            expired.append(thread_id)
+        return expired
 
     def pending_count(self) -> float:
         """How many requests are paused (the metrics gauge)."""
