@@ -22,6 +22,7 @@ copy it (the load average is printed before and after).
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import socket
 import subprocess
@@ -192,6 +193,10 @@ def main() -> None:
                 proc.terminate()  # SIGTERM: uvicorn finishes what is in flight
             for proc in procs:
                 proc.wait(timeout=60)
+        logged = [
+            json.loads(line)["inference"]["latency_ms"]
+            for line in (log_dir / "logs" / "app.jsonl").read_text(encoding="utf-8").splitlines()
+        ]
     after, after_wall = bare_forward(classifier, texts)  # the load may have changed: pool both
     print(f"bare forward (after): {summary(after, after_wall, len(texts))}", flush=True)
     bare = summary(before + after, before_wall + after_wall, 2 * len(texts))
@@ -209,6 +214,11 @@ def main() -> None:
         print(
             f"ratios server/bare: throughput {served['per_s'] / bare['per_s']:.2f}x, "
             f"p50 {served['p50_ms'] / bare['p50_ms']:.2f}x, p95 {served['p95_ms'] / bare['p95_ms']:.2f}x"
+        )
+    if logged:  # the model's own time inside the server (InferenceNode's latency_ms in the records)
+        print(
+            f"model time inside the server (app.jsonl latency_ms, {len(logged)} records): "
+            f"p50 {percentile(logged, 0.5):.1f} ms, p95 {percentile(logged, 0.95):.1f} ms"
         )
     print(f"load average after: {os.getloadavg()[0]:.2f}")
 

@@ -117,6 +117,17 @@ def test_unknown_threads_and_bad_answers(client):
     # a thread id the client did not create with POST /threads
     response = client.post("/v1/classify", json={"text": ACCEPTED, "thread_id": unknown})
     assert response.status_code == 404 and "POST /threads" in one_line(response)
+    # a thread created first (POST /threads), then used once by /v1/classify
+    thread_id = client.post("/threads", json={}).json()["thread_id"]
+    assert client.get(f"/v1/threads/{thread_id}").json() == {
+        "thread_id": thread_id,
+        "status": "idle",
+        "values": {},
+    }
+    done = client.post("/v1/classify", json={"text": ACCEPTED, "thread_id": thread_id}).json()
+    assert done["thread_id"] == thread_id and done["record"]["request_id"] == thread_id
+    again = client.post("/v1/classify", json={"text": ACCEPTED, "thread_id": thread_id})
+    assert again.status_code == 409 and "one request per thread" in one_line(again)
 
 
 def test_two_answers_to_the_same_question_exactly_one_wins(tmp_path, client):

@@ -85,6 +85,9 @@ class BatchResult(BaseModel):
 class ThreadView(ClassifyResult):
     """A thread: its status, its values (the graph state) and any pending interrupt."""
 
+    status: Literal["idle", "done", "interrupted"] = Field(  # type: ignore[assignment]
+        description="idle: created by POST /threads, no request yet."
+    )
     values: dict[str, Any] = Field(default_factory=dict)
 
 
