@@ -5,8 +5,9 @@ as ratios to the bare model forward measured in the same run.
     .venv/bin/python benchmarks/bench_server.py --db postgresql://USER@HOST/DB --replicas 2
 
 1. The bare forward: ``Classifier.predict([text])`` on the benchmark texts, one text per call (what
-   one ``/v1/classify`` asks of the model), in a worker thread of this process (as the server runs it), before and again after the server
-   run, pooled (the machine's load may change between them): per-call latency and calls per second.
+   one ``/v1/classify`` asks of the model), in a worker thread of this process (as the server runs
+   it), before and again after the server run, pooled (the machine's load may change between
+   them): per-call latency and calls per second.
 2. The server: ``selfheal serve`` as real processes on loopback ports (one, or ``--replicas``
    sharing the database: the CLI's SQLite file by default, or ``--db``), its files in a temporary
    directory; ``--clients`` threads, each with its own ``httpx`` client, send ``POST /v1/classify``
