@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import contextlib
 import json
-import threading
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -40,14 +37,3 @@ def records(tmp: Path) -> list[dict[str, Any]]:
     if not path.exists():
         return []
     return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
-
-
-@contextlib.contextmanager
-def model_busy(app: Any) -> Iterator[None]:
-    """Keep the app's model thread busy (a request that needs the model waits) until the end."""
-    release = threading.Event()
-    app.state.api.session.services.classifier._runner.submit(release.wait)
-    try:
-        yield
-    finally:
-        release.set()

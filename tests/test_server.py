@@ -11,7 +11,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from conftest import invoke
-from server_helpers import ACCEPTED, AMBIGUOUS, make_app, model_busy, records
+from server_helpers import ACCEPTED, AMBIGUOUS, make_app, records
 
 
 @pytest.fixture
@@ -219,8 +219,9 @@ def test_readyz_is_503_before_the_model_is_loaded(tmp_path, classifier, backup_e
 def test_beyond_max_inflight_a_503_with_retry_after(tmp_path, classifier, backup_ensemble):
     app = make_app(tmp_path, classifier, backup_ensemble, "server.max_inflight=1", "server.retry_after=7")
     with TestClient(app) as test_client:
+        lock = app.state.api.session.services.classifier._lock  # the models' lock (service.py)
         first: list[int] = []
-        with model_busy(app):  # the first request holds its in-flight slot until the model is free
+        with lock:  # the first request holds its in-flight slot until the model is free
             worker = threading.Thread(
                 target=lambda: first.append(
                     test_client.post("/v1/classify", json={"text": ACCEPTED}).status_code

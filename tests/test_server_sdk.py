@@ -12,7 +12,7 @@ import httpx
 import pytest
 import uvicorn
 
-from server_helpers import AMBIGUOUS, make_app, model_busy, records
+from server_helpers import AMBIGUOUS, make_app, records
 
 TOKEN = "sdk-test-token"
 
@@ -110,8 +110,9 @@ def test_the_langgraph_routes_need_the_token(live):
 def test_shutdown_lets_the_request_in_flight_finish_and_log(tmp_path, classifier, backup_ensemble):
     app = make_app(tmp_path, classifier, backup_ensemble)
     server = LiveServer(app).__enter__()
+    lock = app.state.api.session.services.classifier._lock  # the models' lock (service.py)
     answers: list[httpx.Response] = []
-    with model_busy(app):  # the request waits for the model while the server is told to stop
+    with lock:  # the request waits for the model while the server is told to stop
         worker = threading.Thread(
             target=lambda: answers.append(
                 httpx.post(f"{server.url}/v1/classify", json={"text": AMBIGUOUS}, timeout=120)

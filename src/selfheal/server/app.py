@@ -120,11 +120,11 @@ def create_app(
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         from selfheal.cli import common
-        from selfheal.server.service import model_thread_services, open_session
+        from selfheal.server.service import locked_services, open_session
         from selfheal.server.threads import ThreadRegistry
 
         def load() -> tuple[GraphApi, Callable[[], None]]:
-            shared, stop_models = model_thread_services(services or common.make_services(config))
+            shared = locked_services(services or common.make_services(config))
             session, close = open_session(shared, db_url)
             session.finish_unrecorded()  # as `selfheal review` does at start
             session.recover()
@@ -136,7 +136,6 @@ def create_app(
             def closing() -> None:
                 registry.close()
                 close()
-                stop_models()
 
             return api, closing
 

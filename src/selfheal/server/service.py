@@ -19,22 +19,20 @@ paused, answered and logged the same way whichever API (or the CLI) touches it:
   choice (``review`` step) "quit" / "I don't know" leave it pending for review at once;
 * the first answer wins (:meth:`Session.resume` claims the question); a second gets 409.
 
-The models run on one thread of their own, one call at a time (:func:`model_thread_services`):
-a Hugging Face fast tokenizer must not be called from two threads at once, one forward pass
-already uses every core here, and torch's OpenMP threads are fastest when one thread drives them
-(measured: the same ``predict`` calls were several times slower when they hopped between the
-server's worker threads). Graph steps that need no model (answers, the log, the checkpointer)
-run in parallel in the worker threads.
+The models are shared by all worker threads behind one lock (:func:`locked_services`): a
+Hugging Face fast tokenizer must not be called from two threads at once, and on this CPU one
+forward pass uses every core anyway. Graph steps that need no model (answers, the log, the
+checkpointer) run in parallel.
 """
 
 from __future__ import annotations
 
 import contextlib
 import functools
+import threading
 import time
 import uuid
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -98,38 +96,37 @@ def open_session(services: Services, db_url: str | None) -> tuple[Session, Calla
     return Session(services, checkpointer=storage.checkpointer, claims=storage.claims), storage.close
 
 
-class _OnModelThread:
-    """A model whose calls all run on one thread of their own, one at a time; every other
-    attribute is the model's own."""
+class _Locked:
+    """A model whose calls hold a lock; every other attribute is the model's own."""
 
-    def __init__(self, model: Any, runner: ThreadPoolExecutor) -> None:
+    def __init__(self, model: Any, lock: threading.Lock) -> None:
         self._model = model
-        self._runner = runner
+        self._lock = lock
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._model, name)
 
     def predict(self, *args: Any, **kwargs: Any) -> Any:
-        """The model's ``predict``, on the model thread."""
-        return self._runner.submit(self._model.predict, *args, **kwargs).result()
+        """The model's ``predict`` under the lock."""
+        with self._lock:
+            return self._model.predict(*args, **kwargs)
 
     def predict_many(self, *args: Any, **kwargs: Any) -> Any:
-        """The model's ``predict_many``, on the model thread."""
-        return self._runner.submit(self._model.predict_many, *args, **kwargs).result()
+        """The model's ``predict_many`` under the lock."""
+        with self._lock:
+            return self._model.predict_many(*args, **kwargs)
 
 
-def model_thread_services(services: Services) -> tuple[Services, Callable[[], None]]:
-    """``services`` with its models loaded now and called on one thread of their own (see the
-    module doc); and what stops that thread."""
-    runner = ThreadPoolExecutor(max_workers=1, thread_name_prefix="selfheal-model")
-    runner.submit(services.warm_up).result()  # loaded on the thread that will run them
-    shared = Services(
+def locked_services(services: Services) -> Services:
+    """``services`` with its models loaded now and called one at a time (see the module doc)."""
+    services.warm_up()
+    lock = threading.Lock()
+    return Services(
         services.config,
-        classifier=_OnModelThread(services.classifier, runner),  # type: ignore[arg-type]
-        backups=_OnModelThread(services.backups, runner),  # type: ignore[arg-type]
+        classifier=_Locked(services.classifier, lock),  # type: ignore[arg-type]
+        backups=_Locked(services.backups, lock),  # type: ignore[arg-type]
         log=services.log,
     )
-    return shared, runner.shutdown
 
 
 # --- the paused question of a thread ------------------------------------------------------------
