@@ -25,6 +25,7 @@ $(STAMP): requirements.txt requirements-nodeps.txt pyproject.toml
 	$(BIN)/python -m pip install -q --no-deps -r requirements-nodeps.txt
 	$(BIN)/python -m pip install -q --no-deps -e .
 	$(BIN)/python -m selfheal.model.embedder
+	$(BIN)/selfheal export-onnx  # model.runtime's ONNX files into the cache (else made on first use)
 	@touch $(STAMP)
 
 install: $(STAMP)  ## create .venv and install everything (once)

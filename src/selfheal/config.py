@@ -90,7 +90,7 @@ class ModelConfig(_Section):
     pooling: Literal["mean", "cls"] = "mean"
     dropout: float = Field(0.1, ge=0, lt=1)
     tfidf_weight: Literal["auto"] | Annotated[float, Field(ge=0, le=10)] = "auto"
-    runtime: Literal["torch", "onnx", "onnx-int8"] = "torch"
+    runtime: Literal["torch", "onnx", "onnx-int8"] = "onnx-int8"
     threads: int | None = Field(None, ge=1)
 
 
@@ -288,11 +288,18 @@ class FallbackConfig(_Section):
 
 
 class LoggingConfig(_Section):
-    """The human-readable rotating log ``app.log`` (``app.jsonl`` is always written)."""
+    """The human-readable rotating log ``app.log`` (``app.jsonl`` is always written).
+
+    fsync: when ``app.jsonl`` lines reach the disk: ``record`` (each one before the next request;
+        the default) or ``chunk`` (``selfheal classify`` syncs once per ``input.chunk_size``
+        records: a process that dies loses none, a machine that loses power may lose the last
+        chunk's).
+    """
 
     level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     max_bytes: int = Field(1_000_000, ge=1024)
     backup_count: int = Field(3, ge=0)
+    fsync: Literal["record", "chunk"] = "record"
 
 
 class EvaluationConfig(_Section):

@@ -74,7 +74,8 @@ def _header(m: dict[str, Any]) -> list[str]:
         f"- Primary model: {ck.get('base_model', 'MiniLM')}, fine-tuned ({ck.get('method', 'lora')})"
         + _ensemble_text(ck)
         + f"; checkpoint `{ck['directory']}` (version `{ck['version']}`), fitted temperature T = {ck['temperature']:.3f}"
-        f" ({'used' if ck['temperature_used'] else 'not used: calibration.temperature is false'} by the app).",
+        f" ({'used' if ck['temperature_used'] else 'not used: calibration.temperature is false'} by the app)"
+        + (f"; runtime `{ck['runtime']}` (`model.runtime`)." if ck.get("runtime") else "."),
         f"- Data: {d['name']} ({d['n']} texts evaluated; {sizes}); {verified}.",
         f"- Length: {d['tokens']['mean']:.0f} tokens on average, {d['tokens']['max']} at most; "
         f"{d['tokens']['truncated']} of {d['n']} texts were longer than the model's {d['tokens']['max_length']} "
