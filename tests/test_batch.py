@@ -180,8 +180,8 @@ def test_classify_in_chunks_smaller_than_the_input_prints_and_logs_in_input_orde
 
 
 def test_fsync_per_chunk_logs_the_same_records_with_one_sync_a_chunk(cli, tmp_path, monkeypatch):
-    """``logging.fsync: chunk``: the same records as ``record``, and one ``fsync`` of app.jsonl per
-    chunk instead of one per record (counted on the real ``os.fsync``, which still runs)."""
+    """``logging.fsync: chunk`` (the default): the same records as ``record``, and one ``fsync`` of
+    app.jsonl per chunk instead of one per record (counted on the real ``os.fsync``, which runs)."""
     (tmp_path / "texts.txt").write_text("\n".join(TEXTS[:7]) + "\n", encoding="utf-8")
     jsonl = tmp_path / "logs" / JSONL_NAME
     synced: list[str] = []
@@ -192,12 +192,12 @@ def test_fsync_per_chunk_logs_the_same_records_with_one_sync_a_chunk(cli, tmp_pa
         real_fsync(fd)
 
     monkeypatch.setattr(os, "fsync", counting_fsync)
-    per_record = cli("classify", "--json", "--file", "texts.txt", check=True)
+    per_record = cli("classify", "--json", "--set", "logging.fsync=record", "--file", "texts.txt", check=True)
     record_syncs = synced.count(str(jsonl))
     logged = records(tmp_path / "logs")
     jsonl.unlink()
     synced.clear()
-    sets = ["--set", "logging.fsync=chunk", "--set", "input.chunk_size=3"]
+    sets = ["--set", "input.chunk_size=3"]
     per_chunk = cli("classify", "--json", *sets, "--file", "texts.txt", check=True)
     assert record_syncs == len(logged) >= 6
     assert synced.count(str(jsonl)) == 3  # chunks of 3, 3 and 1

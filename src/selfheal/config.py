@@ -290,16 +290,17 @@ class FallbackConfig(_Section):
 class LoggingConfig(_Section):
     """The human-readable rotating log ``app.log`` (``app.jsonl`` is always written).
 
-    fsync: when ``app.jsonl`` lines reach the disk: ``record`` (each one before the next request;
-        the default) or ``chunk`` (``selfheal classify`` syncs once per ``input.chunk_size``
-        records: a process that dies loses none, a machine that loses power may lose the last
-        chunk's).
+    fsync: when the ``app.jsonl`` lines of ``selfheal classify`` reach the disk: ``chunk`` (the
+        default: one ``fsync`` per ``input.chunk_size`` records; a process that dies loses none of
+        them, they are in the kernel already; a machine that loses power may lose the last
+        chunk's) or ``record`` (one ``fsync`` per record, before the next request). Every other
+        command (``run``, ``review``, the server) syncs each record.
     """
 
     level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     max_bytes: int = Field(1_000_000, ge=1024)
     backup_count: int = Field(3, ge=0)
-    fsync: Literal["record", "chunk"] = "record"
+    fsync: Literal["record", "chunk"] = "chunk"
 
 
 class EvaluationConfig(_Section):
