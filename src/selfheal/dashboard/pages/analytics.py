@@ -97,7 +97,7 @@ def render() -> None:
     with right:
         _shares("Final decision via", summary.via, "via")
     st.markdown(f"**Fallback frequency over time** (share not accepted per {summary.bucket} bucket, UTC)")
-    st.line_chart(summary.over_time, y="fallback share", height=220)
+    st.bar_chart(summary.over_time, y="fallback share", height=220)
     left, right = st.columns(2)
     with left:
         st.markdown(f"**Confidence histogram** (last {summary.last} requests)")
@@ -106,7 +106,19 @@ def render() -> None:
         st.markdown(f"**Confidence trend** (last {summary.last} requests)")
         st.line_chart(summary.trend, height=260)
     st.markdown("**Clarification outcomes** (did a person confirm or correct the model's label?)")
-    st.dataframe(summary.clarifications, hide_index=True)
+    outcomes = summary.clarifications
+    shown = outcomes.assign(**{"corrected share": outcomes["corrected share"].map(_percent)})
+    st.dataframe(shown, hide_index=True)
+    answered = outcomes.iloc[:2]
+    if answered["answers"].sum():
+        corrected = answered["corrected"].sum() / answered["answers"].sum()
+        st.caption(
+            f"A person corrected the model in {100 * corrected:.1f}% of the answered questions and reviews."
+        )
+
+
+def _percent(value: float | None) -> str:
+    return "-" if value is None or pd.isna(value) else f"{100 * value:.1f}%"
 
 
 if __name__ == "__main__":

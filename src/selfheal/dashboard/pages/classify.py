@@ -129,7 +129,7 @@ def _result(res: Resources, shown: dict[str, Any]) -> None:
             _question(res, shown)
         st.markdown(widgets.route_line(state))
         st.markdown("**Node trace**")
-        st.code("\n".join(shown["lines"]) or "(no steps)", language=None)
+        st.code("\n".join(shown["lines"]) or "(no steps)", language=None, wrap_lines=True)
         st.caption(" → ".join(state.get("trace") or []))
     with right:
         st.markdown("**Probabilities** (calibrated)")

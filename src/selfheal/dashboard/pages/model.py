@@ -6,6 +6,7 @@ No model is loaded: the card is the checkpoint's ``README.md`` and its metadata 
 
 from __future__ import annotations
 
+import contextlib
 import json
 from pathlib import Path
 from typing import Any
@@ -39,7 +40,10 @@ def _card(checkpoint: Path) -> dict[str, Any] | None:
     except resources.SHOWN_ERRORS as exc:
         resources.show_error(exc)
         return None
-    st.caption(f"Checkpoint {checkpoint} · version {meta.get('version', '?')}")
+    shown = checkpoint.resolve()
+    with contextlib.suppress(ValueError):
+        shown = shown.relative_to(Path.cwd())
+    st.caption(f"Checkpoint {shown} · version {meta.get('version', '?')}")
     st.subheader("Model card")
     with st.container(height=480, border=True):
         st.markdown(strip_front_matter(card))
@@ -71,7 +75,7 @@ def _evaluation(reports: Path, meta: dict[str, Any] | None) -> None:
             f"{meta.get('version')}: run `selfheal eval` again."
         )
     st.subheader("Evaluation targets")
-    st.dataframe(pd.DataFrame(rows, columns=TARGETS_HEADER), hide_index=True)
+    st.dataframe(pd.DataFrame(rows, columns=TARGETS_HEADER), hide_index=True, height=36 * (len(rows) + 1) + 4)
     figures = metrics.get("figures") or {}
     columns = st.columns(len(FIGURES))
     for column, (key, title) in zip(columns, FIGURES, strict=True):
