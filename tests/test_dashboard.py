@@ -37,8 +37,8 @@ def dashboard(tmp_path, monkeypatch, request):
 
     yield make
     resources.clear()
-    data.load.clear()
-    data.summarise.clear()
+    for cached in (data.load, data.overview, data.summarise):
+        cached.clear()
 
 
 def page(at: AppTest, name: str) -> AppTest:

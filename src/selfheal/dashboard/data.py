@@ -47,6 +47,19 @@ class LogTable:
     frame: pd.DataFrame
 
 
+@dataclass(frozen=True)
+class Overview:
+    """What the page shows of a log before any choice: how its lines were read, its time span."""
+
+    path: str
+    lines: int
+    skipped: int
+    superseded: int
+    requests: int
+    first: pd.Timestamp | None  # the earliest and latest timestamps (None: none readable)
+    last: pd.Timestamp | None
+
+
 @dataclass
 class Summary:
     """Everything the Analytics page shows for one time range and N."""
@@ -101,6 +114,16 @@ def read_table(path: Path) -> LogTable:
 def load(version: FileVersion) -> LogTable:
     """:func:`read_table`, cached per file version (path, size, mtime)."""
     return read_table(Path(version.path))
+
+
+@st.cache_data(show_spinner=False, max_entries=4)
+def overview(version: FileVersion) -> Overview:
+    """The log's :class:`Overview`, cached per file version: a rerun does not copy the whole
+    table out of the cache (``load`` is read again only when an aggregation is not cached)."""
+    table = load(version)
+    times = table.frame["timestamp"].dropna()
+    first, last = (times.min(), times.max()) if len(times) else (None, None)
+    return Overview(table.path, table.lines, table.skipped, table.superseded, len(table.frame), first, last)
 
 
 def in_range(frame: pd.DataFrame, start: pd.Timestamp | None, end: pd.Timestamp | None) -> pd.DataFrame:
@@ -233,6 +256,7 @@ __all__ = [
     "UNKNOWN",
     "FileVersion",
     "LogTable",
+    "Overview",
     "Summary",
     "clarifications",
     "fallback_over_time",
@@ -240,6 +264,7 @@ __all__ = [
     "histogram",
     "in_range",
     "load",
+    "overview",
     "read_table",
     "status_shares",
     "summarise",

@@ -19,13 +19,12 @@ from selfheal.logs.stats import default_log
 DEFAULT_LAST = 200
 
 
-def _time_range(frame: pd.DataFrame) -> tuple[pd.Timestamp | None, pd.Timestamp | None]:
+def _time_range(log: data.Overview) -> tuple[pd.Timestamp | None, pd.Timestamp | None]:
     """The time-range slider (whole minutes, UTC); open ends when the log spans no time."""
-    times = frame["timestamp"].dropna()
-    if times.empty:
+    if log.first is None or log.last is None:
         return None, None
-    first = times.min().floor("min").tz_convert(None).to_pydatetime()
-    last = times.max().ceil("min").tz_convert(None).to_pydatetime()
+    first = log.first.floor("min").tz_convert(None).to_pydatetime()
+    last = log.last.ceil("min").tz_convert(None).to_pydatetime()
     if last <= first:
         return None, None
     chosen: tuple[datetime, datetime] = st.slider(
@@ -57,24 +56,24 @@ def render() -> None:
                 "(this dashboard's Classify page, `selfheal run` or `selfheal classify`)."
             )
             return
-        table = data.load(version)
+        log = data.overview(version)
     except resources.SHOWN_ERRORS as exc:
         resources.show_error(exc)
         return
     notes = []
-    if table.skipped:
-        notes.append(f"{table.skipped} damaged or incomplete line(s) skipped")
-    if table.superseded:
-        notes.append(f"{table.superseded} earlier record(s) of reviewed requests superseded")
-    st.caption(f"{path}: {len(table.frame)} request(s) from {table.lines} line(s)")
-    if table.skipped:
+    if log.skipped:
+        notes.append(f"{log.skipped} damaged or incomplete line(s) skipped")
+    if log.superseded:
+        notes.append(f"{log.superseded} earlier record(s) of reviewed requests superseded")
+    st.caption(f"{path}: {log.requests} request(s) from {log.lines} line(s)")
+    if log.skipped:
         st.warning(f"{'; '.join(notes)}.", icon=":material/warning:")
     elif notes:
         st.caption(f"{'; '.join(notes)}.")
-    if table.frame.empty:
+    if log.requests == 0:
         st.info("No requests logged yet: nothing to show.")
         return
-    start, end = _time_range(table.frame)
+    start, end = _time_range(log)
     last = st.number_input(
         "Confidence histogram and trend over the last N requests (0 = all in the range)",
         min_value=0,
