@@ -10,12 +10,14 @@ the same log directory, so the queue the dashboard shows is the one ``selfheal r
 from __future__ import annotations
 
 import json
+import socket
+import subprocess
 from pathlib import Path
 
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from conftest import REPO, graph_overrides, shared_services
+from conftest import REPO, graph_overrides, process_env, selfheal_argv, shared_services
 from selfheal.dashboard import APP, CONFIG_ENV, SET_ENV, data, resources
 
 TIMEOUT = 180  # seconds a script run may take (the first one loads the model)
@@ -255,3 +257,51 @@ def test_a_bad_override_is_one_line(dashboard):
     assert not at.exception
     [error] = texts(at.error)
     assert error.startswith("error: invalid value for 'thresholds.accept'")
+
+
+# --- selfheal dashboard: what it checks before Streamlit starts (real processes) -----------------
+
+
+def test_the_command_refuses_a_bad_config_and_a_busy_port_in_one_line(tmp_path):
+    bad = subprocess.run(
+        selfheal_argv("dashboard", "--set", "thresholds.accept=lots"),
+        capture_output=True,
+        text=True,
+        env=process_env(),
+        cwd=REPO,
+        timeout=120,
+    )
+    assert bad.returncode == 2
+    assert bad.stderr.startswith("error: invalid value for 'thresholds.accept'")
+    assert len(bad.stderr.strip().splitlines()) == 1
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        busy = subprocess.run(
+            selfheal_argv("dashboard", "--port", str(port)),
+            capture_output=True,
+            text=True,
+            env=process_env(),
+            cwd=REPO,
+            timeout=120,
+        )
+    assert busy.returncode == 2
+    assert (
+        busy.stderr.strip()
+        == f"error: port {port} on 127.0.0.1 is already in use (choose another with --port)"
+    )
+
+
+def test_the_command_passes_the_config_to_streamlit(tmp_path):
+    from selfheal.cli.dashboard import dashboard_env, streamlit_command
+
+    env = dashboard_env(Path("config.yaml"), ["paths.log_dir=/tmp/x"])
+    assert env[CONFIG_ENV] == str((Path.cwd() / "config.yaml").resolve())
+    assert json.loads(env[SET_ENV]) == ["paths.log_dir=/tmp/x"]
+    command = streamlit_command(8555, "127.0.0.1")
+    assert command[1:5] == ["-m", "streamlit", "run", str(APP)]
+    options = dict(zip(command[5::2], command[6::2], strict=True))
+    assert options["--server.port"] == "8555"
+    assert options["--server.address"] == "127.0.0.1"
+    assert options["--server.headless"] == "true"
