@@ -138,12 +138,57 @@ def test_a_typed_answer_that_is_unclear_is_asked_again(dashboard, tmp_path):
     assert record["fallback"]["user_response"] == ["maybe", "No, it was definitely negative."]
 
 
+def test_with_three_labels_the_question_is_multiple_choice(dashboard, tmp_path):
+    tweets = REPO / "models" / "tweets-3class"
+    # knowability off: this test is about the question, not the input check (as test_tweets_model)
+    at = page(
+        dashboard(f"paths.checkpoint={tweets}", "thresholds.accept=0.99", "knowability.enabled=false"),
+        "classify",
+    )
+    at.text_area(key="classify_text").input("The bus was late again this morning.")
+    at.button[0].click().run()
+    no_errors(at)
+    assert texts(at.info) == [
+        "Could you clarify your intent? Which label is right? 1) negative 2) neutral 3) positive"
+    ]
+    assert [b.label for b in at.button] == [
+        "Classify",
+        "negative",
+        "neutral",
+        "positive",
+        "I don't know",
+        "Leave for review",
+    ]
+    button(at, "neutral").click().run()
+    no_errors(at)
+    [final] = texts(at.success)
+    assert final in {
+        f"Final Label: neutral ({how} via user clarification)" for how in ("Confirmed", "Corrected")
+    }
+    [record] = log_records(tmp_path)
+    assert list(record["inference"]["probs"]) == ["negative", "neutral", "positive"]
+    assert record["final_decision"] == {"label": "neutral", "via": "user_clarification"}
+
+
+def test_an_input_the_model_cannot_know_may_be_neither(dashboard, tmp_path):
+    at = page(dashboard(), "classify")
+    at.text_area(key="classify_text").input("qwv zxkj plmf")
+    at.button[0].click().run()
+    no_errors(at)
+    [question] = texts(at.info)
+    assert question.startswith("I can't tell what this is.")
+    assert [b.label for b in at.button][1:4] == ["Negative", "Positive", "Neither"]
+    button(at, "Neither").click().run()
+    assert texts(at.warning) == ["Final Label: none (neither a positive nor a negative review, you said)"]
+    assert log_records(tmp_path)[-1]["final_decision"] == {"label": None, "via": "user_none"}
+
+
 def test_a_question_left_on_classify_is_answered_in_the_cli_review(dashboard, cli, tmp_path):
     at = page(dashboard("thresholds.accept=0.99"), "classify")
     at.text_area(key="classify_text").input(AMBIGUOUS)
     at.button[0].click().run()
     request_id = at.session_state["classify"]["request_id"]
-    button(at, "Leave it for the review queue").click().run()
+    button(at, "Leave for review").click().run()
     no_errors(at)
     assert texts(at.warning) == ["Final Label: pending (escalated to human review)"]
     listed = cli("review", "--list", check=True)
@@ -184,6 +229,17 @@ def test_review_queue_first_answer_wins_second_sees_already_answered(dashboard, 
     assert [r["final_decision"]["label"] for r in decided] == ["Negative"]
     listed = cli("review", "--list", check=True)
     assert "1 request(s) wait for a person" in listed.stdout and pending[1][:8] in listed.stdout
+    # the other one is answered in `selfheal review` (another session) while the page still shows it
+    assert "Final Label: Positive (via human review)" in cli("review", stdin="p\n", check=True).stdout
+    first.button(key=f"review-{pending[1]}-Negative").click().run()
+    no_errors(first)
+    assert texts(first.warning) == [
+        f"Already answered: request {pending[1][:8]} was answered by another reviewer; "
+        "your answer was not used."
+    ]
+    assert "No requests wait for review." in texts(first.info)
+    labels = [r["final_decision"]["label"] for r in log_records(tmp_path) if r["request_id"] == pending[1]]
+    assert labels == [None, "Positive"]  # pending, then the CLI reviewer's answer; nothing of the page's
 
 
 def test_analytics_of_a_real_log_with_a_damaged_line(dashboard, tmp_path):

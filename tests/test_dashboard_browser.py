@@ -78,7 +78,7 @@ def test_a_question_left_for_review_is_answered_in_the_review_queue(driver, home
     text = "Visually stunning, emotionally empty."
     browser.classify(driver, text)
     browser.wait_for_text(driver, "Could you clarify your intent?")
-    browser.click_button(driver, "Leave it for the review queue")
+    browser.click_button(driver, "Leave for review")
     assert (
         browser.wait_for_text(driver, "Final Label:").text
         == "Final Label: pending (escalated to human review)"

@@ -92,7 +92,11 @@ def command(
     ] = DEFAULT_HOST,
 ) -> None:
     """The reviewer's dashboard in the browser: classify, the review queue, analytics, the model."""
+    import importlib.util
+
     get_config(config, overrides)  # a bad config is one line now, not a page of errors later
+    if importlib.util.find_spec("streamlit") is None:
+        fail("streamlit is not installed (pip install -r requirements.txt)")
     try:
         free = port_free(host, port)
     except OSError as exc:

@@ -66,6 +66,11 @@ def render() -> None:
     if log.superseded:
         notes.append(f"{log.superseded} earlier record(s) of reviewed requests superseded")
     st.caption(f"{path}: {log.requests} request(s) from {log.lines} line(s)")
+    st.button(
+        "Refresh",
+        icon=":material/refresh:",
+        help="Read decisions logged since (the log is re-read when it changed)",
+    )
     if log.skipped:
         st.warning(f"{'; '.join(notes)}.", icon=":material/warning:")
     elif notes:

@@ -95,7 +95,7 @@ def _question(res: Resources, shown: dict[str, Any]) -> None:
     key = f"{shown['request_id']}-{len(shown['lines'])}-{attempt}"
     choices = widgets.question_choices(waiting)
     extra = [("I don't know", widgets.UNSURE)] if widgets.asks_freely(waiting) else []
-    extra.append(("Leave it for the review queue", widgets.LEAVE))
+    extra.append(("Leave for review", widgets.LEAVE))
     columns = st.columns(len(choices) + len(extra))
     for column, (text, answer) in zip(columns, [*choices, *extra], strict=True):
         column.button(
@@ -159,7 +159,8 @@ def render() -> None:
     if submitted and not resources.load_model(res):
         return
     if submitted:
-        _classify(res)
+        with st.spinner("Classifying..."):
+            _classify(res)
     shown = st.session_state.get(KEY)
     if not shown:
         return
