@@ -14,6 +14,7 @@ import socket
 import subprocess
 from pathlib import Path
 
+import pandas as pd
 import pytest
 from streamlit.testing.v1 import AppTest
 
@@ -277,6 +278,24 @@ def test_analytics_of_a_real_log_with_a_damaged_line(dashboard, tmp_path):
     at.number_input[0].set_value(4).run()
     no_errors(at)
     assert "**Confidence trend** (last 4 requests)" in texts(at.markdown)
+
+
+def test_the_aggregations_of_the_sample_log_by_hand():
+    # logs/sample/app.jsonl: three accepted at 13:30:58, then six requests at 13:31:07-16 (two
+    # escalated, two accepted, two asked): a reviewed request counts at its first record's time
+    frame = data.read_table(REPO / "logs" / "sample" / "app.jsonl").frame
+    over_time, bucket = data.fallback_over_time(frame)
+    assert bucket == "1min"
+    assert over_time["requests"].tolist() == [3, 6]
+    assert over_time["fallback share"].tolist() == [0.0, 4 / 6]
+    assert len(data.in_range(frame, pd.Timestamp("2026-11-27T13:31:10Z"), None)) == 4
+    assert len(data.in_range(frame, None, pd.Timestamp("2026-11-27T13:31:10Z"))) == 5
+    # the last four: confidences 1.000, 0.659, 0.999, 0.717 (logs/sample/app.log)
+    histogram = data.histogram(frame.tail(4)).set_index("confidence")["requests"]
+    assert histogram.sum() == 4
+    assert (histogram["[0.65, 0.70)"], histogram["[0.70, 0.75)"], histogram["[0.95, 1.00]"]) == (1, 1, 2)
+    trend = data.trend(frame.tail(4), window=2)
+    assert trend["mean of 2"].tolist() == pytest.approx([1.0, 0.8295, 0.829, 0.858], abs=0.002)
 
 
 def test_analytics_of_an_empty_log(dashboard, tmp_path):

@@ -4,9 +4,10 @@ The log is read by :func:`selfheal.logs.stats.read_log` (the reader of ``selfhea
 lines skipped and counted, a reviewed request counted once with its latest record) into a pandas
 table, cached with ``st.cache_data`` under the file's ``(path, size, mtime)``: a rerun (a slider
 moved, another page visited) reuses it, and a new decision appended to the log (a new size and
-mtime) is read on the next rerun. The aggregations over that table are cached too, under the same
-key and the page's choices (the time range, N). Everything but the two ``load``/``summarise``
-wrappers is plain pandas, usable without Streamlit (``benchmarks/bench_dashboard.py``).
+mtime) is read on the next rerun. A small :class:`Overview` of it and the aggregations are cached
+too, under the same key (and the page's choices: the time range, N), so a rerun never copies the
+whole table out of the cache. Everything but the three cached wrappers (``load``, ``overview``,
+``summarise``) is plain pandas, usable without Streamlit.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from pathlib import Path
 import pandas as pd
 import streamlit as st
 
-from selfheal.logs.stats import UNKNOWN, confidence_bins, confidence_floor, read_log
+from selfheal.logs.stats import confidence_bins, confidence_floor, read_log
 from selfheal.vocabulary import ACCEPT, HUMAN_REVIEW, OUTCOMES, USER_CLARIFICATION, USER_NONE, VIAS
 
 COLUMNS = ("timestamp", "request_id", "confidence", "status", "via", "label", "predicted", "labels")
@@ -253,7 +254,6 @@ def summarise(
 
 
 __all__ = [
-    "UNKNOWN",
     "FileVersion",
     "LogTable",
     "Overview",
