@@ -15,6 +15,7 @@ import pytest
 
 from conftest import REPO, graph_overrides, process_env, set_args
 from selfheal.dashboard import browser
+from selfheal.logs.stats import read_log
 
 MISSING = browser.browser_missing()
 pytestmark = pytest.mark.skipif(MISSING is not None, reason=f"no real browser here: {MISSING}")
@@ -97,10 +98,17 @@ def test_a_question_left_for_review_is_answered_in_the_review_queue(driver, home
 
 def test_analytics_and_model_pages_show_the_log_and_the_card(driver, home):
     shots = home / "screenshots"
+    browser.open_page(driver, "Classify")
+    browser.classify(driver, "An absolute joy from start to finish.")  # a record, whatever ran before
+    browser.wait_for_text(driver, "Was this a negative review?")  # asked: the accept threshold is 0.99
+    browser.click_button(driver, "No")
+    final = browser.wait_for_text(driver, "Final Label:")
+    assert final.text == "Final Label: Positive (Confirmed via user clarification)"
     browser.open_page(driver, "Analytics")
     browser.wait_for_text(driver, "Clarification outcomes")
+    logged = read_log(home / "logs" / "app.jsonl")  # selfheal stats's reader
     caption = browser.wait_for_text(driver, "request(s) from")
-    assert caption.text.endswith("app.jsonl: 2 request(s) from 3 line(s)")
+    assert caption.text.endswith(f"app.jsonl: {len(logged.requests)} request(s) from {logged.lines} line(s)")
     browser.screenshot(driver, shots / "analytics.png")
     browser.open_page(driver, "Model")
     browser.wait_for_text(driver, "selfheal sentiment model")

@@ -79,7 +79,7 @@ class Resources:
     model_ready: bool = False
 
 
-@st.cache_resource(show_spinner=False)
+@st.cache_resource(show_spinner="Opening the graph and its checkpointer...")
 def _resources(config_json: str) -> Resources:
     """Built once per server process and config (an exception is not cached: fix it, reload)."""
     from selfheal.cli import common
