@@ -111,17 +111,26 @@ def _bound(t: dict[str, Any]) -> str:
     return f"{pct(b['value'], 2)} ({b['kind']})"
 
 
-def _targets(m: dict[str, Any]) -> list[str]:
-    rows = [
+TARGETS_HEADER = ["target", "measured", "met", "what this model allows"]
+
+
+def targets_rows(m: dict[str, Any], missed: str = "**no**") -> list[list[str]]:
+    """The rows of the evaluation targets table (EVALUATION.md, the dashboard's Model page)
+    from ``metrics.json``: target, measured value [95% CI], met (``yes`` or ``missed``), bound."""
+    return [
         [
             t["target"],
             pct(t["value"], 2)
             + (f" [95% CI {pct(t['ci95'][0], 2)}, {pct(t['ci95'][1], 2)}]" if "ci95" in t else ""),
-            "yes" if t["met"] else "**no**",
+            "yes" if t["met"] else missed,
             _bound(t),
         ]
         for t in m["targets"]
     ]
+
+
+def _targets(m: dict[str, Any]) -> list[str]:
+    rows = targets_rows(m)
     out = [
         *_section("Targets", m),
         "The last column is what the same model allows whatever the threshold or temperature: for ECE,",
@@ -131,7 +140,7 @@ def _targets(m: dict[str, Any]) -> list[str]:
         "accept threshold keeping coverage >= 70% (at most 30% asked) can give. A target missed in that",
         "column needs a better model, not a better threshold or temperature.",
         "",
-        *_table(["target", "measured", "met", "what this model allows"], rows),
+        *_table(TARGETS_HEADER, rows),
     ]
     at = m["risk_coverage"]["at_threshold"]
     out += [
