@@ -105,6 +105,16 @@ def resources(cfg: Config) -> Resources | None:
         return None
 
 
+def config_and_resources() -> tuple[Config, Resources] | None:
+    """The config and the shared resources of a page that runs the graph, or ``None`` (the
+    reason is already on the page)."""
+    cfg = config()
+    if cfg is None:
+        return None
+    res = resources(cfg)
+    return None if res is None else (cfg, res)
+
+
 def load_model(res: Resources) -> bool:
     """Load the classifier and the backups once per server process (with a spinner the first
     time); ``False`` after showing why they cannot be loaded (a missing or damaged checkpoint)."""

@@ -143,12 +143,10 @@ def _result(res: Resources, shown: dict[str, Any]) -> None:
 def render() -> None:
     """The page."""
     st.title("Classify")
-    cfg = resources.config()
-    if cfg is None:
+    loaded = resources.config_and_resources()
+    if loaded is None:
         return
-    res = resources.resources(cfg)
-    if res is None:
-        return
+    cfg, res = loaded
     st.caption(
         f"Thresholds: accept at ≥ {cfg.thresholds.accept:.2f}, ask at ≥ {cfg.thresholds.clarify:.2f}, "
         f"else escalate. Log: {cfg.paths.log_dir}"

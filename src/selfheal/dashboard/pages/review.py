@@ -111,12 +111,10 @@ def _card(res: Resources, outcome: Any) -> None:
 def render() -> None:
     """The page."""
     st.title("Review queue")
-    cfg = resources.config()
-    if cfg is None:
+    loaded = resources.config_and_resources()
+    if loaded is None:
         return
-    res = resources.resources(cfg)
-    if res is None:
-        return
+    _, res = loaded
     try:
         _maintain(res)
         with res.lock:
