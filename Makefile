@@ -12,7 +12,7 @@ DOCKER ?= docker
 IMAGE  ?= selfheal
 TORCH_INDEX ?=
 
-.PHONY: help install run run-cli train ship eval stats test lint format bench demo demo-gif clean \
+.PHONY: help install run run-cli train ship eval stats dashboard test lint format bench demo demo-gif clean \
 	package-model docker-build docker-run
 
 help:  ## list targets
@@ -25,6 +25,7 @@ $(STAMP): requirements.txt requirements-nodeps.txt pyproject.toml
 	$(BIN)/python -m pip install -q --no-deps -r requirements-nodeps.txt
 	$(BIN)/python -m pip install -q --no-deps -e .
 	$(BIN)/python -m selfheal.model.embedder
+	$(BIN)/selfheal export-onnx  # model.runtime's ONNX files into the cache (else made on first use)
 	@touch $(STAMP)
 
 install: $(STAMP)  ## create .venv and install everything (once)
@@ -50,6 +51,9 @@ eval: install  ## evaluate on the held-out test split, regenerate EVALUATION.md
 
 stats: install  ## fallback analytics from logs/app.jsonl
 	$(BIN)/selfheal stats $(ARGS)
+
+dashboard: install  ## the reviewer's dashboard on http://127.0.0.1:8501 (ARGS="--port 8502 --set key=value")
+	$(BIN)/selfheal dashboard $(ARGS)
 
 test: install  ## run the test suite
 	$(BIN)/python -m pytest -q $(ARGS)

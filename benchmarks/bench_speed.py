@@ -77,8 +77,9 @@ def run_measured(argv: list[str], env: dict[str, str], cwd: Path) -> tuple[float
     return wall, usage.ru_maxrss / 1024
 
 
-def classify_argv(file: Path, log_dir: Path) -> list[str]:
-    """``selfheal classify --json --file FILE`` with its log in ``log_dir``."""
+def classify_argv(file: Path, log_dir: Path, *sets: str) -> list[str]:
+    """``selfheal classify --json --file FILE`` with its log in ``log_dir`` (and ``--set`` each of
+    ``sets``)."""
     return [
         sys.executable,
         "-m",
@@ -91,6 +92,7 @@ def classify_argv(file: Path, log_dir: Path) -> list[str]:
         f"paths.log_dir={log_dir}",
         "--set",
         f"paths.clarified={log_dir / 'clarified.jsonl'}",
+        *(arg for item in sets for arg in ("--set", item)),
     ]
 
 
@@ -284,6 +286,14 @@ def bench_classify(report: Report, bare_rate: float, test: list[str], work: Path
     )
     report.row("selfheal classify --file, marginal throughput", f"{rate:.1f} texts/s")
     report.ratio("classify --file marginal throughput / bare batched predict", rate / bare_rate, ">= 0.8")
+    per_record = "logging.fsync=record"  # one fsync of app.jsonl per record instead of per input chunk
+    wall_one, _ = run_measured(classify_argv(one, work / "k1", per_record), env, work)
+    wall_many, _ = run_measured(classify_argv(many, work / "kn", per_record), env, work)
+    rate = (len(test) - 1) / (wall_many - wall_one)
+    report.row(f"selfheal classify --file --set {per_record}, marginal throughput", f"{rate:.1f} texts/s")
+    report.ratio(
+        f"classify --file ({per_record}) / bare batched predict", rate / bare_rate, "none (default: chunk)"
+    )
 
 
 def bench_startup(report: Report, rev: str, text: str, repeat: int, work: Path) -> None:

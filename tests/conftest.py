@@ -22,12 +22,17 @@ import pytest
 
 import selfheal
 from selfheal.logs.decisions import LOGGER_NAME
+from selfheal.model.checkpoint import quiet_hf
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 REPO = Path(__file__).resolve().parents[1]
 SRC = Path(selfheal.__file__).resolve().parents[1]  # the source tree these tests import
+
+# Models loaded by fixtures (inside a test's captured stderr, when an in-process command asks for
+# them first) load as quietly as the CLI's: no transformers progress bars in a command's stderr.
+quiet_hf()
 
 
 @pytest.fixture(autouse=True)

@@ -179,6 +179,33 @@ def test_classify_in_chunks_smaller_than_the_input_prints_and_logs_in_input_orde
     assert [row.split()[0] for row in rows[1:]] == [str(n) for n in range(1, len(printed))]
 
 
+def test_fsync_per_chunk_logs_the_same_records_with_one_sync_a_chunk(cli, tmp_path, monkeypatch):
+    """``logging.fsync: chunk`` (the default): the same records as ``record``, and one ``fsync`` of
+    app.jsonl per chunk instead of one per record (counted on the real ``os.fsync``, which runs)."""
+    (tmp_path / "texts.txt").write_text("\n".join(TEXTS[:7]) + "\n", encoding="utf-8")
+    jsonl = tmp_path / "logs" / JSONL_NAME
+    synced: list[str] = []
+    real_fsync = os.fsync
+
+    def counting_fsync(fd: int) -> None:
+        synced.append(os.readlink(f"/proc/self/fd/{fd}"))
+        real_fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", counting_fsync)
+    per_record = cli("classify", "--json", "--set", "logging.fsync=record", "--file", "texts.txt", check=True)
+    record_syncs = synced.count(str(jsonl))
+    logged = records(tmp_path / "logs")
+    jsonl.unlink()
+    synced.clear()
+    sets = ["--set", "input.chunk_size=3"]
+    per_chunk = cli("classify", "--json", *sets, "--file", "texts.txt", check=True)
+    assert record_syncs == len(logged) >= 6
+    assert synced.count(str(jsonl)) == 3  # chunks of 3, 3 and 1
+    for a, b in zip(records(tmp_path / "logs"), logged, strict=True):
+        assert_same(comparable(a), comparable(b))
+    assert len(per_chunk.stdout.splitlines()) == len(per_record.stdout.splitlines()) == len(logged)
+
+
 def test_classify_answers_the_first_line_of_stdin_before_the_input_ends(tmp_path):
     """A real process reading a pipe: its first JSON line arrives while stdin is still open."""
     sets = set_args([*graph_overrides(tmp_path), "embedder.enabled=false"])

@@ -265,7 +265,8 @@ def test_export_onnx_command(cli, tmp_path, monkeypatch):
     monkeypatch.setenv("SELFHEAL_CACHE", str(_new_cache(tmp_path / "cache")))
     result = cli("export-onnx", "--runtime", "onnx-int8", "--set", "embedder.enabled=false", check=True)
     lines = result.stdout.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("onnx-int8: classifier ")
+    assert len(lines) == 2 and lines[0].startswith("onnx-int8: classifier ")
+    assert lines[1].startswith("onnx-int8: backup embedding ")  # backup.models has "embedding"
     path = Path(lines[0].split()[2])
     assert path.is_file() and str(path).startswith(str(tmp_path / "cache" / "onnx"))
     mtime = path.stat().st_mtime_ns

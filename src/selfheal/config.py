@@ -90,7 +90,7 @@ class ModelConfig(_Section):
     pooling: Literal["mean", "cls"] = "mean"
     dropout: float = Field(0.1, ge=0, lt=1)
     tfidf_weight: Literal["auto"] | Annotated[float, Field(ge=0, le=10)] = "auto"
-    runtime: Literal["torch", "onnx", "onnx-int8"] = "torch"
+    runtime: Literal["torch", "onnx", "onnx-int8"] = "onnx-int8"
     threads: int | None = Field(None, ge=1)
 
 
@@ -311,11 +311,19 @@ class ServerConfig(_Section):
 
 
 class LoggingConfig(_Section):
-    """The human-readable rotating log ``app.log`` (``app.jsonl`` is always written)."""
+    """The human-readable rotating log ``app.log`` (``app.jsonl`` is always written).
+
+    fsync: when the ``app.jsonl`` lines of ``selfheal classify`` reach the disk: ``chunk`` (the
+        default: one ``fsync`` per ``input.chunk_size`` records; a process that dies loses none of
+        them, they are in the kernel already; a machine that loses power may lose the last
+        chunk's) or ``record`` (one ``fsync`` per record, before the next request). Every other
+        command (``run``, ``review``, the server) syncs each record.
+    """
 
     level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     max_bytes: int = Field(1_000_000, ge=1024)
     backup_count: int = Field(3, ge=0)
+    fsync: Literal["record", "chunk"] = "chunk"
 
 
 class EvaluationConfig(_Section):

@@ -11,7 +11,7 @@ import sys
 
 import typer
 
-from selfheal.cli import classify, export, graph, package, review, run, serve, stats, train
+from selfheal.cli import classify, dashboard, export, graph, package, review, run, serve, stats, train
 from selfheal.cli import eval as evaluate
 
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
@@ -36,6 +36,7 @@ app.command("package-model")(package.package_model)
 app.command("push")(package.push)
 app.command("graph")(graph.graph)
 app.command("export-onnx")(export.command)
+app.command("dashboard")(dashboard.command)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -6,11 +6,13 @@ the no-person rule (``backup.*``) holds it is logged as pending and left for ``s
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sys
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -18,6 +20,9 @@ from selfheal.cli import common
 from selfheal.cli.common import AcceptOption, ClarifyOption, ConfigOption, SetOption, get_config, user_errors
 from selfheal.config import Config
 from selfheal.inputs import InputError, check_utf8, line_chunks
+
+if TYPE_CHECKING:
+    from selfheal.graph.session import Session
 
 Input = tuple[str, str]  # (where it came from, e.g. "stdin:3", the raw text)
 
@@ -80,6 +85,44 @@ def table_lines(records: list[dict[str, Any]], width: int = 60) -> list[str]:
     return [TABLE_HEADER, *(table_row(n, r, width) for n, r in enumerate(records, start=1))]
 
 
+@dataclass
+class Counts:
+    """What ``classify`` has done so far."""
+
+    seen: int = 0  # inputs read and decided (or skipped as empty)
+    shown: int = 0  # table rows printed
+    pending: int = 0  # decisions left to human review
+
+
+def decide_chunk(session: Session, chunk: list[Input], as_json: bool, counts: Counts) -> None:
+    """Decide one chunk of inputs (:meth:`~selfheal.graph.session.Session.start_many`) and print
+    each decision as soon as it is made: a JSON line, or a table row (the header before the first)."""
+    from selfheal.logs.jsonl import StorageError
+
+    outcomes = session.start_many([text for _, text in chunk], interactive=False)
+    for where, _ in chunk:
+        try:
+            outcome = next(outcomes)
+        except StorageError as exc:  # the requests before it are logged; this one is not
+            raise StorageError(
+                f"{exc} ({where} was not recorded; {counts.seen} input(s) before it were)"
+            ) from None
+        counts.seen += 1
+        if outcome is None:
+            typer.echo(f"skipped {where}: empty text", err=True)
+            continue
+        record = outcome.record
+        assert record is not None
+        counts.pending += outcome.pending_review
+        if as_json:
+            typer.echo(json.dumps(record, ensure_ascii=False))
+            continue
+        if not counts.shown:
+            typer.echo(TABLE_HEADER)
+        counts.shown += 1
+        typer.echo(table_row(counts.shown, record))
+
+
 def classify(config: Config, texts: list[str], file: Path | None, as_json: bool) -> None:
     """The ``selfheal classify`` command body.
 
@@ -89,7 +132,6 @@ def classify(config: Config, texts: list[str], file: Path | None, as_json: bool)
     the table row by row under one header.
     """
     from selfheal.cli.preflight import preflight
-    from selfheal.logs.jsonl import StorageError
 
     if not texts and file is None:
         raise InputError("nothing to classify: give TEXT arguments, --file FILE, or - to read stdin")
@@ -101,43 +143,24 @@ def classify(config: Config, texts: list[str], file: Path | None, as_json: bool)
     services = common.make_services(config)
     _ = services.classifier  # load before the first request, so its latency is the model's
     session = Session(services)
-    seen, shown, pending = 0, 0, 0
+    counts = Counts()
     chunks = input_chunks(texts, file, config.input.chunk_size)
+    per_chunk = config.logging.fsync == "chunk"
     while True:
         try:
             chunk = next(chunks, None)
         except InputError as exc:
-            if seen:
-                raise InputError(f"{exc} (the {seen} input(s) before it were classified)") from None
+            if counts.seen:
+                raise InputError(f"{exc} (the {counts.seen} input(s) before it were classified)") from None
             raise
         if chunk is None:
             break
-        outcomes = session.start_many([text for _, text in chunk], interactive=False)
-        for where, _ in chunk:
-            try:
-                outcome = next(outcomes)
-            except StorageError as exc:  # the requests before it are logged; this one is not
-                raise StorageError(
-                    f"{exc} ({where} was not recorded; {seen} input(s) before it were)"
-                ) from None
-            seen += 1
-            if outcome is None:
-                typer.echo(f"skipped {where}: empty text", err=True)
-                continue
-            record = outcome.record
-            assert record is not None
-            pending += outcome.pending_review
-            if as_json:
-                typer.echo(json.dumps(record, ensure_ascii=False))
-                continue
-            if not shown:
-                typer.echo(TABLE_HEADER)
-            shown += 1
-            typer.echo(table_row(shown, record))
-    if not seen:
+        with services.log.batched_sync() if per_chunk else contextlib.nullcontext():
+            decide_chunk(session, chunk, as_json, counts)
+    if not counts.seen:
         raise InputError("nothing to classify: give TEXT arguments, --file FILE, or - to read stdin")
-    if pending:
-        typer.echo(f"{pending} pending human review: answer with 'selfheal review'", err=True)
+    if counts.pending:
+        typer.echo(f"{counts.pending} pending human review: answer with 'selfheal review'", err=True)
 
 
 @user_errors

@@ -32,7 +32,7 @@ def command(
     import contextlib
     import shutil
 
-    from selfheal.model.checkpoint import quiet_hf, read_meta, resolve_checkpoint
+    from selfheal.model.checkpoint import quiet_hf, read_meta, resolve_base_model, resolve_checkpoint
     from selfheal.model.runtime import ONNX_RUNTIMES
 
     cfg = get_config(config, overrides)
@@ -48,6 +48,7 @@ def command(
     from selfheal.model.embedder import (
         EmbedderNotInstalled,
         EmbeddingHead,
+        SentenceEncoder,
         embedder_export_key,
         resolve_embedder,
     )
@@ -64,6 +65,9 @@ def command(
                     path = resolve_embedder(meta.get("embedder_model"))
                     layers = _one_based(path, EmbeddingHead.load(checkpoint).layers)
                     keys.append(embedder_export_key(path, layers, "onnx"))
+            if "embedding" in cfg.backup.models:
+                base = resolve_base_model(None)
+                keys.append(embedder_export_key(base, _one_based(base, (-1,)), "onnx"))
             for key in keys:
                 shutil.rmtree(export_dir(key), ignore_errors=True)
         classifier = Classifier.load(
@@ -73,14 +77,20 @@ def command(
             runtime=name,
             threads=cfg.model.threads,
         )
-        for kind, path in classifier.exports.items():
+        exports = dict(classifier.exports)
+        if "embedding" in cfg.backup.models:  # the MiniLM of the embedding zero-shot backup
+            backup = SentenceEncoder(
+                resolve_base_model(None), (-1,), max_length=128, runtime=name, threads=cfg.model.threads
+            )
+            exports["backup embedding"] = backup.export(backup.runtime)
+        for kind, path in exports.items():
             size = path.stat().st_size / 1e6
             typer.echo(f"{name}: {kind} {path} ({size:.1f} MB)")
 
 
 def _one_based(path: str, layers: tuple[int, ...]) -> list[int]:
     """The head's layers as the encoder numbers them (1-based; negative ones from the top)."""
-    from transformers import AutoConfig
+    from selfheal.model.embedder import EncoderConfig
 
-    depth = int(AutoConfig.from_pretrained(path).num_hidden_layers)
+    depth = EncoderConfig.read(path).num_hidden_layers
     return [layer if layer > 0 else depth + 1 + layer for layer in layers]

@@ -32,14 +32,16 @@ if TYPE_CHECKING:
     from selfheal.graph.session import Outcome, Session
 
 
-def _since(state: dict[str, Any]) -> str:
+def since(state: dict[str, Any]) -> str:
+    """When the request was received, local time (``2026-11-27 13:31``; the dashboard shows it too)."""
     started = state.get("started_at")
     if not started:
         return "?"
     return datetime.fromtimestamp(started).astimezone().strftime("%Y-%m-%d %H:%M")
 
 
-def _backup_summary(state: dict[str, Any]) -> str:
+def backup_summary(state: dict[str, Any]) -> str:
+    """The backups' vote, ``Positive 71%``, or ``-`` when they were not asked."""
     backup = (state.get("fallback") or {}).get("backup")
     if not backup:
         return "-"
@@ -53,9 +55,9 @@ def queue_lines(paused: list[Outcome]) -> list[str]:
         state, inf = outcome.state, outcome.state.get("inference", {})
         kind = ASK_NAMES.get(str((outcome.waiting or {}).get("kind")), "?")
         lines.append(
-            f"{n:>3}. {outcome.request_id[:8]}  {_since(state)}  {kind}  "
+            f"{n:>3}. {outcome.request_id[:8]}  {since(state)}  {kind}  "
             f"model {inf.get('label')} {percent(inf.get('confidence', 0.0))}  "
-            f"backups {_backup_summary(state)}"
+            f"backups {backup_summary(state)}"
         )
         lines.append(f"     {state.get('text', '')}")
     return lines
@@ -69,10 +71,10 @@ def review_one(session: Session, outcome: Outcome, prompter: Prompter, printer: 
     """
     state = outcome.state
     inf = state.get("inference", {})
-    printer.line(f"request {outcome.request_id} ({_since(state)})", style="bold")
+    printer.line(f"request {outcome.request_id} ({since(state)})", style="bold")
     printer.line(f"  text:    {state.get('text', '')}", style="")
     printer.line(f"  model:   {inf.get('label')} {percent(inf.get('confidence', 0.0))}", style="")
-    printer.line(f"  backups: {_backup_summary(state)}", style="")
+    printer.line(f"  backups: {backup_summary(state)}", style="")
     labels = session.services.labels_for(state)
     unknowable = state.get("route") == UNKNOWABLE  # the model cannot know it: "neither" is an answer
     choices = choice_hint(labels, none=unknowable)

@@ -485,6 +485,7 @@ def evaluate(config: Config, options: EvalOptions) -> EvalOutputs:
                     "base_model": classifier.meta.get("base_model") or "all-MiniLM-L6-v2 (bundled)",
                     "temperature": temperature,
                     "temperature_used": config.calibration.temperature,
+                    "runtime": classifier.runtime,
                 },
                 "labels": list(names),
                 "data": {

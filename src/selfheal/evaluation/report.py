@@ -74,7 +74,8 @@ def _header(m: dict[str, Any]) -> list[str]:
         f"- Primary model: {ck.get('base_model', 'MiniLM')}, fine-tuned ({ck.get('method', 'lora')})"
         + _ensemble_text(ck)
         + f"; checkpoint `{ck['directory']}` (version `{ck['version']}`), fitted temperature T = {ck['temperature']:.3f}"
-        f" ({'used' if ck['temperature_used'] else 'not used: calibration.temperature is false'} by the app).",
+        f" ({'used' if ck['temperature_used'] else 'not used: calibration.temperature is false'} by the app)"
+        + (f"; runtime `{ck['runtime']}` (`model.runtime`)." if ck.get("runtime") else "."),
         f"- Data: {d['name']} ({d['n']} texts evaluated; {sizes}); {verified}.",
         f"- Length: {d['tokens']['mean']:.0f} tokens on average, {d['tokens']['max']} at most; "
         f"{d['tokens']['truncated']} of {d['n']} texts were longer than the model's {d['tokens']['max_length']} "
@@ -110,17 +111,26 @@ def _bound(t: dict[str, Any]) -> str:
     return f"{pct(b['value'], 2)} ({b['kind']})"
 
 
-def _targets(m: dict[str, Any]) -> list[str]:
-    rows = [
+TARGETS_HEADER = ["target", "measured", "met", "what this model allows"]
+
+
+def targets_rows(m: dict[str, Any], missed: str = "**no**") -> list[list[str]]:
+    """The rows of the evaluation targets table (EVALUATION.md, the dashboard's Model page)
+    from ``metrics.json``: target, measured value [95% CI], met (``yes`` or ``missed``), bound."""
+    return [
         [
             t["target"],
             pct(t["value"], 2)
             + (f" [95% CI {pct(t['ci95'][0], 2)}, {pct(t['ci95'][1], 2)}]" if "ci95" in t else ""),
-            "yes" if t["met"] else "**no**",
+            "yes" if t["met"] else missed,
             _bound(t),
         ]
         for t in m["targets"]
     ]
+
+
+def _targets(m: dict[str, Any]) -> list[str]:
+    rows = targets_rows(m)
     out = [
         *_section("Targets", m),
         "The last column is what the same model allows whatever the threshold or temperature: for ECE,",
@@ -130,7 +140,7 @@ def _targets(m: dict[str, Any]) -> list[str]:
         "accept threshold keeping coverage >= 70% (at most 30% asked) can give. A target missed in that",
         "column needs a better model, not a better threshold or temperature.",
         "",
-        *_table(["target", "measured", "met", "what this model allows"], rows),
+        *_table(TARGETS_HEADER, rows),
     ]
     at = m["risk_coverage"]["at_threshold"]
     out += [

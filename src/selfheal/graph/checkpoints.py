@@ -226,11 +226,16 @@ def rebuild(config: Config) -> Rebuilt:
     session = Session(Services(config), _open_saver(path))
     pending = pending_in_log(log_dir / JSONL_NAME)
     result.kept = len(set(pending) & threads)
+    last = float("-inf")
     for rid, record in pending.items():
         if rid in threads:
             continue
         thread = {"configurable": {"thread_id": rid}}
-        session.graph.update_state(thread, state_from_record(record), as_node=FINAL_DECISION)
+        state = state_from_record(record)
+        # the queue is ordered by started_at, rebuilt from millisecond elapsed times: requests
+        # started within a millisecond (one batch of `classify`) keep the log's order
+        state["started_at"] = last = max(state["started_at"], last + 1e-6)
+        session.graph.update_state(thread, state, as_node=FINAL_DECISION)
         # on to FallbackNode, whose entry routes a pending request to await_review: its interrupt
         session.graph.invoke(None, thread, durability="sync")
         result.restored.append(rid)

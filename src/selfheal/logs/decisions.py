@@ -51,13 +51,14 @@ import contextvars
 import logging
 import sys
 import time
+from collections.abc import Iterator
 from datetime import datetime
 from logging.handlers import RotatingFileHandler
 from pathlib import Path
 from typing import Any
 
 from selfheal.config import Config
-from selfheal.logs.jsonl import Appended, append_line
+from selfheal.logs.jsonl import Appended, append_line, sync_file
 from selfheal.vocabulary import PENDING_REVIEW
 
 JSONL_NAME = "app.jsonl"
@@ -207,6 +208,7 @@ class LogWriter:
         self.jsonl_path = Path(config.paths.log_dir) / JSONL_NAME
         self._logger: logging.Logger | None = None
         self._journal: contextvars.ContextVar[list[Appended]] = contextvars.ContextVar("journal")
+        self._unsynced: set[Path] | None = None  # inside batched_sync(): files to fsync at its end
 
     @property
     def journal(self) -> list[Appended]:
@@ -232,11 +234,30 @@ class LogWriter:
     def write(self, record: dict[str, Any]) -> Appended:
         """Append ``record`` (one whole line or nothing; ``StorageError`` on failure), then log its
         summary to ``app.log``."""
-        appended = append_line(self.jsonl_path, record)
+        appended = append_line(self.jsonl_path, record, sync=self._unsynced is None)
+        if self._unsynced is not None:
+            self._unsynced.add(self.jsonl_path)
         self.journal.append(appended)
         level = logging.WARNING if record["final_decision"]["via"] == PENDING_REVIEW else logging.INFO
         self.logger.log(level, summary_line(record))
         return appended
+
+    @contextlib.contextmanager
+    def batched_sync(self) -> Iterator[None]:
+        """Records written inside reach the disk together, with one ``fsync`` at the end (also
+        when the block fails), instead of one each (``logging.fsync: chunk``, for ``classify``).
+        A process that dies in between loses none of them (they are in the kernel already); a
+        machine that loses power may lose the block's records."""
+        if self._unsynced is not None:  # nested: the outer block syncs
+            yield
+            return
+        self._unsynced = set()
+        try:
+            yield
+        finally:
+            paths, self._unsynced = self._unsynced, None
+            for path in sorted(paths):
+                sync_file(path)
 
     def event(self, message: str, level: int = logging.INFO) -> None:
         """Log something that is not a decision (start-up, model loading, errors)."""

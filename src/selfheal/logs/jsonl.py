@@ -62,11 +62,13 @@ def _check_space(fd: int, needed: int) -> None:
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
 
 
-def append_line(path: Path, record: dict[str, Any]) -> Appended:
+def append_line(path: Path, record: dict[str, Any], sync: bool = True) -> Appended:
     """Append ``record`` as one whole JSON line, or nothing; raises :class:`StorageError`.
 
     Safe with several processes appending at once (an exclusive ``flock`` per append, and one
-    ``write`` on an ``O_APPEND`` descriptor); a crash leaves earlier lines intact.
+    ``write`` on an ``O_APPEND`` descriptor); a crash leaves earlier lines intact. ``sync``: the
+    line is on disk (``fsync``) when this returns; ``False`` leaves that to :func:`sync_file`
+    (the line is in the kernel, so it survives the process dying, not the machine losing power).
     """
     path = Path(path)
     data = _encode(record)
@@ -93,7 +95,8 @@ def append_line(path: Path, record: dict[str, Any]) -> Appended:
                 if more <= 0:
                     raise OSError(errno.EIO, "short write")
                 written += more
-            os.fsync(fd)
+            if sync:
+                os.fsync(fd)
         except BaseException:  # OSError, or Ctrl-C mid-write: leave no partial line behind
             with contextlib.suppress(OSError):
                 os.ftruncate(fd, start)
@@ -104,6 +107,21 @@ def append_line(path: Path, record: dict[str, Any]) -> Appended:
         raise StorageError.wrap("write", path, exc) from None
     finally:
         os.close(fd)  # also releases the lock
+
+
+def sync_file(path: Path) -> None:
+    """``fsync`` a file the lines of :func:`append_line` (``sync=False``) went to; raises
+    :class:`StorageError`."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    except OSError as exc:
+        raise StorageError.wrap("write", Path(path), exc) from None
+    try:
+        os.fsync(fd)
+    except OSError as exc:
+        raise StorageError.wrap("write", Path(path), exc) from None
+    finally:
+        os.close(fd)
 
 
 def undo_append(appended: Appended) -> bool:

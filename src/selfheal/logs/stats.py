@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import csv
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +38,7 @@ class Request:
     via: str
     label: str | None = None  # the final label
     labels: tuple[str, ...] = ()  # the model's labels, in its order (the keys of its probabilities)
+    predicted: str | None = None  # the model's own label (a person may have confirmed or corrected it)
 
 
 @dataclass
@@ -81,6 +82,7 @@ def _parse(record: dict[str, Any]) -> Request | None:
     label = (final or {}).get("label")
     probs = inference.get("probs")
     names = tuple(str(k) for k in probs) if isinstance(probs, dict) else ()
+    predicted = inference.get("label")
     return Request(
         str(record.get("timestamp", "")),
         request_id,
@@ -89,6 +91,7 @@ def _parse(record: dict[str, Any]) -> Request | None:
         str(via),
         None if label is None else str(label),
         names,
+        None if predicted is None else str(predicted),
     )
 
 
@@ -119,15 +122,7 @@ def read_log(path: Path) -> LogStats:
             first = latest.get(request.request_id)
             if first is not None:
                 stats.superseded += 1
-                request = Request(
-                    first.timestamp,
-                    request.request_id,
-                    request.confidence,
-                    request.status,
-                    request.via,
-                    request.label,
-                    request.labels,
-                )
+                request = replace(request, timestamp=first.timestamp)
             latest[request.request_id] = request  # dict keeps the first-seen position
     except OSError as exc:
         raise DataError(f"cannot read log file {path}: {exc.strerror}") from None

@@ -236,18 +236,27 @@ def label_descriptions(labels: LabelSet) -> dict[str, list[str]]:
 class EmbeddingZeroShotBackup:
     """Cosine similarity of mean-pooled MiniLM embeddings to label descriptions.
 
-    ``scale`` turns the similarity gap into a probability (a softmax temperature of 1/scale).
+    ``scale`` turns the similarity gap into a probability (a softmax temperature of 1/scale). The
+    MiniLM runs as a :class:`~selfheal.model.embedder.SentenceEncoder` (its last layer, mean-pooled
+    and L2-normalised) on ``runtime``: torch in fp32, or ONNX Runtime fp32 (``onnx`` and
+    ``onnx-int8`` alike) from an export in the cache, so the backups import no torch either.
     """
 
     name = "embedding"
 
-    def __init__(self, model_path: str, labels: LabelSet = MOVIE_LABELS, scale: float = 20.0) -> None:
-        import torch
-        from transformers import AutoModel, AutoTokenizer
+    def __init__(
+        self,
+        model_path: str,
+        labels: LabelSet = MOVIE_LABELS,
+        scale: float = 20.0,
+        runtime: str = "torch",
+        threads: int | None = None,
+    ) -> None:
+        from selfheal.model.embedder import SentenceEncoder
 
-        self._torch = torch
-        self.tokenizer = AutoTokenizer.from_pretrained(model_path)
-        self.model = AutoModel.from_pretrained(model_path).eval()
+        self.encoder = SentenceEncoder(
+            model_path, (-1,), precision="fp32", max_length=128, runtime=runtime, threads=threads
+        )
         self.scale = scale
         descriptions = label_descriptions(labels)
         self._anchors = np.stack([self.embed(descriptions[label]).mean(axis=0) for label in labels])
@@ -255,13 +264,7 @@ class EmbeddingZeroShotBackup:
 
     def embed(self, texts: list[str]) -> np.ndarray:
         """L2-normalised mean-pooled sentence embeddings."""
-        torch = self._torch
-        batch = self.tokenizer(texts, padding=True, truncation=True, max_length=128, return_tensors="pt")
-        with torch.inference_mode():
-            hidden = self.model(**batch).last_hidden_state
-        mask = batch["attention_mask"].unsqueeze(-1).to(hidden.dtype)
-        pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
-        return torch.nn.functional.normalize(pooled, dim=-1).numpy()
+        return self.encoder.encode(list(texts))
 
     def predict_proba(self, texts: list[str]) -> np.ndarray:
         """Class probabilities in label order."""
@@ -429,7 +432,10 @@ class BackupEnsemble:
             return VaderBackup(self.labels)
         if name == "embedding":
             quiet_hf()
-            return EmbeddingZeroShotBackup(resolve_base_model(None), self.labels)
+            model = self._config.model
+            return EmbeddingZeroShotBackup(
+                resolve_base_model(None), self.labels, runtime=model.runtime, threads=model.threads
+            )
         if name == "zero_shot":
             quiet_hf()
             model = self._config.backup.zero_shot_model

@@ -2,18 +2,26 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
-import torch
+
+if TYPE_CHECKING:  # torch is imported where a temperature is fitted, not to apply one
+    import torch
 
 
 def nll(logits: np.ndarray, labels: np.ndarray, temperature: float = 1.0) -> float:
     """Mean negative log-likelihood of ``labels`` under ``softmax(logits / temperature)``."""
+    import torch
+
     t_logits = torch.as_tensor(logits, dtype=torch.float64) / temperature
     return float(torch.nn.functional.cross_entropy(t_logits, torch.as_tensor(labels)).item())
 
 
 def fit_temperature(logits: np.ndarray, labels: np.ndarray, max_iter: int = 200) -> float:
     """Fit the temperature that minimises validation NLL (LBFGS on log T, so T stays > 0)."""
+    import torch
+
     x = torch.as_tensor(np.asarray(logits), dtype=torch.float64)
     y = torch.as_tensor(np.asarray(labels), dtype=torch.long)
     log_t = torch.zeros(1, dtype=torch.float64, requires_grad=True)

@@ -10,7 +10,9 @@ from __future__ import annotations
 import gzip
 import hashlib
 import json
+import os
 import struct
+import sys
 import zlib
 from importlib import resources
 from pathlib import Path
@@ -210,7 +212,21 @@ def verify_checkpoint(directory: Path, *, tfidf: bool = False, embedder: bool = 
 
 
 def quiet_hf() -> None:
-    """No progress bars or advisory warnings from transformers while a person is typing."""
+    """No progress bars or advisory warnings from transformers while a person is typing.
+
+    Applied at once when transformers is imported already; otherwise through the environment
+    variables transformers reads when it is imported, so that a path without it (ONNX Runtime and
+    ``tokenizer.json``) does not import it just to silence it.
+    """
+    if "transformers" not in sys.modules:
+        os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+        os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+        os.environ.setdefault("TRANSFORMERS_NO_ADVISORY_WARNINGS", "1")
+        if "huggingface_hub" in sys.modules:  # it read the variable when it was imported
+            from huggingface_hub.utils import disable_progress_bars
+
+            disable_progress_bars()
+        return
     from transformers.utils import logging as hf_logging
 
     hf_logging.disable_progress_bar()

@@ -132,7 +132,7 @@ class Classifier:
         merge: bool = True,
         threads: int | None = None,
     ) -> None:
-        from transformers import AutoTokenizer
+        from selfheal.model.tokenizer import load_tokenizer
 
         if runtime not in RUNTIMES:
             raise ModelError(f"model.runtime '{runtime}' is not one of {', '.join(RUNTIMES)}")
@@ -145,6 +145,10 @@ class Classifier:
         self.sort_by_length = True  # False: batches in input order (the benchmarks' baseline)
         self.threads = apply_threads(threads)
         self.model: Any = None  # the torch module (runtime "torch" only)
+        if runtime == "torch":  # import before the loading thread starts: transformers' lazy
+            import transformers  # module is not safe to import from two threads at once
+
+            _ = transformers.AutoModel
         # The sentence embedder (the larger model) and the small members load in a second thread
         # while this one loads the MiniLM: on two or more cores the first answer comes sooner.
         pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="selfheal-load")
@@ -155,7 +159,7 @@ class Classifier:
         knowability = pool.submit(self._load_knowability) if use_knowability else None
         pool.shutdown(wait=False)
         try:
-            self.tokenizer = AutoTokenizer.from_pretrained(str(self.directory))
+            self.tokenizer = load_tokenizer(self.directory)
             if runtime == "torch":
                 self.model = build_checkpoint_model(self.directory, self.meta, self.labels, merge).to(device)
                 self._encoder: Any = TorchEncoder(self.model, output=lambda out: out.logits, device=device)

@@ -28,6 +28,7 @@ import shutil
 import tempfile
 import zipfile
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
@@ -259,6 +260,24 @@ def embedder_export_key(path: str, layers: Sequence[int], runtime: str) -> dict[
     return export_key("embedder", runtime, sources, {"layers": list(layers), "pooling": "mean-l2"})
 
 
+@dataclass(frozen=True)
+class EncoderConfig:
+    """The two numbers of a transformer's ``config.json`` the embedder needs (read as JSON, so
+    transformers is not imported where ONNX Runtime runs the encoder)."""
+
+    num_hidden_layers: int
+    hidden_size: int
+
+    @classmethod
+    def read(cls, path: str | Path) -> EncoderConfig:
+        """From ``<path>/config.json``; a missing file or key raises ``OSError``/``ValueError``."""
+        data = json.loads((Path(path) / "config.json").read_text(encoding="utf-8"))
+        try:
+            return cls(int(data["num_hidden_layers"]), int(data["hidden_size"]))
+        except (KeyError, TypeError) as exc:
+            raise ValueError(f"config.json has no usable {exc}") from None
+
+
 class SentenceEncoder:
     """Mean-pooled, L2-normalised sentence embeddings of a frozen transformer.
 
@@ -285,9 +304,8 @@ class SentenceEncoder:
         runtime: str = "torch",
         threads: int | None = None,
     ) -> None:
-        from transformers import AutoConfig, AutoTokenizer
-
         from selfheal.model.runtime import RUNTIMES, OnnxEncoder, TorchEncoder, apply_threads, features_module
+        from selfheal.model.tokenizer import load_tokenizer
 
         if runtime not in RUNTIMES:
             raise ModelError(f"model.runtime '{runtime}' is not one of {', '.join(RUNTIMES)}")
@@ -295,8 +313,8 @@ class SentenceEncoder:
         self.runtime = "onnx" if runtime == "onnx-int8" else runtime  # see the class docstring
         self.model = None  # the torch module (runtime "torch" only)
         try:
-            self.tokenizer = AutoTokenizer.from_pretrained(path)
-            self.config = AutoConfig.from_pretrained(path)
+            self.tokenizer = load_tokenizer(path)
+            self.config = EncoderConfig.read(path)
         except Exception as exc:  # OSError, ValueError
             reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
             raise ModelError(f"cannot load the sentence embedder {path}: {reason}") from None
