@@ -8,8 +8,8 @@ from typing import Any
 
 from conftest import REPO, graph_overrides
 
-# Found by running the shipped model (scripts in the report of issue 15): confidence 1.00 and
-# 0.66 (the clarify band 0.50-0.75 of config.yaml), both judged knowable.
+# Found by running the shipped model: Negative at confidence 1.00, and Negative at 0.659 (torch)
+# / 0.649 (onnx-int8), in the clarify band 0.50-0.75 of config.yaml; both judged knowable.
 ACCEPTED = "The movie was painfully slow and boring."
 AMBIGUOUS = "Not bad, not good, just there."
 
