@@ -190,6 +190,13 @@ def test_bad_requests_get_one_line_4xx(client, tmp_path):
         one_line(response)
     too_big = client.post("/v1/classify", json={"text": "x" * 1_100_000})
     assert too_big.status_code == 413 and "server.max_body_bytes" in one_line(too_big)
+    # the same without a Content-Length (a chunked body): counted while it is read
+    chunked = client.post(
+        "/v1/classify",
+        content=(b"x" * 100_000 for _ in range(11)),
+        headers={"content-type": "application/json"},
+    )
+    assert chunked.status_code == 413 and "server.max_body_bytes" in one_line(chunked)
     assert records(tmp_path) == []
 
 
