@@ -120,12 +120,13 @@ def create_app(
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         from selfheal.cli import common
-        from selfheal.server.service import locked_services, open_session
+        from selfheal.server.service import Serialized, locked_services, open_session
         from selfheal.server.threads import ThreadRegistry
 
         def load() -> tuple[GraphApi, Callable[[], None]]:
             shared = locked_services(services or common.make_services(config))
             session, close = open_session(shared, db_url)
+            session.claims = Serialized(session.claims)  # type: ignore[assignment]  # see Serialized
             session.finish_unrecorded()  # as `selfheal review` does at start
             session.recover()
             registry = ThreadRegistry.open(Path(config.paths.log_dir), db_url)

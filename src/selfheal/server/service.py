@@ -129,6 +129,31 @@ def locked_services(services: Services) -> Services:
     )
 
 
+class Serialized:
+    """An object whose methods run one call at a time (a lock around each).
+
+    The claim store shares one SQLite connection between the server's worker threads, and
+    SQLite's row count of an ``INSERT`` is per connection: two threads claiming at once could
+    each read the other's count, and both lose. The claim itself stays atomic across processes
+    (the table's primary key); the lock only keeps this process's calls apart.
+    """
+
+    def __init__(self, target: Any) -> None:
+        self._target = target
+        self._lock = threading.Lock()
+
+    def __getattr__(self, name: str) -> Any:
+        attribute = getattr(self._target, name)
+        if not callable(attribute):
+            return attribute
+
+        def call(*args: Any, **kwargs: Any) -> Any:
+            with self._lock:
+                return attribute(*args, **kwargs)
+
+        return call
+
+
 # --- the paused question of a thread ------------------------------------------------------------
 
 
