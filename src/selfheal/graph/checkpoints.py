@@ -136,9 +136,11 @@ def pending_in_log(log_path: Path) -> dict[str, dict[str, Any]]:
     return pending
 
 
-def check_checkpoint_db(log_dir: Path) -> None:
-    """Fail with one clear :class:`CheckpointError` if the queue cannot be trusted (see the module doc)."""
-    path, log = Path(log_dir) / CHECKPOINT_DB, Path(log_dir) / JSONL_NAME
+def check_checkpoint_db(log_dir: Path, path: Path | None = None) -> None:
+    """Fail with one clear :class:`CheckpointError` if the queue cannot be trusted (see the module
+    doc); ``path``: the SQLite file when it is not ``<log_dir>/graph_checkpoints.sqlite``."""
+    log = Path(log_dir) / JSONL_NAME
+    path = Path(path) if path is not None else Path(log_dir) / CHECKPOINT_DB
     status, threads = inspect_db(path)
     missing = set(pending_in_log(log)) - threads
     if missing:  # read the log once more: a reviewer may have just answered (and deleted) one
@@ -234,6 +236,7 @@ def rebuild(config: Config) -> Rebuilt:
         # on to FallbackNode, whose entry routes a pending request to await_review: its interrupt
         session.graph.invoke(None, thread, durability="sync")
         result.restored.append(rid)
+    session.reindex()  # the review queue's table, from the threads just restored
     session.checkpointer.conn.close()
     session.claims.close()
     return result
