@@ -87,7 +87,17 @@ def start() -> Server:
         raise Unavailable(f"initdb failed: {(done.stderr or done.stdout).strip().splitlines()[-1:]}")
     options = f"-p {server.port} -k {root} -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=50"
     done = _as_postgres(
-        [str(BIN / "pg_ctl"), "-D", str(server.data), "-l", str(root / "server.log"), "-o", options, "-w", "start"]
+        [
+            str(BIN / "pg_ctl"),
+            "-D",
+            str(server.data),
+            "-l",
+            str(root / "server.log"),
+            "-o",
+            options,
+            "-w",
+            "start",
+        ]
     )
     if done.returncode != 0:
         log = (root / "server.log").read_text(errors="replace") if (root / "server.log").exists() else ""
