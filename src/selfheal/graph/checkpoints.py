@@ -237,6 +237,14 @@ def rebuild(config: Config) -> Rebuilt:
         session.graph.invoke(None, thread, durability="sync")
         result.restored.append(rid)
     session.reindex()  # the review queue's table, from the threads just restored
+    # The restored keep the log's order: a start time rebuilt from a record (its timestamp, to the
+    # millisecond, minus its elapsed time) may put two requests of one batch the wrong way round.
+    starts = {entry.thread_id: entry.created_at for entry in session.queue.entries()}
+    last = float("-inf")
+    for rid in result.restored:
+        start = max(starts.get(rid, last), last + 1e-6)
+        session.queue.set_order(rid, start)
+        last = start
     session.checkpointer.conn.close()
     session.claims.close()
     return result

@@ -353,6 +353,10 @@ class PausedQueue:
             sql, params = sql + " AND updated_at = ?", (*params, updated_at)
         self.db.run(sql, params)
 
+    def set_order(self, thread_id: str, created_at: float) -> None:
+        """Move a row in the queue's order (``created_at``)."""
+        self.db.run("UPDATE paused_requests SET created_at = ? WHERE thread_id = ?", (created_at, thread_id))
+
     def remove(self, thread_id: str) -> None:
         """Step 3: the request is decided (or forgotten)."""
         self.db.run("DELETE FROM paused_requests WHERE thread_id = ?", (thread_id,))
