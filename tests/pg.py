@@ -6,6 +6,10 @@ temporary directory; ``fsync=off`` (nothing here must survive a power cut), a fr
 127.0.0.1, the unix socket in the same temporary directory, ``trust`` authentication for local
 connections only. :func:`start` raises :class:`Unavailable` with the reason when the binaries
 are missing or the server cannot start; the fixture turns that (and only that) into a skip.
+
+The binaries: ``SELFHEAL_PG_BIN``, else Debian's ``/usr/lib/postgresql/15/bin``, else the newest
+``/usr/lib/postgresql/*/bin`` (a CI runner's). With ``SELFHEAL_TEST_PG_URL`` set (a CI service
+container) no server is started: :class:`External` makes the databases on that one.
 """
 
 from __future__ import annotations
@@ -19,8 +23,23 @@ import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
-BIN = Path(os.environ.get("SELFHEAL_PG_BIN", "/usr/lib/postgresql/15/bin"))
 USER = "postgres"
+
+
+def _bin() -> Path:
+    if os.environ.get("SELFHEAL_PG_BIN"):
+        return Path(os.environ["SELFHEAL_PG_BIN"])
+    debian = Path("/usr/lib/postgresql/15/bin")
+    if (debian / "initdb").is_file():
+        return debian
+    found = sorted(
+        Path("/usr/lib/postgresql").glob("*/bin/initdb"),
+        key=lambda p: int(p.parts[-3]) if p.parts[-3].isdigit() else 0,
+    )
+    return found[-1].parent if found else debian
+
+
+BIN = _bin()
 
 
 class Unavailable(RuntimeError):
@@ -67,8 +86,33 @@ class Server:
         shutil.rmtree(self.root, ignore_errors=True)
 
 
-def start() -> Server:
+@dataclass
+class External:
+    """A server someone else runs (``SELFHEAL_TEST_PG_URL``, a superuser's URL)."""
+
+    admin_url: str
+
+    def new_database(self) -> str:
+        """A fresh empty database; its URL (the admin URL with another database name)."""
+        import psycopg
+        from psycopg.conninfo import conninfo_to_dict
+
+        name = f"t_{uuid.uuid4().hex[:12]}"
+        with psycopg.connect(self.admin_url, autocommit=True) as conn:
+            conn.execute(f"CREATE DATABASE {name}")
+        info = conninfo_to_dict(self.admin_url)
+        user, password = info.get("user", USER), f":{info['password']}" if info.get("password") else ""
+        host, port = info.get("host", "localhost"), info.get("port", "5432")
+        return f"postgresql://{user}{password}@{host}:{port}/{name}"
+
+    def stop(self) -> None:
+        """Nothing to stop (the databases go with the service container)."""
+
+
+def start() -> Server | External:
     """Initialise and start a server in a new temporary directory (see the module doc)."""
+    if os.environ.get("SELFHEAL_TEST_PG_URL"):
+        return External(os.environ["SELFHEAL_TEST_PG_URL"])
     for tool in ("initdb", "pg_ctl", "createdb"):
         if not (BIN / tool).is_file():
             raise Unavailable(f"PostgreSQL binaries not found: {BIN / tool} (apt-get install postgresql)")
