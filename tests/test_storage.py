@@ -214,6 +214,24 @@ def test_the_cli_on_postgres_classify_then_review(cli, pg_url):
     assert "re-indexed the review queue of postgresql://" in rebuilt and "(0 thread(s))" in rebuilt
 
 
+def test_run_on_postgres_leaves_a_question_quit_for_review_there(cli, pg_url):
+    """``selfheal run --db``: "quit" at the question leaves it pending in PostgreSQL, where
+    ``review --db`` finds it and answers it."""
+    text = TEXTS[0]
+    ran = cli("run", "--db", pg_url, "--accept", "1", "--clarify", "0", stdin=f"{text}\nquit\n", check=True)
+    assert "Final Label: pending (escalated to human review)" in ran.stdout
+    listed = cli("review", "--db", pg_url, "--list", check=True).stdout
+    assert "1 request(s) wait for a person" in listed and "pending review" in listed and text in listed
+    assert not (cli.tmp_path / "logs" / CHECKPOINT_DB).exists()
+    reviewed = cli("review", "--db", pg_url, stdin="positive\n", check=True).stdout
+    assert "Final Label: Positive (via human review)" in reviewed
+    (pending, decided) = [
+        json.loads(line) for line in (cli.tmp_path / "logs" / JSONL_NAME).read_text().splitlines()
+    ]
+    assert pending["request_id"] == decided["request_id"]
+    assert decided["final_decision"] == {"label": "Positive", "via": "human_review"}
+
+
 def test_an_unreachable_or_wrong_database_is_one_line(cli, graph_config):
     with socket.socket() as sock:  # a port nobody listens on
         sock.bind(("127.0.0.1", 0))
