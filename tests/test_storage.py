@@ -254,6 +254,29 @@ def test_an_unreachable_or_wrong_database_is_one_line(cli, graph_config):
         assert line.startswith("error: ") and fragment in line and "secret" not in line
 
 
+def test_a_database_gone_mid_session_is_a_storage_error_of_one_line(services, graph_config, pg_url):
+    """The database stops taking connections under a live session: the request is not recorded,
+    and the error is one line (no traceback, no hang beyond the pool's timeout)."""
+    import psycopg
+
+    from selfheal.logs.jsonl import StorageError
+
+    always_ask(graph_config)
+    graph_config.storage.connect_timeout = 1
+    storage = open_storage(graph_config, pg_url)
+    session = Session(services, checkpointer=storage.checkpointer, claims=storage.claims)
+    name = pg_url.rpartition("/")[2]
+    with psycopg.connect(pg_url.rpartition("/")[0] + "/postgres", autocommit=True) as admin:
+        admin.execute(f"ALTER DATABASE {name} ALLOW_CONNECTIONS false")
+        admin.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s", (name,))
+    with pytest.raises(StorageError) as caught:
+        session.start(TEXTS[0], interactive=True)
+    message = str(caught.value)
+    assert message.startswith(f"cannot write {storage.url}: ") and "\n" not in message
+    assert records(graph_config) == []
+    storage.close()
+
+
 def test_a_sqlite_file_from_before_the_queue_table_is_indexed_once(services, graph_config):
     always_ask(graph_config)
     storage = open_storage(graph_config)

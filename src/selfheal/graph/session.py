@@ -351,8 +351,11 @@ class Session:
                     self.queue.remove(request_id)
                 elif pausable:  # still waiting, or decided but unrecorded: looked at again later
                     self.queue.mark_running(request_id)
-            if is_database_error(exc):
+            if isinstance(exc, sqlite3.Error):
                 raise StorageError.wrap("write", self._db_path, exc) from None
+            if is_database_error(exc):  # PostgreSQL: libpq's messages run over several lines
+                reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+                raise StorageError(f"cannot write {self._db_path}: {reason}") from None
             raise
         finally:
             del journal[mark:]

@@ -26,6 +26,7 @@ A server that cannot be reached, a refused login, a missing database or a malfor
 
 from __future__ import annotations
 
+import logging
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -159,6 +160,12 @@ def _open_postgres(config: Config, url: str) -> Storage:
     from psycopg.rows import dict_row
     from psycopg_pool import ConnectionPool
 
+    # The pool reports failed reconnections as warnings; with no handler anywhere Python would
+    # print them on stderr beside the one-line error. An application that configures logging
+    # still receives them (propagation is untouched).
+    logger = logging.getLogger("psycopg")
+    if not any(isinstance(h, logging.NullHandler) for h in logger.handlers):
+        logger.addHandler(logging.NullHandler())
     where = _describe(url)
     settings = config.storage
     timeout = float(settings.connect_timeout)
