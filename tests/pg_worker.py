@@ -5,7 +5,8 @@
 needs them), with every file under WORKDIR (the same log and clarified file as the test), and
 runs each operation, printing one JSON line per operation:
 
-* ``["resume", request_id, answer]``: ``{"result": "won", "label": ...}`` or ``{"result": "already"}``;
+* ``["resume", request_id, answer]``: ``{"result": "won", "label": ...}`` or ``{"result": "already",
+  "by": ...}`` (refused by the winner's claim, or the question was gone when it looked);
 * ``["barrier"]``: writes ``WORKDIR/ready-NAME`` and waits until ``WORKDIR/go`` exists, so that
   two workers (each with its database and graph open) answer at the same moment.
 """
@@ -39,8 +40,9 @@ def main(url: str, workdir: Path, name: str, ops: list[list[str]]) -> None:
             _, request_id, answer = op
             try:
                 outcome = session.resume(request_id, answer)
-            except AlreadyAnswered:
-                print(json.dumps({"name": name, "result": "already"}), flush=True)
+            except AlreadyAnswered as exc:  # "claim": refused by the winner's claim; "state": it had finished
+                refused = {"name": name, "result": "already", "by": "claim" if exc.claim else "state"}
+                print(json.dumps(refused), flush=True)
                 continue
             result = {"name": name, "result": "won", "label": outcome.state.get("final_label")}
             print(json.dumps(result | {"via": outcome.state.get("via")}), flush=True)

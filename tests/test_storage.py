@@ -153,6 +153,7 @@ def test_paused_in_one_process_answered_in_another_and_of_two_answers_one_wins(
         os.sched_yield()
     (tmp_path / "go").touch()
     outcomes = {out["name"]: out for racer in racers for out in results(racer)}
+    print("race:", sorted(outcomes.values(), key=lambda out: out["result"]))  # which way it went (-s)
     assert sorted(out["result"] for out in outcomes.values()) == ["already", "won"]
     winner = next(out for out in outcomes.values() if out["result"] == "won")
     assert winner["label"] == {"b": "Negative", "c": "Positive"}[winner["name"]]
