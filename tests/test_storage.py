@@ -193,6 +193,40 @@ def test_an_answer_whose_process_died_after_claiming_is_recovered(services, grap
     storage.close()
 
 
+def test_a_process_killed_after_checkpointing_the_answer_is_recorded_by_recover(
+    services, graph_config, pg_url, tmp_path
+):
+    """The answer reached the checkpoint, the record did not (the clarified file could not be
+    written), and the process died there: its claim and a row still saying paused are left.
+    ``recover()`` writes the one record with that answer."""
+    from selfheal.graph.nodes import FINAL_DECISION
+    from selfheal.logs.jsonl import StorageError
+
+    always_ask(graph_config)
+    storage = open_storage(graph_config, pg_url)
+    session = Session(services, checkpointer=storage.checkpointer, claims=storage.claims)
+    rid = session.start(TEXTS[0], interactive=True).request_id
+    good = graph_config.paths.clarified
+    (tmp_path / "not-a-dir").write_text("")
+    graph_config.paths.clarified = tmp_path / "not-a-dir" / "clarified.jsonl"
+    with pytest.raises(StorageError):
+        session.resume(rid, "negative")
+    graph_config.paths.clarified = good
+    assert tuple(session.graph.get_state(session._thread(rid)).next) == (FINAL_DECISION,)
+    assert records(graph_config, rid) == []
+    # as a kill -9 would have left it: the claim of a dead process, the row still "paused"
+    storage.claims.db.run("UPDATE review_claims SET owner = ? WHERE thread_id = ?", (dead_owner(), rid))
+    storage.claims.db.run("UPDATE paused_requests SET status = ? WHERE thread_id = ?", (PAUSED, rid))
+
+    assert [o.request_id for o in session.recover()] == [rid]
+    assert [r["final_decision"] for r in records(graph_config, rid)] == [
+        {"label": "Negative", "via": "user_clarification"}
+    ]
+    assert [r["label"] for r in clarified(graph_config, rid)] == ["Negative"]
+    assert storage.claims.abandoned() == [] and storage.queue.count() == 0 and session.paused() == []
+    storage.close()
+
+
 def test_the_cli_on_postgres_classify_then_review(cli, pg_url):
     """``selfheal classify --db`` leaves requests pending in PostgreSQL; ``selfheal review --db``
     lists them from the queue table and answers them."""

@@ -248,9 +248,11 @@ class Session:
         """Finish answers whose process died after claiming them (with the answer it was given).
 
         If the dead process got as far as logging the decision, only its clean-up is done (the
-        thread is deleted), so the decision is not logged twice.
+        thread is deleted), so the decision is not logged twice; if it got as far as
+        checkpointing the answer but not logging it, the record is written now.
         """
         from selfheal.graph.checkpoints import is_pending, latest_records
+        from selfheal.graph.nodes import FINAL_DECISION
 
         done = []
         abandoned_claims = self.claims.abandoned()
@@ -263,6 +265,11 @@ class Session:
             if record is not None and not is_pending(record):  # decided and logged already
                 self.checkpointer.delete_thread(claim.thread_id)
                 self.queue.remove(claim.thread_id)
+                self.claims.release(claim)
+                continue
+            snapshot = self.graph.get_state(self._thread(claim.thread_id))
+            if not snapshot.interrupts and tuple(snapshot.next) == (FINAL_DECISION,):
+                done.append(self._advance(claim.thread_id, None, on_update))  # answered, unrecorded
                 self.claims.release(claim)
                 continue
             try:
@@ -457,7 +464,8 @@ class Session:
                 self._queue_paused(rid, snapshot, state, dict(snapshot.interrupts[0].value))
             elif snapshot.next:  # decided but unrecorded (finish_unrecorded), or cut short
                 self.queue.running(rid, float(state.get("started_at") or 0.0), str(state.get("text", "")))
-        for entry in self.queue.entries(PAUSED) + self.queue.entries(RUNNING):
+        settled = time.time() - 60.0  # a younger running row may be a request starting right now
+        for entry in self.queue.entries(PAUSED) + self.queue.entries(RUNNING, older_than=settled):
             if entry.thread_id not in threads:
                 self.queue.forget(entry)
         return len(threads)
