@@ -281,9 +281,11 @@ def test_an_unreachable_or_wrong_database_is_one_line(cli, graph_config):
             ["review", "--db", url, "--list"],
             f"cannot use PostgreSQL at postgresql://someone@127.0.0.1:{port}/selfheal",
         ),
+        (["run", "--db", url], f"cannot use PostgreSQL at postgresql://someone@127.0.0.1:{port}/selfheal"),
         (["review", "--db", "mysql://x/y", "--list"], "unknown database URL 'mysql://x/y'"),
+        (["classify", "--db", "sqlite:/relative", "A fine film."], "unknown database URL 'sqlite:/relative'"),
     ):
-        result = cli(*args)
+        result = cli(*args, stdin="")
         assert result.returncode == 2
         (line,) = result.stderr.strip().splitlines()
         assert line.startswith("error: ") and fragment in line and "secret" not in line

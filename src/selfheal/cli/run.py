@@ -259,8 +259,13 @@ def run(config: Config, db: str | None = None) -> None:
     """The ``selfheal run`` command body (``db``: the database of paused requests, ``--db``)."""
     from selfheal.cli.preflight import preflight
 
-    # an unusable log dir, checkpoint or review queue fails now, before the prompt
-    preflight(config, queue=(db or config.storage.url) is None)
+    # an unusable log dir, checkpoint, review queue or database fails now, before the prompt
+    url = db or config.storage.url
+    preflight(config, queue=url is None)
+    if url is not None:
+        from selfheal.graph.storage import check_url
+
+        check_url(config, url)
     printer = Printer()
     errors = Console(stderr=True, highlight=False, soft_wrap=True)
 

@@ -100,12 +100,36 @@ def open_storage(config: Config, url: str | None = None) -> Storage:
         return _open_sqlite(config, Path(config.paths.log_dir) / CHECKPOINT_DB)
     if url.startswith("sqlite:///"):
         return _open_sqlite(config, Path(url.removeprefix("sqlite:///")))
-    if is_postgres(url):
-        return _open_postgres(config, url)
-    raise ConfigError(
-        f"unknown database URL {_redact(url)!r} (--db / storage.url): use sqlite:///PATH or "
-        "postgresql://USER@HOST:PORT/DB"
-    )
+    check_url(config, url, connect=False)
+    return _open_postgres(config, url)
+
+
+def check_url(config: Config, url: str | None, connect: bool = True) -> None:
+    """Fail now, with the one line :func:`open_storage` would give, if ``url`` is not a database
+    URL or (``connect``) its PostgreSQL server does not take a connection; nothing is created.
+    For a command that opens the database later (``selfheal run`` opens it while the prompt is up)."""
+    url = url or config.storage.url
+    if url is None or url.startswith("sqlite"):
+        if url not in (None, "sqlite", "sqlite:", "sqlite://") and not url.startswith("sqlite:///"):
+            raise ConfigError(
+                f"unknown database URL {_redact(url)!r} (--db / storage.url): use sqlite:///PATH"
+            )
+        return
+    if not is_postgres(url):
+        raise ConfigError(
+            f"unknown database URL {_redact(url)!r} (--db / storage.url): use sqlite:///PATH or "
+            "postgresql://USER@HOST:PORT/DB"
+        )
+    if connect:
+        import psycopg
+
+        where = _describe(url)
+        try:
+            psycopg.connect(url, connect_timeout=max(2, math.ceil(config.storage.connect_timeout))).close()
+        except psycopg.Error as exc:
+            raise ConfigError(
+                f"cannot use PostgreSQL at {where} (--db / storage.url): {_first_line(exc)}"
+            ) from None
 
 
 def _open_sqlite(config: Config, path: Path) -> Storage:
