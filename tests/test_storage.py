@@ -86,7 +86,9 @@ def test_checkpoints_and_the_queue_table_round_trip_on_postgres(services, graph_
     ids = [session.start(text, interactive=True).request_id for text in TEXTS]
     thread = session._thread(ids[0])
     assert storage.checkpointer.get_tuple(thread) is not None  # the pause is in PostgreSQL
+    assert storage.ping()
     storage.close()
+    assert not storage.ping()  # closed: not ready
 
     # a new pool, setup() again on the same database: the same three wait, oldest first
     storage = open_storage(graph_config, pg_url)
@@ -324,7 +326,7 @@ def test_a_sqlite_file_from_before_the_queue_table_is_indexed_once(services, gra
     with sqlite3.connect(path) as conn:  # the file as the previous version left it
         conn.execute("DROP TABLE paused_requests")
     storage = open_storage(graph_config)
-    assert storage.queue.created
+    assert storage.queue.created and storage.kind == "sqlite" and storage.ping()
     session = Session(services, checkpointer=storage.checkpointer, claims=storage.claims)
     assert [e.thread_id for e in session.queue_entries()] == ids
     assert [o.request_id for o in session.paused()] == ids
