@@ -58,11 +58,12 @@ dashboard: install  ## the reviewer's dashboard on http://127.0.0.1:8501 (ARGS="
 test: install  ## run the test suite
 	$(BIN)/python -m pytest -q $(ARGS)
 
-lint: install $(TOOLS_STAMP)  ## ruff, hadolint Dockerfile, CI workflow schema, environment.yml up to date
+lint: install $(TOOLS_STAMP)  ## ruff, hadolint Dockerfile, CI workflow and compose file schemas, environment.yml up to date
 	$(BIN)/ruff check src tests scripts benchmarks
 	$(BIN)/ruff format --check src tests scripts benchmarks
 	$(TOOLS)/bin/hadolint Dockerfile
 	$(TOOLS)/bin/check-jsonschema --builtin-schema vendor.github-workflows .github/workflows/ci.yml
+	$(TOOLS)/bin/check-jsonschema --builtin-schema vendor.compose-spec docker-compose.yml
 	$(BIN)/python scripts/make_environment.py --check
 
 environment.yml: requirements.txt requirements-nodeps.txt scripts/make_environment.py  ## regenerate the conda file

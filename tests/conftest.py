@@ -352,3 +352,26 @@ def sklearn_tfidf(directory: Path) -> Any:
     model.intercept_ = np.asarray(payload["intercept"])
     model.classes_ = np.asarray(payload["classes"])
     return make_pipeline(vectorizer, model)
+
+
+# --- A real PostgreSQL server (tests/pg.py) ----------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def postgres_server():
+    """A throwaway PostgreSQL server for the test session (skipped, with the reason, only when
+    the binaries are missing or the server cannot start); stopped at the end."""
+    import pg
+
+    try:
+        server = pg.start()
+    except pg.Unavailable as exc:
+        pytest.skip(f"PostgreSQL is not available: {exc}")
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def pg_url(postgres_server) -> str:
+    """The URL of a fresh, empty database on the session's PostgreSQL server."""
+    return postgres_server.new_database()

@@ -354,6 +354,29 @@ class EvaluationConfig(_Section):
     no_person_level: float = Field(0.90, ge=0.5, lt=1)
 
 
+class StorageConfig(_Section):
+    """Where the paused requests (the graph's checkpoints), the answer claims and the review queue
+    live (:mod:`selfheal.graph.storage`).
+
+    url: ``null`` = the SQLite file ``<paths.log_dir>/graph_checkpoints.sqlite`` (one machine);
+        ``sqlite:///PATH`` another SQLite file; ``postgresql://USER@HOST:PORT/DB`` a PostgreSQL
+        database shared by several processes or replicas (its password from ``PGPASSWORD`` or
+        ``~/.pgpass``, not here). A command's ``--db`` (or ``SELFHEAL_DB``) wins over it.
+    pool_size: most connections one process opens to PostgreSQL (checkpointer, claims and queue
+        share them).
+    connect_timeout: seconds to wait for PostgreSQL to answer a connection before a one-line error.
+    claim_lease: seconds after which an answer claimed by a process on another host (another
+        replica) that has not finished counts as abandoned, and the next ``recover`` (``selfheal
+        review``, a server starting) finishes it with that answer; on the same host the process
+        itself is checked.
+    """
+
+    url: str | None = None
+    pool_size: int = Field(5, ge=2, le=100)
+    connect_timeout: float = Field(5.0, ge=1, le=300)
+    claim_lease: float = Field(600.0, gt=0)
+
+
 class Config(_Section):
     """The whole selfheal configuration (see ``config.yaml`` for the documented defaults)."""
 
@@ -372,6 +395,7 @@ class Config(_Section):
     server: ServerConfig = Field(default_factory=ServerConfig)
     logging: LoggingConfig = Field(default_factory=LoggingConfig)
     evaluation: EvaluationConfig = Field(default_factory=EvaluationConfig)
+    storage: StorageConfig = Field(default_factory=StorageConfig)
 
     @field_validator("*", mode="before")
     @classmethod

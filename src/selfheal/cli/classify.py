@@ -17,7 +17,15 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from selfheal.cli import common
-from selfheal.cli.common import AcceptOption, ClarifyOption, ConfigOption, SetOption, get_config, user_errors
+from selfheal.cli.common import (
+    AcceptOption,
+    ClarifyOption,
+    ConfigOption,
+    DbOption,
+    SetOption,
+    get_config,
+    user_errors,
+)
 from selfheal.config import Config
 from selfheal.inputs import InputError, check_utf8, line_chunks
 
@@ -123,13 +131,15 @@ def decide_chunk(session: Session, chunk: list[Input], as_json: bool, counts: Co
         typer.echo(table_row(counts.shown, record))
 
 
-def classify(config: Config, texts: list[str], file: Path | None, as_json: bool) -> None:
+def classify(
+    config: Config, texts: list[str], file: Path | None, as_json: bool, db: str | None = None
+) -> None:
     """The ``selfheal classify`` command body.
 
     The input is read ``input.chunk_size`` lines at a time; each chunk is decided the batched way
     (:meth:`selfheal.graph.session.Session.start_many`: one model call over the chunk, then the
     graph per text, in order) and printed before the next is read: JSON lines one per decision,
-    the table row by row under one header.
+    the table row by row under one header. ``db``: the database of paused requests (``--db``).
     """
     from selfheal.cli.preflight import preflight
 
@@ -137,12 +147,25 @@ def classify(config: Config, texts: list[str], file: Path | None, as_json: bool)
         raise InputError("nothing to classify: give TEXT arguments, --file FILE, or - to read stdin")
     if file is not None:
         check_file(file)
-    preflight(config)  # an unusable log dir or a damaged checkpoint fails now, before any heavy import
+    url = db or config.storage.url
+    # an unusable log dir or a damaged checkpoint fails now, before any heavy import
+    preflight(config, queue=url is None)
     from selfheal.graph.session import Session
+    from selfheal.graph.storage import open_storage
 
     services = common.make_services(config)
-    _ = services.classifier  # load before the first request, so its latency is the model's
-    session = Session(services)
+    storage = open_storage(config, url)
+    try:
+        _ = services.classifier  # load before the first request, so its latency is the model's
+        session = Session(services, checkpointer=storage.checkpointer, claims=storage.claims)
+        _classify_chunks(session, texts, file, as_json)
+    finally:
+        storage.close()
+
+
+def _classify_chunks(session: Session, texts: list[str], file: Path | None, as_json: bool) -> None:
+    """Decide and print every chunk of the input (see :func:`classify`)."""
+    config = session.config
     counts = Counts()
     chunks = input_chunks(texts, file, config.input.chunk_size)
     per_chunk = config.logging.fsync == "chunk"
@@ -155,7 +178,7 @@ def classify(config: Config, texts: list[str], file: Path | None, as_json: bool)
             raise
         if chunk is None:
             break
-        with services.log.batched_sync() if per_chunk else contextlib.nullcontext():
+        with session.services.log.batched_sync() if per_chunk else contextlib.nullcontext():
             decide_chunk(session, chunk, as_json, counts)
     if not counts.seen:
         raise InputError("nothing to classify: give TEXT arguments, --file FILE, or - to read stdin")
@@ -172,9 +195,10 @@ def command(
     overrides: SetOption = None,
     accept: AcceptOption = None,
     clarify: ClarifyOption = None,
+    db: DbOption = None,
 ) -> None:
     """Classify texts without asking anyone; unsure requests wait for `selfheal review` unless the no-person rule holds."""
     from selfheal.cli.classify import classify as classify_texts
 
     cfg = get_config(config, overrides, {"thresholds.accept": accept, "thresholds.clarify": clarify})
-    classify_texts(cfg, list(texts or []), file, as_json)
+    classify_texts(cfg, list(texts or []), file, as_json, db)

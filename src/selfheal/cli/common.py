@@ -73,6 +73,18 @@ def make_services(config: Config) -> Services:
     return Services(config)
 
 
+DbOption = Annotated[
+    str | None,
+    typer.Option(
+        "--db",
+        envvar="SELFHEAL_DB",
+        show_envvar=True,
+        help="Database of the paused requests and the review queue: postgresql://USER@HOST:PORT/DB or "
+        "sqlite:///PATH (default: storage.url, else graph_checkpoints.sqlite in paths.log_dir). The "
+        "password comes from PGPASSWORD or ~/.pgpass.",
+    ),
+]
+
 AcceptOption = Annotated[
     float | None, typer.Option("--accept", help="Accept the model's label at >= this confidence.")
 ]

@@ -98,12 +98,14 @@ def check_checkpoint(config: Config) -> None:
         check_cache()
 
 
-def preflight(config: Config, *, model: bool = True) -> None:
-    """Everything a command needs before it loads a model (``model=False``: the log dir only)."""
+def preflight(config: Config, *, model: bool = True, queue: bool = True) -> None:
+    """Everything a command needs before it loads a model (``model=False``: the log dir only;
+    ``queue=False``: the paused requests are not in the SQLite file of ``paths.log_dir``, so
+    :func:`selfheal.graph.storage.open_storage` checks them when it opens them)."""
     if model:
         check_checkpoint(config)
     check_log_dir(config)
-    if model:  # `selfheal review` checks the queue when it opens it (and may be rebuilding it)
+    if model and queue:  # `selfheal review` checks the queue when it opens it (and may be rebuilding it)
         from selfheal.graph.checkpoints import check_checkpoint_db
 
         check_checkpoint_db(Path(config.paths.log_dir))

@@ -1,7 +1,8 @@
 """``selfheal review``: answer the requests that wait for a person.
 
 The queue is the graph's own checkpointer: every paused thread in
-``<log_dir>/graph_checkpoints.sqlite``. That is mostly escalations that ``classify`` (or a run
+``<log_dir>/graph_checkpoints.sqlite`` (or the database of ``--db``, e.g. the PostgreSQL database
+of a server), listed from its queue table (:class:`selfheal.graph.claims.PausedQueue`). That is mostly escalations that ``classify`` (or a run
 whose user did not answer) logged as pending, but also a question left open by a ``run`` that was
 killed. Answering one resumes its thread (``Command(resume=label)``); FinalDecisionNode then logs
 the decision with ``via: "human_review"``. No model is loaded.
@@ -20,7 +21,7 @@ import typer
 from rich.console import Console
 
 from selfheal.cli import common
-from selfheal.cli.common import ConfigOption, SetOption, get_config, user_errors
+from selfheal.cli.common import ConfigOption, DbOption, SetOption, get_config, user_errors
 from selfheal.cli.terminal import Printer, Prompter, TerminalPrompter, final_line, percent
 from selfheal.config import Config
 from selfheal.graph.answers import choice_hint, parse_choice, parse_identity
@@ -114,15 +115,21 @@ def review_one(session: Session, outcome: Outcome, prompter: Prompter, printer: 
 
 
 def review(
-    config: Config, list_only: bool = False, prompter: Prompter | None = None, rebuild: bool = False
+    config: Config,
+    list_only: bool = False,
+    prompter: Prompter | None = None,
+    rebuild: bool = False,
+    db: str | None = None,
 ) -> None:
-    """The ``selfheal review`` command body (``rebuild``: restore the queue from the log, then list it)."""
+    """The ``selfheal review`` command body (``rebuild``: restore the queue from the log, then
+    list it; ``db``: the database of the paused requests, default the SQLite file)."""
     from selfheal.cli.preflight import preflight
-    from selfheal.graph.session import Session
+    from selfheal.graph.storage import open_storage
 
     preflight(config, model=False)
+    url = db or config.storage.url
     console = Console(highlight=False, soft_wrap=True)
-    if rebuild:
+    if rebuild and url is None:  # the SQLite file of paths.log_dir, from app.jsonl
         from selfheal.graph.checkpoints import rebuild as rebuild_queue
 
         done = rebuild_queue(config)
@@ -134,7 +141,28 @@ def review(
             markup=False,
         )
         list_only = True
-    session = Session(common.make_services(config))
+    storage = open_storage(config, url)
+    try:
+        _review_queue(
+            config, storage, list_only or rebuild, prompter, console, reindex=rebuild and url is not None
+        )
+    finally:
+        storage.close()
+
+
+def _review_queue(
+    config: Config, storage: Any, list_only: bool, prompter: Prompter | None, console: Console, reindex: bool
+) -> None:
+    """Finish what was left half done, list the queue, and (unless ``list_only``) ask."""
+    from selfheal.graph.session import Session
+
+    session = Session(common.make_services(config), checkpointer=storage.checkpointer, claims=storage.claims)
+    if reindex:  # --rebuild on a database of its own: the queue table from its checkpoints
+        threads = session.reindex()
+        console.print(
+            f"re-indexed the review queue of {storage.url} from its checkpoints ({threads} thread(s))",
+            markup=False,
+        )
     for recorded in session.finish_unrecorded():  # answered before a write failed: record them now
         console.print(
             f"recorded request {recorded.request_id} (its record had failed to be written)", style="dim"
@@ -180,11 +208,12 @@ def command(
         typer.Option(
             "--rebuild",
             help="Restore the queue from app.jsonl into a fresh checkpoint file (a damaged one is moved "
-            "aside), then list it.",
+            "aside), then list it; with --db, rebuild the queue's table from that database's checkpoints.",
         ),
     ] = False,
+    db: DbOption = None,
 ) -> None:
     """Answer escalated requests (and questions left open by a killed run), resuming their graphs."""
     from selfheal.cli.review import review as review_queue
 
-    review_queue(get_config(config, overrides), list_only=list_only, rebuild=rebuild)
+    review_queue(get_config(config, overrides), list_only=list_only, rebuild=rebuild, db=db)

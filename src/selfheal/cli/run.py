@@ -21,7 +21,15 @@ from typing import TYPE_CHECKING, Any
 from rich.console import Console
 
 from selfheal.cli import common
-from selfheal.cli.common import AcceptOption, ClarifyOption, ConfigOption, SetOption, get_config, user_errors
+from selfheal.cli.common import (
+    AcceptOption,
+    ClarifyOption,
+    ConfigOption,
+    DbOption,
+    SetOption,
+    get_config,
+    user_errors,
+)
 from selfheal.cli.terminal import Printer, Prompter, TerminalPrompter
 from selfheal.config import Config
 from selfheal.graph.answers import choice_hint, is_quit, is_unsure, parse_choice
@@ -41,8 +49,12 @@ QUIT_WORDS = frozenset({"quit", "exit", ":q"})
 class BackgroundSession:
     """Loads the models and the graph in a daemon thread; :meth:`get` waits for them."""
 
-    def __init__(self, config: Config, notify: Callable[[str], None] | None = None) -> None:
+    def __init__(
+        self, config: Config, notify: Callable[[str], None] | None = None, db: str | None = None
+    ) -> None:
         self.config = config
+        self.db = db  # the database of paused requests (None: storage.url, else the SQLite file)
+        self.storage: Any = None
         self.notify = notify or (lambda message: None)
         self._ready = threading.Event()
         self._session: Session | None = None
@@ -67,9 +79,16 @@ class BackgroundSession:
             from selfheal.graph.session import Session
 
             services = common.make_services(self.config)
+
             # LangGraph and the checkpointer load beside the models (Services loads them lazily)
+            def open_session() -> Session:
+                from selfheal.graph.storage import open_storage
+
+                self.storage = open_storage(self.config, self.db)
+                return Session(services, checkpointer=self.storage.checkpointer, claims=self.storage.claims)
+
             with ThreadPoolExecutor(max_workers=1, thread_name_prefix="selfheal-graph") as pool:
-                session = pool.submit(Session, services)
+                session = pool.submit(open_session)
                 classifier = services.classifier
                 self._session = session.result()
             services.log.event(
@@ -236,18 +255,24 @@ def run_loop(
     return counts
 
 
-def run(config: Config) -> None:
-    """The ``selfheal run`` command body."""
+def run(config: Config, db: str | None = None) -> None:
+    """The ``selfheal run`` command body (``db``: the database of paused requests, ``--db``)."""
     from selfheal.cli.preflight import preflight
 
-    preflight(config)  # an unusable log dir, checkpoint or review queue fails now, before the prompt
+    # an unusable log dir, checkpoint, review queue or database fails now, before the prompt
+    url = db or config.storage.url
+    preflight(config, queue=url is None)
+    if url is not None:
+        from selfheal.graph.storage import check_url
+
+        check_url(config, url)
     printer = Printer()
     errors = Console(stderr=True, highlight=False, soft_wrap=True)
 
     def notify(message: str) -> None:
         errors.print(message, style="dim", markup=False)
 
-    provider = BackgroundSession(config, notify)
+    provider = BackgroundSession(config, notify, db)
     counts = run_loop(provider, config, TerminalPrompter(), printer, notify)
     printer.line(summary(counts, os.path.join(str(config.paths.log_dir), JSONL_NAME)), style="dim")
     if provider.busy:
@@ -256,6 +281,8 @@ def run(config: Config) -> None:
         sys.stdout.flush()
         sys.stderr.flush()
         os._exit(0)
+    if provider.storage is not None:
+        provider.storage.close()
 
 
 @user_errors
@@ -264,10 +291,11 @@ def command(
     overrides: SetOption = None,
     accept: AcceptOption = None,
     clarify: ClarifyOption = None,
+    db: DbOption = None,
 ) -> None:
     """Interactive loop: type a text, see the decision, answer when the model is unsure."""
     from selfheal.cli.run import run as run_interactive
 
     run_interactive(
-        get_config(config, overrides, {"thresholds.accept": accept, "thresholds.clarify": clarify})
+        get_config(config, overrides, {"thresholds.accept": accept, "thresholds.clarify": clarify}), db
     )

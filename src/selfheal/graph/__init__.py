@@ -7,8 +7,9 @@
   checkpointer; ``selfheal graph`` draws it;
 * ``session.py``: runs one request through the graph, pauses and resumes it;
 * ``services.py``: the models and the log writer the nodes use, injected;
-* ``answers.py``: reading a person's answer; ``claims.py``: one answer per review;
-  ``checkpoints.py``: the checkpoint file's health and its rebuild from the log.
+* ``answers.py``: reading a person's answer; ``claims.py``: one answer per review, and the
+  review queue's table; ``checkpoints.py``: the checkpoint file's health and its rebuild from
+  the log; ``storage.py``: the database of all three, the CLI's SQLite file or PostgreSQL.
 
 Importing the package is cheap: LangGraph loads only when :mod:`selfheal.graph.build` is used.
 """

@@ -136,9 +136,11 @@ def pending_in_log(log_path: Path) -> dict[str, dict[str, Any]]:
     return pending
 
 
-def check_checkpoint_db(log_dir: Path) -> None:
-    """Fail with one clear :class:`CheckpointError` if the queue cannot be trusted (see the module doc)."""
-    path, log = Path(log_dir) / CHECKPOINT_DB, Path(log_dir) / JSONL_NAME
+def check_checkpoint_db(log_dir: Path, path: Path | None = None) -> None:
+    """Fail with one clear :class:`CheckpointError` if the queue cannot be trusted (see the module
+    doc); ``path``: the SQLite file when it is not ``<log_dir>/graph_checkpoints.sqlite``."""
+    log = Path(log_dir) / JSONL_NAME
+    path = Path(path) if path is not None else Path(log_dir) / CHECKPOINT_DB
     status, threads = inspect_db(path)
     missing = set(pending_in_log(log)) - threads
     if missing:  # read the log once more: a reviewer may have just answered (and deleted) one
@@ -226,19 +228,23 @@ def rebuild(config: Config) -> Rebuilt:
     session = Session(Services(config), _open_saver(path))
     pending = pending_in_log(log_dir / JSONL_NAME)
     result.kept = len(set(pending) & threads)
-    last = float("-inf")
     for rid, record in pending.items():
         if rid in threads:
             continue
         thread = {"configurable": {"thread_id": rid}}
-        state = state_from_record(record)
-        # the queue is ordered by started_at, rebuilt from millisecond elapsed times: requests
-        # started within a millisecond (one batch of `classify`) keep the log's order
-        state["started_at"] = last = max(state["started_at"], last + 1e-6)
-        session.graph.update_state(thread, state, as_node=FINAL_DECISION)
+        session.graph.update_state(thread, state_from_record(record), as_node=FINAL_DECISION)
         # on to FallbackNode, whose entry routes a pending request to await_review: its interrupt
         session.graph.invoke(None, thread, durability="sync")
         result.restored.append(rid)
+    session.reindex()  # the review queue's table, from the threads just restored
+    # The restored keep the log's order: a start time rebuilt from a record (its timestamp, to the
+    # millisecond, minus its elapsed time) may put two requests of one batch the wrong way round.
+    starts = {entry.thread_id: entry.created_at for entry in session.queue.entries()}
+    last = float("-inf")
+    for rid in result.restored:
+        start = max(starts.get(rid, last), last + 1e-6)
+        session.queue.set_order(rid, start)
+        last = start
     session.checkpointer.conn.close()
     session.claims.close()
     return result

@@ -9,6 +9,12 @@ A paused question is answered at most once, even by several processes at once: :
 claims it first (:mod:`selfheal.graph.claims`) and raises :class:`~selfheal.graph.claims.AlreadyAnswered` when
 someone else did.
 
+The review queue is a table beside the claims (:class:`~selfheal.graph.claims.PausedQueue`): a
+request that may pause gets a row before its graph runs, the row says where it waits once it
+pauses, and it goes when the request is decided, so :meth:`Session.paused` reads one indexed
+table rather than every checkpoint. The checkpointer and the claims may be SQLite (the CLI's
+file) or PostgreSQL (:mod:`selfheal.graph.storage`); the session does not care which.
+
 The graph is streamed with ``subgraphs=True`` when the caller wants to see the steps
 (``on_update``): each update arrives with its namespace, so the caller learns which node, and
 which of FallbackNode's steps, ran.
@@ -39,7 +45,7 @@ from pathlib import Path
 from typing import Any
 
 from selfheal.config import Config
-from selfheal.graph.claims import AlreadyAnswered, Claim, ClaimStore
+from selfheal.graph.claims import PAUSED, RUNNING, AlreadyAnswered, Claim, ClaimStore, QueueEntry
 from selfheal.graph.services import Services
 from selfheal.inputs import prepare_text
 from selfheal.logs.jsonl import StorageError, undo_append
@@ -85,11 +91,17 @@ class Session:
 
         self.services = services
         self.config: Config = services.config
-        self._db_path = Path(self.config.paths.log_dir) / CHECKPOINT_DB
+        self._db_path: Path | str = Path(self.config.paths.log_dir) / CHECKPOINT_DB
         self.checkpointer = checkpointer or open_checkpointer(Path(self.config.paths.log_dir))
         self.claims = claims or ClaimStore(_database_of(self.checkpointer))
+        self.queue = self.claims.queue
+        if self.claims.db.kind != "sqlite" or self.claims.db.where != ":memory:":
+            self._db_path = self.claims.db.where
         self.graph = build_graph(services, self.checkpointer)
         self._unpausable_graph: Any = None
+        if self.queue.created:  # a database from before the queue table: index it once
+            self.reindex()
+            self.queue.created = False
 
     @property
     def unpausable_graph(self) -> Any:
@@ -248,9 +260,11 @@ class Session:
         """Finish answers whose process died after claiming them (with the answer it was given).
 
         If the dead process got as far as logging the decision, only its clean-up is done (the
-        thread is deleted), so the decision is not logged twice.
+        thread is deleted), so the decision is not logged twice; if it got as far as
+        checkpointing the answer but not logging it, the record is written now.
         """
         from selfheal.graph.checkpoints import is_pending, latest_records
+        from selfheal.graph.nodes import FINAL_DECISION
 
         done = []
         abandoned_claims = self.claims.abandoned()
@@ -262,6 +276,12 @@ class Session:
             record = logged.get(claim.thread_id)
             if record is not None and not is_pending(record):  # decided and logged already
                 self.checkpointer.delete_thread(claim.thread_id)
+                self.queue.remove(claim.thread_id)
+                self.claims.release(claim)
+                continue
+            snapshot = self.graph.get_state(self._thread(claim.thread_id))
+            if not snapshot.interrupts and tuple(snapshot.next) == (FINAL_DECISION,):
+                done.append(self._advance(claim.thread_id, None, on_update))  # answered, unrecorded
                 self.claims.release(claim)
                 continue
             try:
@@ -306,6 +326,10 @@ class Session:
         watch = on_update is not None  # the subgraph's steps are streamed only for someone to see
         final = seen
         try:
+            if new and pausable:  # it may pause: a row first, so no pause is ever without one
+                self.queue.running(
+                    request_id, float(seen.get("started_at") or time.time()), seen.get("text", "")
+                )
             for item in graph.stream(
                 graph_input,
                 config,
@@ -331,26 +355,57 @@ class Session:
                         on_update(step_path(namespace, node), update, seen)
             if pausable:
                 # paused inside FallbackNode: its steps' updates are in the subgraph's state so far
-                state = current_values(self.graph.get_state(config, subgraphs=waiting is not None))
+                snapshot = self.graph.get_state(config, subgraphs=waiting is not None)
+                state = current_values(snapshot)
+                if waiting is not None:
+                    self._queue_paused(request_id, snapshot, state, waiting)
             else:
                 state = dict(final)
         except BaseException as exc:
             for appended in reversed(journal[mark:]):
                 undo_append(appended)
-            if new and pausable:
-                with contextlib.suppress(Exception):
+            with contextlib.suppress(Exception):
+                if new and pausable:
                     self.checkpointer.delete_thread(request_id)
+                    self.queue.remove(request_id)
+                elif pausable:  # still waiting, or decided but unrecorded: looked at again later
+                    self.queue.mark_running(request_id)
             if isinstance(exc, sqlite3.Error):
                 raise StorageError.wrap("write", self._db_path, exc) from None
+            if is_database_error(exc):  # PostgreSQL: libpq's messages run over several lines
+                reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+                raise StorageError(f"cannot write {self._db_path}: {reason}") from None
             raise
         finally:
             del journal[mark:]
         if waiting is None and pausable:
-            # The decision is recorded; a finished thread left behind (say, on a full disk) is
-            # never listed as waiting, so failing to delete it loses nothing.
-            with contextlib.suppress(sqlite3.Error):
+            # The decision is recorded; a finished thread (or row) left behind (say, on a full
+            # disk) is never listed as waiting, so failing to delete it loses nothing.
+            with contextlib.suppress(Exception):
                 self.checkpointer.delete_thread(request_id)
+                self.queue.remove(request_id)
         return Outcome(request_id, state, waiting)
+
+    def _queue_paused(
+        self, request_id: str, snapshot: Any, state: dict[str, Any], waiting: dict[str, Any]
+    ) -> None:
+        """Write (or correct) the review queue's row of a paused request."""
+        inference = state.get("inference") or {}
+        summary = {
+            "interrupt": waiting,
+            "label": inference.get("label"),
+            "confidence": inference.get("confidence"),
+            "route": state.get("route"),
+            "backup": (state.get("fallback") or {}).get("backup"),
+        }
+        self.queue.paused(
+            request_id,
+            question_key(snapshot),
+            str(waiting.get("kind")),
+            float(state.get("started_at") or time.time()),
+            str(state.get("text", "")),
+            summary,
+        )
 
     def waiting(self, request_id: str) -> Outcome | None:
         """The paused request ``request_id``, or ``None`` if there is no such paused thread."""
@@ -359,29 +414,88 @@ class Session:
             return None
         return Outcome(request_id, current_values(snapshot), dict(snapshot.interrupts[0].value))
 
-    def paused(self) -> list[Outcome]:
-        """Every paused request in the checkpointer, oldest first."""
-        seen: dict[str, None] = {}
+    def paused(self, limit: int | None = None, offset: int = 0, min_age: float = 60.0) -> list[Outcome]:
+        """The paused requests, oldest first (``limit`` of them after the first ``offset``), from
+        the queue table; each is checked against its thread (one ``get_state``).
+
+        Rows the table has wrong are put right on the way: a ``running`` row older than
+        ``min_age`` seconds whose thread waits (its process died between the pause and the row)
+        is listed; a row whose thread is gone is dropped; a thread that no longer waits is
+        marked ``running`` (being answered now, or decided but unrecorded).
+        """
+        self._settle(min_age)
+        found: list[Outcome] = []
+        position = offset
+        while limit is None or len(found) < limit:
+            page = 200 if limit is None else limit - len(found)
+            rows = self.queue.entries(PAUSED, limit=page, offset=position)
+            for entry in rows:
+                outcome = self._check(entry)
+                if outcome is not None:
+                    found.append(outcome)
+                    position += 1  # (a row that was wrong left the paused ones: no step)
+            if len(rows) < page:
+                break
+        return found
+
+    def queue_entries(self, limit: int | None = None, offset: int = 0) -> list[QueueEntry]:
+        """The review queue's rows as they stand (no checkpoint read): for a quick listing."""
+        return self.queue.entries(PAUSED, limit=limit, offset=offset)
+
+    def _check(self, entry: QueueEntry) -> Outcome | None:
+        """The paused request of a queue row, or ``None`` (the row is corrected) if it does not wait."""
+        snapshot = self.graph.get_state(self._thread(entry.thread_id), subgraphs=True)
+        if snapshot.interrupts:
+            outcome = Outcome(entry.thread_id, current_values(snapshot), dict(snapshot.interrupts[0].value))
+            if entry.status != PAUSED or question_key(snapshot) != entry.question:
+                assert outcome.waiting is not None
+                self._queue_paused(entry.thread_id, snapshot, outcome.state, outcome.waiting)
+            return None if entry.status != PAUSED else outcome
+        if snapshot.created_at is None or not snapshot.next:  # decided, its row left behind
+            self.queue.forget(entry)
+        elif entry.status == PAUSED:
+            self.queue.mark_running(entry.thread_id, entry.updated_at)
+        return None
+
+    def _settle(self, min_age: float) -> None:
+        """Look at the ``running`` rows older than ``min_age`` s (see :meth:`paused`)."""
+        for entry in self.queue.entries(RUNNING, older_than=time.time() - min_age):
+            self._check(entry)
+
+    def reindex(self) -> int:
+        """Rebuild the queue table from every checkpoint (the full scan :meth:`paused` avoids):
+        for a database from before the table, and ``selfheal review --rebuild``. Returns the
+        number of threads indexed."""
+        threads: dict[str, None] = {}
         for item in self.checkpointer.list(None):
-            seen.setdefault(item.config["configurable"]["thread_id"], None)
-        found = [outcome for rid in seen if (outcome := self.waiting(rid)) is not None]
-        return sorted(found, key=lambda o: o.state.get("started_at", 0.0))
+            threads.setdefault(item.config["configurable"]["thread_id"], None)
+        for rid in threads:
+            snapshot = self.graph.get_state(self._thread(rid), subgraphs=True)
+            state = current_values(snapshot)
+            if snapshot.interrupts:
+                self._queue_paused(rid, snapshot, state, dict(snapshot.interrupts[0].value))
+            elif snapshot.next:  # decided but unrecorded (finish_unrecorded), or cut short
+                self.queue.running(rid, float(state.get("started_at") or 0.0), str(state.get("text", "")))
+        settled = time.time() - 60.0  # a younger running row may be a request starting right now
+        for entry in self.queue.entries(PAUSED) + self.queue.entries(RUNNING, older_than=settled):
+            if entry.thread_id not in threads:
+                self.queue.forget(entry)
+        return len(threads)
 
     def finish_unrecorded(self, min_age: float = 60.0) -> list[Outcome]:
         """Write the records of decisions whose record failed (a full disk, a crash in between).
 
         Such a thread stopped with FinalDecisionNode still to run and the decision (a person's
         answer) in its checkpoint; running that node again logs it. ``min_age`` seconds keep off
-        a request another process is deciding right now. Needs no model.
+        a request another process is deciding right now. Needs no model. Only the queue's
+        ``running`` rows are looked at (a failed resume marks its row so).
         """
         from selfheal.graph.nodes import FINAL_DECISION
 
         now = time.time()
-        seen: dict[str, None] = {}
-        for item in self.checkpointer.list(None):
-            seen.setdefault(item.config["configurable"]["thread_id"], None)
         done = []
-        for rid in seen:
+        for entry in self.queue.entries(RUNNING, older_than=now - min_age):
+            rid = entry.thread_id
             snapshot = self.graph.get_state(self._thread(rid))
             if snapshot.interrupts or tuple(snapshot.next) != (FINAL_DECISION,):
                 continue
@@ -419,11 +533,21 @@ def question_key(snapshot: Any) -> str:
     return f"{checkpoint_id}/{snapshot.interrupts[0].id}"
 
 
-def _database_of(checkpointer: Any) -> str:
-    """The SQLite file of a SQLite checkpointer (claims live beside the checkpoints), else memory."""
+def _database_of(checkpointer: Any) -> Any:
+    """Where the claims and the queue live beside the checkpoints: the SQLite file of a SQLite
+    checkpointer, the connection pool of a PostgreSQL one, else memory."""
     conn = getattr(checkpointer, "conn", None)
     if isinstance(conn, sqlite3.Connection):
         for _, name, file in conn.execute("PRAGMA database_list"):
             if name == "main" and file:
                 return str(file)
+    if type(conn).__module__.startswith("psycopg_pool"):
+        return conn
     return ":memory:"
+
+
+def is_database_error(exc: BaseException) -> bool:
+    """A SQLite or PostgreSQL (psycopg) error, without importing psycopg."""
+    if isinstance(exc, sqlite3.Error):
+        return True
+    return any(cls.__module__.startswith("psycopg") and cls.__name__ == "Error" for cls in type(exc).__mro__)
