@@ -293,9 +293,10 @@ def test_serve_command_rejects_bad_options_in_one_line(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     monkeypatch.delenv("SELFHEAL_TOKEN", raising=False)
     monkeypatch.delenv("SELFHEAL_REVIEW_TOKEN", raising=False)
+    monkeypatch.delenv("SELFHEAL_DB", raising=False)
     cases = [
-        (["--db", "postgresql://localhost/selfheal"], "PostgreSQL storage is not available in this build"),
-        (["--db", "mysql://x"], "--db must be sqlite or a postgresql:// URL"),
+        (["--db", "postgresql://nobody@127.0.0.1:1/selfheal"], "cannot use PostgreSQL at"),
+        (["--db", "mysql://x"], "unknown database URL"),
         (["--token-file", str(tmp_path / "absent")], "cannot read token file"),
         (["--set", "server.port=0"], "invalid value for 'server.port'"),
     ]

@@ -12,23 +12,8 @@ from typing import Annotated
 
 import typer
 
-from selfheal.cli.common import ConfigOption, SetOption, get_config, user_errors
-from selfheal.config import Config, ConfigError
-
-
-def check_db_url(db_url: str | None) -> None:
-    """A ``--db`` this build can use: none or ``sqlite`` (the CLI's file in ``paths.log_dir``), or
-    ``postgresql://...`` when the PostgreSQL storage is installed; else a one-line error."""
-    if db_url is None or db_url.startswith("sqlite"):
-        return
-    if not db_url.startswith(("postgresql://", "postgres://")):
-        raise ConfigError(f"--db must be sqlite or a postgresql:// URL (got {db_url.split('://')[0]}://...)")
-    try:
-        import selfheal.graph.storage  # noqa: F401  # type: ignore[import-not-found]
-    except ImportError:
-        raise ConfigError(
-            "PostgreSQL storage is not available in this build (--db postgresql://...)"
-        ) from None
+from selfheal.cli.common import ConfigOption, DbOption, SetOption, get_config, user_errors
+from selfheal.config import Config
 
 
 def serve(
@@ -39,9 +24,11 @@ def serve(
 ) -> None:
     """The ``selfheal serve`` command body: check the options, then run uvicorn until SIGTERM/Ctrl-C."""
     from selfheal.cli.preflight import preflight
+    from selfheal.graph.storage import check_url
     from selfheal.server.auth import Tokens
 
-    check_db_url(db_url)
+    db_url = db_url or config.storage.url
+    check_url(config, db_url)  # a bad URL or an unreachable PostgreSQL: one line, before the model loads
     tokens = Tokens.load(token_file, review_token_file)
     preflight(config, model=True)
     import uvicorn
@@ -63,12 +50,7 @@ def command(
         str | None, typer.Option("--host", help="Listen address (default server.host, 127.0.0.1).")
     ] = None,
     port: Annotated[int | None, typer.Option("--port", help="TCP port (default server.port, 8000).")] = None,
-    db: Annotated[
-        str | None,
-        typer.Option(
-            "--db", help="sqlite (default: the CLI's file in paths.log_dir) or postgresql://USER@HOST/DB."
-        ),
-    ] = None,
+    db: DbOption = None,
     token_file: Annotated[
         Path | None,
         typer.Option("--token-file", help="File holding the client token (else $SELFHEAL_TOKEN)."),

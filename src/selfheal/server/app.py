@@ -116,6 +116,7 @@ def create_app(
 ) -> FastAPI:
     """The app; ``services`` (tests) are used instead of loading the models in the lifespan."""
     tokens = tokens or Tokens()
+    db_url = db_url or config.storage.url
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

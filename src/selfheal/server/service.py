@@ -80,18 +80,11 @@ class ApiError(Exception):
 
 
 def open_session(services: Services, db_url: str | None) -> tuple[Session, Callable[[], None]]:
-    """The session on the CLI's SQLite file in ``paths.log_dir`` (shared with ``selfheal review``),
-    or on PostgreSQL (``postgresql://...``); and what closes it."""
-    if db_url is None or db_url.startswith("sqlite"):
-        return Session(services), lambda: None
-    try:
-        from selfheal.graph.storage import open_storage  # type: ignore[import-not-found]  # branch pgstore
-    except ImportError:
-        from selfheal.config import ConfigError
+    """The session on the database of ``db_url`` (else ``storage.url``, else the CLI's SQLite file
+    in ``paths.log_dir``, shared with ``selfheal review``; PostgreSQL for replicas), and what
+    closes it (:func:`selfheal.graph.storage.open_storage`)."""
+    from selfheal.graph.storage import open_storage
 
-        raise ConfigError(
-            "PostgreSQL storage is not available in this build (--db postgresql://...)"
-        ) from None
     storage = open_storage(services.config, db_url)
     return Session(services, checkpointer=storage.checkpointer, claims=storage.claims), storage.close
 

@@ -64,7 +64,9 @@ class ThreadRegistry:
     def open(cls, log_dir: Path, db_url: str | None = None) -> ThreadRegistry:
         """The registry in ``<log_dir>/server_threads.sqlite``, or in the PostgreSQL database of
         ``db_url`` (a ``postgresql://`` URL)."""
-        if db_url is not None and db_url.startswith("postgres"):
+        from selfheal.graph.storage import is_postgres
+
+        if is_postgres(db_url):
             import psycopg
 
             return cls(psycopg.connect(db_url, autocommit=True), placeholder="%s")

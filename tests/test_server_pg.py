@@ -1,0 +1,77 @@
+"""Two replicas of the server on one real PostgreSQL database (tests/pg.py): a question asked
+through one is answered through the other, two simultaneous answers on the two replicas of which
+exactly one wins, the review queue shared. Each replica has its own log directory, as replicas on
+two hosts would; the apps run in this process (FastAPI's TestClient) on the session's models."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+
+from server_helpers import AMBIGUOUS, records, server_config
+
+
+@pytest.fixture
+def replicas(tmp_path, pg_url, classifier, backup_ensemble):
+    """Two apps on the same PostgreSQL database, logs under ``tmp_path/a`` and ``tmp_path/b``."""
+    from selfheal.graph.services import Services
+    from selfheal.server.app import create_app
+
+    clients = []
+    for name in ("a", "b"):
+        config = server_config(tmp_path / name)
+        services = Services(config, classifier=classifier, backups=backup_ensemble)
+        clients.append(TestClient(create_app(config, db_url=pg_url, services=services)))
+    with clients[0] as first, clients[1] as second:
+        yield first, second
+
+
+def all_records(tmp_path: Path) -> list[dict]:
+    """The records of both replicas."""
+    return records(tmp_path / "a") + records(tmp_path / "b")
+
+
+def test_a_question_asked_through_one_replica_is_answered_through_the_other(tmp_path, replicas):
+    first, second = replicas
+    asked = first.post("/v1/classify", json={"text": AMBIGUOUS}).json()
+    assert asked["status"] == "interrupted"
+    thread_id = asked["thread_id"]
+    assert second.get(f"/v1/threads/{thread_id}").json()["interrupt"] == asked["interrupt"]
+    done = second.post(f"/v1/threads/{thread_id}/resume", json={"answer": "no"}).json()
+    assert done["record"]["final_decision"] == {"label": "Negative", "via": "user_clarification"}
+    assert records(tmp_path / "a") == [] and records(tmp_path / "b") == [done["record"]]
+    assert first.get("/readyz").json() == {"status": "ready"}
+    # the batch's pending request is in the queue both replicas read
+    pending = first.post("/v1/classify/batch", json={"texts": [AMBIGUOUS]}).json()["results"][0]
+    assert [item["thread_id"] for item in second.get("/v1/review").json()["items"]] == [pending["thread_id"]]
+    reviewed = second.post(f"/v1/review/{pending['thread_id']}", json={"label": "negative"}).json()
+    assert reviewed["record"]["final_decision"]["via"] == "human_review"
+    assert first.get("/v1/review").json()["total"] == 0
+
+
+def test_two_answers_on_two_replicas_exactly_one_wins(tmp_path, replicas):
+    first, second = replicas
+    thread_id = first.post("/v1/classify", json={"text": AMBIGUOUS}).json()["thread_id"]
+    barrier = threading.Barrier(2)
+    statuses: dict[str, int] = {}
+
+    def answer(name: str, client: TestClient, text: str) -> None:
+        barrier.wait()
+        statuses[name] = client.post(f"/v1/threads/{thread_id}/resume", json={"answer": text}).status_code
+
+    threads = [
+        threading.Thread(target=answer, args=("a", first, "yes")),
+        threading.Thread(target=answer, args=("b", second, "no")),
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(statuses.values()) == [200, 409]
+    (record,) = all_records(tmp_path)
+    assert record["request_id"] == thread_id
+    winner = "a" if statuses["a"] == 200 else "b"
+    assert record["final_decision"]["label"] == ("Positive" if winner == "a" else "Negative")
