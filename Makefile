@@ -12,7 +12,7 @@ DOCKER ?= docker
 IMAGE  ?= selfheal
 TORCH_INDEX ?=
 
-.PHONY: help install run run-cli train ship eval stats dashboard test lint format bench demo demo-gif clean \
+.PHONY: help install run run-cli train ship eval stats dashboard serve test lint format bench demo demo-gif clean \
 	package-model docker-build docker-run
 
 help:  ## list targets
@@ -51,6 +51,9 @@ eval: install  ## evaluate on the held-out test split, regenerate EVALUATION.md
 
 stats: install  ## fallback analytics from logs/app.jsonl
 	$(BIN)/selfheal stats $(ARGS)
+
+serve: install  ## the HTTP API on http://127.0.0.1:8000 (ARGS="--db postgresql://... --port 8001")
+	$(BIN)/selfheal serve $(ARGS)
 
 dashboard: install  ## the reviewer's dashboard on http://127.0.0.1:8501 (ARGS="--port 8502 --set key=value")
 	$(BIN)/selfheal dashboard $(ARGS)
