@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import threading
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -37,3 +39,20 @@ def records(tmp: Path) -> list[dict[str, Any]]:
     if not path.exists():
         return []
     return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
+
+
+def race(calls: dict[str, Callable[[], int]]) -> dict[str, int]:
+    """Run the calls at the same moment (threads released by one barrier); each one's status code."""
+    barrier = threading.Barrier(len(calls))
+    statuses: dict[str, int] = {}
+
+    def run(name: str, call: Callable[[], int]) -> None:
+        barrier.wait()
+        statuses[name] = call()
+
+    threads = [threading.Thread(target=run, args=item) for item in calls.items()]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return statuses

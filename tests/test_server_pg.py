@@ -5,13 +5,12 @@ two hosts would; the apps run in this process (FastAPI's TestClient) on the sess
 
 from __future__ import annotations
 
-import threading
 from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
 
-from server_helpers import AMBIGUOUS, records, server_config
+from server_helpers import AMBIGUOUS, race, records, server_config
 
 
 @pytest.fixture
@@ -55,21 +54,13 @@ def test_a_question_asked_through_one_replica_is_answered_through_the_other(tmp_
 def test_two_answers_on_two_replicas_exactly_one_wins(tmp_path, replicas):
     first, second = replicas
     thread_id = first.post("/v1/classify", json={"text": AMBIGUOUS}).json()["thread_id"]
-    barrier = threading.Barrier(2)
-    statuses: dict[str, int] = {}
-
-    def answer(name: str, client: TestClient, text: str) -> None:
-        barrier.wait()
-        statuses[name] = client.post(f"/v1/threads/{thread_id}/resume", json={"answer": text}).status_code
-
-    threads = [
-        threading.Thread(target=answer, args=("a", first, "yes")),
-        threading.Thread(target=answer, args=("b", second, "no")),
-    ]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    url = f"/v1/threads/{thread_id}/resume"
+    statuses = race(
+        {
+            "a": lambda: first.post(url, json={"answer": "yes"}).status_code,
+            "b": lambda: second.post(url, json={"answer": "no"}).status_code,
+        }
+    )
     assert sorted(statuses.values()) == [200, 409]
     (record,) = all_records(tmp_path)
     assert record["request_id"] == thread_id

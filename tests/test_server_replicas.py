@@ -7,7 +7,6 @@ from __future__ import annotations
 import signal
 import socket
 import subprocess
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,7 +15,7 @@ import httpx
 import pytest
 
 from conftest import graph_overrides, process_env, selfheal_argv, set_args
-from server_helpers import AMBIGUOUS, records
+from server_helpers import AMBIGUOUS, race, records
 
 
 def _free_port() -> int:
@@ -82,22 +81,13 @@ def test_two_serve_processes_share_the_question_and_exactly_one_answer_wins(tmp_
 
     # two answers at once, one through each process: one 200, one 409, one record
     raced = httpx.post(f"{second}/v1/classify", json={"text": AMBIGUOUS}, timeout=120).json()["thread_id"]
-    barrier = threading.Barrier(2)
-    statuses: dict[str, int] = {}
-
-    def answer(name: str, url: str, text: str) -> None:
-        barrier.wait()
-        response = httpx.post(f"{url}/v1/threads/{raced}/resume", json={"answer": text}, timeout=120)
-        statuses[name] = response.status_code
-
-    threads = [
-        threading.Thread(target=answer, args=("a", first, "yes")),
-        threading.Thread(target=answer, args=("b", second, "no")),
-    ]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    url = f"/v1/threads/{raced}/resume"
+    statuses = race(
+        {
+            "a": lambda: httpx.post(f"{first}{url}", json={"answer": "yes"}, timeout=120).status_code,
+            "b": lambda: httpx.post(f"{second}{url}", json={"answer": "no"}, timeout=120).status_code,
+        }
+    )
     assert sorted(statuses.values()) == [200, 409]
     winner = "a" if statuses["a"] == 200 else "b"
     decided = [r for r in records(tmp_path / "a") + records(tmp_path / "b") if r["request_id"] == raced]
