@@ -331,3 +331,22 @@ def test_a_sqlite_file_from_before_the_queue_table_is_indexed_once(services, gra
     assert [e.thread_id for e in session.queue_entries()] == ids
     assert [o.request_id for o in session.paused()] == ids
     storage.close()
+
+
+def test_batched_sync_on_sqlite_defers_the_syncs_of_a_block_and_restores_them(graph_config):
+    """``Storage.batched_sync`` (classify's chunks with ``logging.fsync: chunk``): inside, both
+    SQLite connections commit without a sync each (``synchronous=NORMAL``, WAL); after it, their
+    level is back, also when the block fails, and what was committed inside is there."""
+    storage = open_storage(graph_config)
+    conns = [storage.checkpointer.conn, storage.claims.conn]
+    try:
+        before = [conn.execute("PRAGMA synchronous").fetchone()[0] for conn in conns]
+        assert storage.checkpointer.conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+        with pytest.raises(RuntimeError), storage.batched_sync():
+            assert [conn.execute("PRAGMA synchronous").fetchone()[0] for conn in conns] == [1, 1]
+            storage.queue.running("t-1", 1.0, "a text")
+            raise RuntimeError("a failure inside the block")
+        assert [conn.execute("PRAGMA synchronous").fetchone()[0] for conn in conns] == before
+        assert [entry.thread_id for entry in storage.queue.entries(RUNNING)] == ["t-1"]
+    finally:
+        storage.close()

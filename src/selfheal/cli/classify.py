@@ -31,6 +31,7 @@ from selfheal.inputs import InputError, check_utf8, line_chunks
 
 if TYPE_CHECKING:
     from selfheal.graph.session import Session
+    from selfheal.graph.storage import Storage
 
 Input = tuple[str, str]  # (where it came from, e.g. "stdin:3", the raw text)
 
@@ -158,13 +159,17 @@ def classify(
     try:
         _ = services.classifier  # load before the first request, so its latency is the model's
         session = Session(services, checkpointer=storage.checkpointer, claims=storage.claims)
-        _classify_chunks(session, texts, file, as_json)
+        _classify_chunks(session, storage, texts, file, as_json)
     finally:
         storage.close()
 
 
-def _classify_chunks(session: Session, texts: list[str], file: Path | None, as_json: bool) -> None:
-    """Decide and print every chunk of the input (see :func:`classify`)."""
+def _classify_chunks(
+    session: Session, storage: Storage, texts: list[str], file: Path | None, as_json: bool
+) -> None:
+    """Decide and print every chunk of the input (see :func:`classify`). With ``logging.fsync:
+    chunk`` the chunk's log lines and (on SQLite) its checkpoints reach the disk together at its
+    end, instead of one by one."""
     config = session.config
     counts = Counts()
     chunks = input_chunks(texts, file, config.input.chunk_size)
@@ -178,7 +183,10 @@ def _classify_chunks(session: Session, texts: list[str], file: Path | None, as_j
             raise
         if chunk is None:
             break
-        with session.services.log.batched_sync() if per_chunk else contextlib.nullcontext():
+        with contextlib.ExitStack() as synced:
+            if per_chunk:
+                synced.enter_context(session.services.log.batched_sync())
+                synced.enter_context(storage.batched_sync())
             decide_chunk(session, chunk, as_json, counts)
     if not counts.seen:
         raise InputError("nothing to classify: give TEXT arguments, --file FILE, or - to read stdin")
