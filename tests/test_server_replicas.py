@@ -24,9 +24,9 @@ def _free_port() -> int:
         return int(probe.getsockname()[1])
 
 
-def _wait_ready(proc: subprocess.Popen, url: str, deadline: float) -> None:
+def _wait_ready(proc: subprocess.Popen, url: str, out: Path, deadline: float) -> None:
     while time.monotonic() < deadline:
-        assert proc.poll() is None, proc.stdout.read().decode() if proc.stdout else ""
+        assert proc.poll() is None, out.read_text(encoding="utf-8", errors="replace")
         try:
             if httpx.get(f"{url}/readyz", timeout=5).status_code == 200:
                 return
@@ -38,8 +38,11 @@ def _wait_ready(proc: subprocess.Popen, url: str, deadline: float) -> None:
 
 @pytest.fixture
 def replicas(tmp_path: Path, pg_url: str) -> Iterator[list[str]]:
-    """The URLs of two ``selfheal serve --db <PostgreSQL>`` processes (logs in ``tmp_path/a``, ``/b``)."""
-    procs, urls = [], []
+    """The URLs of two ``selfheal serve --db <PostgreSQL>`` processes (logs in ``tmp_path/a``, ``/b``).
+
+    Each one's output goes to ``serve.out`` in its directory, not to a pipe: a pipe nobody reads
+    while the test runs would stop the server at its next line once full."""
+    procs, urls, outs = [], [], []
     try:
         for name in ("a", "b"):
             port = _free_port()
@@ -47,25 +50,25 @@ def replicas(tmp_path: Path, pg_url: str) -> Iterator[list[str]]:
             argv = selfheal_argv(
                 "serve", "--port", str(port), "--db", pg_url, *set_args(graph_overrides(tmp_path / name))
             )
-            procs.append(
-                subprocess.Popen(
-                    argv,
-                    cwd=tmp_path / name,
-                    env=process_env(),
-                    stdout=subprocess.PIPE,
-                    stderr=subprocess.STDOUT,
+            out = tmp_path / name / "serve.out"
+            with out.open("wb") as sink:
+                procs.append(
+                    subprocess.Popen(
+                        argv, cwd=tmp_path / name, env=process_env(), stdout=sink, stderr=subprocess.STDOUT
+                    )
                 )
-            )
             urls.append(f"http://127.0.0.1:{port}")
+            outs.append(out)
         deadline = time.monotonic() + 300
-        for proc, url in zip(procs, urls, strict=True):
-            _wait_ready(proc, url, deadline)
+        for proc, url, out in zip(procs, urls, outs, strict=True):
+            _wait_ready(proc, url, out, deadline)
         yield urls
     finally:
         for proc in procs:
             proc.send_signal(signal.SIGTERM)
-        for proc in procs:
-            output = proc.communicate(timeout=120)[0].decode()
+        for proc, out in zip(procs, outs, strict=True):
+            proc.wait(timeout=120)
+            output = out.read_text(encoding="utf-8", errors="replace")
             assert "Traceback" not in output, output
 
 
