@@ -84,15 +84,29 @@ class Storage:
         if self.kind != "sqlite" or not conns:
             yield
             return
-        before = [conn.execute("PRAGMA synchronous").fetchone()[0] for conn in conns]
-        for conn in conns:
-            conn.execute("PRAGMA synchronous=NORMAL")
+        from selfheal.logs.jsonl import StorageError
+
+        where = Path(self.claims.db.where)
+        try:
+            before = [conn.execute("PRAGMA synchronous").fetchone()[0] for conn in conns]
+            for conn in conns:
+                conn.execute("PRAGMA synchronous=NORMAL")
+        except sqlite3.Error as exc:
+            raise StorageError.wrap("write", where, exc) from None
+        failed = False
         try:
             yield
+        except BaseException:
+            failed = True
+            raise
         finally:
-            for conn, level in zip(conns, before, strict=True):
-                conn.execute(f"PRAGMA synchronous={int(level)}")
-            conns[0].execute("PRAGMA wal_checkpoint(FULL)")
+            try:
+                for conn, level in zip(conns, before, strict=True):
+                    conn.execute(f"PRAGMA synchronous={int(level)}")
+                conns[0].execute("PRAGMA wal_checkpoint(FULL)")
+            except sqlite3.Error as exc:  # a full disk, say: one line, unless the block failed first
+                if not failed:
+                    raise StorageError.wrap("write", where, exc) from None
 
     def close(self) -> None:
         """Close the connections (idempotent)."""
