@@ -58,7 +58,7 @@ from pathlib import Path
 from typing import Any
 
 from selfheal.config import Config
-from selfheal.logs.jsonl import Appended, append_line, sync_file
+from selfheal.logs.jsonl import Appended, StorageError, append_line, sync_file
 from selfheal.vocabulary import PENDING_REVIEW
 
 JSONL_NAME = "app.jsonl"
@@ -208,7 +208,10 @@ class LogWriter:
         self.jsonl_path = Path(config.paths.log_dir) / JSONL_NAME
         self._logger: logging.Logger | None = None
         self._journal: contextvars.ContextVar[list[Appended]] = contextvars.ContextVar("journal")
-        self._unsynced: set[Path] | None = None  # inside batched_sync(): files to fsync at its end
+        # inside batched_sync(): the files to fsync at its end (per thread, like the journal)
+        self._unsynced: contextvars.ContextVar[set[Path] | None] = contextvars.ContextVar(
+            "unsynced", default=None
+        )
 
     @property
     def journal(self) -> list[Appended]:
@@ -234,9 +237,10 @@ class LogWriter:
     def write(self, record: dict[str, Any]) -> Appended:
         """Append ``record`` (one whole line or nothing; ``StorageError`` on failure), then log its
         summary to ``app.log``."""
-        appended = append_line(self.jsonl_path, record, sync=self._unsynced is None)
-        if self._unsynced is not None:
-            self._unsynced.add(self.jsonl_path)
+        unsynced = self._unsynced.get()
+        appended = append_line(self.jsonl_path, record, sync=unsynced is None)
+        if unsynced is not None:
+            unsynced.add(self.jsonl_path)
         self.journal.append(appended)
         level = logging.WARNING if record["final_decision"]["via"] == PENDING_REVIEW else logging.INFO
         self.logger.log(level, summary_line(record))
@@ -247,17 +251,27 @@ class LogWriter:
         """Records written inside reach the disk together, with one ``fsync`` at the end (also
         when the block fails), instead of one each (``logging.fsync: chunk``, for ``classify``).
         A process that dies in between loses none of them (they are in the kernel already); a
-        machine that loses power may lose the block's records."""
-        if self._unsynced is not None:  # nested: the outer block syncs
+        machine that loses power may lose the block's records. A failure to sync is a
+        ``StorageError``, unless the block already failed (its error is the one raised)."""
+        if self._unsynced.get() is not None:  # nested: the outer block syncs
             yield
             return
-        self._unsynced = set()
+        paths: set[Path] = set()
+        token = self._unsynced.set(paths)
+        failed = False
         try:
             yield
+        except BaseException:
+            failed = True
+            raise
         finally:
-            paths, self._unsynced = self._unsynced, None
+            self._unsynced.reset(token)
             for path in sorted(paths):
-                sync_file(path)
+                try:
+                    sync_file(path)
+                except StorageError:
+                    if not failed:
+                        raise
 
     def event(self, message: str, level: int = logging.INFO) -> None:
         """Log something that is not a decision (start-up, model loading, errors)."""

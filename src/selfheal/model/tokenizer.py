@@ -6,7 +6,7 @@ Inference needs only the fast (Rust) tokenizer that ``tokenizer.json`` describes
 (``tokenizer(texts)["input_ids"]``, the special-token ids). Importing transformers (and with it
 torch) costs more than a second at start-up; with ONNX Runtime exports in the cache, loading a
 checkpoint then imports neither. The ids are those of ``AutoTokenizer`` on the same directory
-(``tests/test_tokenizer.py`` compares them on the test split and on odd inputs).
+(``tests/test_tokenizer.py`` compares them on validation texts and on odd inputs).
 
 :func:`load_tokenizer` falls back to ``AutoTokenizer`` for a directory without ``tokenizer.json``
 (a slow, vocab-file-only tokenizer).
