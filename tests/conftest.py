@@ -320,6 +320,19 @@ def selfheal_argv(*args: str) -> list[str]:
     return [sys.executable, "-m", "selfheal", *args]
 
 
+def close_terminal(child: Any) -> int | None:
+    """Close a pexpect child whose output has ended and return its exit status.
+
+    Waits for the process itself to exit first: its terminal can close while it is still
+    flushing files and tearing down threads, and ``close()`` alone would then kill it
+    (``exitstatus`` None) on a slow machine.
+    """
+    if child.isalive():
+        child.wait()
+    child.close()
+    return child.exitstatus
+
+
 def process_env(**extra: str) -> dict[str, str]:
     """The environment of a real ``selfheal`` process: this one's, offline, no colours, with the
     source tree these tests import first on ``PYTHONPATH``."""

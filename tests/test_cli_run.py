@@ -10,6 +10,7 @@ import sys
 
 import pexpect
 
+from conftest import close_terminal
 from selfheal.labels import MOVIE_LABELS
 
 TEXTS = ["The movie was painfully slow and boring.", "It has its moments.", "Not bad, not good, just there."]
@@ -50,9 +51,10 @@ def test_run_asks_for_clarification_and_logs_the_answer(tmp_path, cli, classifie
         child.sendline("quit")
         child.expect(r"Bye: 1 request \(0 by the model, 1 clarified by you, .*\)\. Log: .*app\.jsonl")
         child.expect(pexpect.EOF)
+        status = close_terminal(child)
     finally:
         child.close()
-    assert child.exitstatus == 0
+    assert status == 0
 
     (line,) = (tmp_path / "logs" / "app.jsonl").read_text().splitlines()
     record = json.loads(line)
@@ -118,9 +120,10 @@ def test_quit_at_the_question_leaves_it_pending_and_says_goodbye(tmp_path, cli):
             r"Bye: 1 request \(0 by the model, 0 clarified by you, .* 1 pending review, 0 not a review \(you said\)\)\. Log: "
         )
         child.expect(pexpect.EOF)
+        status = close_terminal(child)
     finally:
         child.close()
-    assert child.exitstatus == 0
+    assert status == 0
 
     (line,) = (tmp_path / "logs" / "app.jsonl").read_text().splitlines()
     record = json.loads(line)

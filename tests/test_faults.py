@@ -25,7 +25,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import REPO, graph_overrides, process_env, selfheal_argv, set_args
+from conftest import REPO, close_terminal, graph_overrides, process_env, selfheal_argv, set_args
 from selfheal.logs.decisions import APP_LOG_NAME, JSONL_NAME
 from selfheal.logs.jsonl import StorageError, append_line, read_lines, undo_append
 from selfheal.model.checkpoint import (
@@ -501,8 +501,7 @@ def test_run_on_a_disk_that_fills_up_exits_with_one_error_line_and_keeps_earlier
         fill(fs)
         child.sendline("Dull and far too long. " * 100)
         child.expect(pexpect.EOF)
-        child.close()
-        assert child.exitstatus == 2
+        assert close_terminal(child) == 2
         errors = [line for line in child.before.splitlines() if line.startswith("error: ")]
         assert len(errors) == 1 and "Traceback" not in child.before
         assert str(fs / "logs") in errors[0]

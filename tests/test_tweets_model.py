@@ -8,7 +8,7 @@ import json
 
 import pexpect
 
-from conftest import REPO, process_env, selfheal_argv
+from conftest import REPO, close_terminal, process_env, selfheal_argv
 from selfheal.model.checkpoint import checkpoint_labels
 
 TWEETS = REPO / "models" / "tweets-3class"
@@ -69,9 +69,10 @@ def test_multiple_choice_in_a_real_terminal(tmp_path):
         child.expect_exact(PROMPT)
         child.sendline("quit")
         child.expect(pexpect.EOF)
+        status = close_terminal(child)
     finally:
         child.close()
-    assert child.exitstatus == 0
+    assert status == 0
 
     first, second = (json.loads(line) for line in (tmp_path / "logs" / "app.jsonl").read_text().splitlines())
     for record in (first, second):
