@@ -1,6 +1,6 @@
 """Issue 14's speed figures, each a ratio to a baseline measured in the same run.
 
-    .venv/bin/python benchmarks/bench_speed.py [--only NAME ...] [--baseline-rev REV]
+    .venv/bin/python benchmarks/bench_speed.py [--only NAME ...] [--baseline-rev REV] [--set KEY=VALUE ...]
     make bench
 
 "Today" (the baseline of the start-up and of the old classify path) is the code at
@@ -11,7 +11,9 @@ the LoRA-only request) are the old code paths, kept callable for this (``runtime
 
 The texts are the 1,276 test-split snippets (timing only: nothing is fitted on them). Prints a
 table of medians and the ratios the issue sets targets for; nothing is asserted (timings belong
-here, not in tests). Say which machine and load produced a figure when you copy it.
+here, not in tests). Say which machine and load produced a figure when you copy it. ``--set``
+changes the new path's config (e.g. ``--set embedder.int8=true``), in process and in the
+``selfheal classify`` runs alike.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -185,6 +188,24 @@ def load_classifier(**kwargs: object) -> Any:
     return classifier
 
 
+@dataclass
+class Setup:
+    """The new path: config.yaml with the benchmark's ``--set`` overrides (``sets``)."""
+
+    config: Any
+    sets: list[str]
+
+    def classifier(self) -> Any:
+        """The shipped checkpoint loaded as this config says (runtime, threads, embedder.int8)."""
+        from selfheal.model.classifier import Classifier
+
+        return Classifier.from_config(self.config)
+
+    def __str__(self) -> str:
+        int8 = ", embedder.int8" if self.config.embedder.int8 else ""
+        return f"runtime {self.config.model.runtime}{int8}"
+
+
 def texts_of(split: str) -> list[str]:
     """The texts of one split of the movie data (the shipped model's splits)."""
     from selfheal.data import prepare_splits
@@ -205,41 +226,41 @@ def median_ms(run: Callable[[str], object], texts: list[str]) -> float:
     return 1000 * statistics.median(timed(lambda t=t: run(t)) for t in texts)
 
 
-def bench_ensemble(report: Report, runtime: str, test: list[str]) -> float:
+def bench_ensemble(report: Report, new: Setup, test: list[str]) -> float:
     """Batched ensemble throughput, today's ``Classifier.predict`` against the configured runtime's;
     returns the new path's texts/s (the bare batched forward of the classify benchmark)."""
     print(f"ensemble: Classifier.predict on the {len(test)} test texts, one call", flush=True)
     old = load_classifier(baseline=True)
     old.predict(test[:16])
     old_s = timed(lambda: old.predict(test))
-    new = load_classifier(runtime=runtime)
-    new.predict(test[:16])
-    new_s = timed(lambda: new.predict(test))
+    model = new.classifier()
+    model.predict(test[:16])
+    new_s = timed(lambda: model.predict(test))
     report.row(
         "Classifier.predict, today's path (torch, LoRA unmerged, input order)",
         f"{len(test) / old_s:.1f} texts/s",
     )
     report.row(
-        f"Classifier.predict, runtime {runtime} (merged/exported, length-sorted)",
+        f"Classifier.predict, {new} (merged/exported, length-sorted)",
         f"{len(test) / new_s:.1f} texts/s",
     )
     report.ratio("batched ensemble throughput, new / today", old_s / new_s, ">= 3")
     return len(test) / new_s
 
 
-def bench_request(report: Report, runtime: str, texts: list[str]) -> None:
+def bench_request(report: Report, new: Setup, texts: list[str]) -> None:
     """One interactive request: the full ensemble now against today's LoRA-MiniLM-only request."""
     print(f"request: Classifier.predict([text]), median of {len(texts)} validation texts", flush=True)
     lora_only = load_classifier(baseline=True, use_embedder=False)
     base = median_ms(lambda t: lora_only.predict([t]), texts)
-    full = load_classifier(runtime=runtime)
+    full = new.classifier()
     now = median_ms(lambda t: full.predict([t]), texts)
     report.row("one request, today's LoRA-MiniLM-only path (+ TF-IDF, no embedder)", f"{base:.1f} ms")
-    report.row(f"one request, full ensemble, runtime {runtime}", f"{now:.1f} ms")
+    report.row(f"one request, full ensemble, {new}", f"{now:.1f} ms")
     report.ratio("one request, full ensemble now / LoRA-only today", now / base, "<= 1.5")
 
 
-def bench_graph(report: Report, runtime: str, texts: list[str], work: Path) -> None:
+def bench_graph(report: Report, new: Setup, texts: list[str], work: Path) -> None:
     """The whole graph per request against the bare model call of the same model."""
     from selfheal.config import load_config
     from selfheal.graph.services import Services
@@ -247,9 +268,9 @@ def bench_graph(report: Report, runtime: str, texts: list[str], work: Path) -> N
 
     print(f"graph: per request, median of {len(texts)} validation texts", flush=True)
     sets = [f"paths.log_dir={work / 'graph-logs'}", f"paths.clarified={work / 'clarified.jsonl'}"]
-    sets.append(f"model.runtime={runtime}")
+    sets += new.sets
     accepted = load_config(REPO / "config.yaml", [*sets, "thresholds.accept=0", "thresholds.clarify=0"])
-    classifier = load_classifier(runtime=runtime)
+    classifier = new.classifier()
     session = Session(Services(accepted, classifier=classifier))
     # interleaved, text by text (bare forward, then the whole graph on the same text), 3 rounds:
     # a single forward varies by 10% from call to call, more than the graph costs
@@ -270,22 +291,22 @@ def bench_graph(report: Report, runtime: str, texts: list[str], work: Path) -> N
         paused.resume(outcome.request_id, "y")
 
     cycle = median_ms(pause_and_resume, texts)
-    report.row(f"bare Classifier.predict([text]), runtime {runtime} (interleaved)", f"{bare:.1f} ms")
+    report.row(f"bare Classifier.predict([text]), {new} (interleaved)", f"{bare:.1f} ms")
     report.row("whole graph, accepted request (Session.start, interleaved)", f"{whole:.1f} ms")
     report.row("whole graph, asked, paused, answered (start + resume)", f"{cycle:.1f} ms")
     report.row("checkpoint cost of a paused request (pause+resume - bare)", f"{cycle - bare:.1f} ms")
     report.ratio("whole graph per accepted request / bare forward", whole / bare, "<= 1.15")
 
 
-def bench_classify(report: Report, bare_rate: float, test: list[str], work: Path) -> None:
+def bench_classify(report: Report, new: Setup, bare_rate: float, test: list[str], work: Path) -> None:
     """``selfheal classify --json --file`` on the test texts: its marginal throughput (the wall
     time of N texts minus that of 1, so model loading cancels) against the bare batched forward."""
     print(f"classify: selfheal classify --json --file, {len(test)} texts against 1", flush=True)
     env = env_for(REPO / "src")
     many = write_lines(work / "test.txt", test, len(test))
     one = write_lines(work / "one.txt", test, 1)
-    wall_one, _ = run_measured(classify_argv(one, work / "c1"), env, work)
-    wall_many, _ = run_measured(classify_argv(many, work / "cn"), env, work)
+    wall_one, _ = run_measured(classify_argv(one, work / "c1", *new.sets), env, work)
+    wall_many, _ = run_measured(classify_argv(many, work / "cn", *new.sets), env, work)
     rate = (len(test) - 1) / (wall_many - wall_one)
     report.row("selfheal classify --file, 1 text (start-up and loading)", f"{wall_one:.1f} s")
     report.row(
@@ -295,8 +316,8 @@ def bench_classify(report: Report, bare_rate: float, test: list[str], work: Path
     report.row("selfheal classify --file, marginal throughput", f"{rate:.1f} texts/s")
     report.ratio("classify --file marginal throughput / bare batched predict", rate / bare_rate, ">= 0.8")
     per_record = "logging.fsync=record"  # one fsync of app.jsonl per record instead of per input chunk
-    wall_one, _ = run_measured(classify_argv(one, work / "k1", per_record), env, work)
-    wall_many, _ = run_measured(classify_argv(many, work / "kn", per_record), env, work)
+    wall_one, _ = run_measured(classify_argv(one, work / "k1", *new.sets, per_record), env, work)
+    wall_many, _ = run_measured(classify_argv(many, work / "kn", *new.sets, per_record), env, work)
     rate = (len(test) - 1) / (wall_many - wall_one)
     report.row(f"selfheal classify --file --set {per_record}, marginal throughput", f"{rate:.1f} texts/s")
     report.ratio(
@@ -315,14 +336,14 @@ def bench_startup(report: Report, rev: str, text: str, repeat: int, work: Path) 
     report.ratio("start-up speed-up, today / now", old / new, ">= 2")
 
 
-def bench_memory(report: Report, test: list[str], lines: int, work: Path) -> None:
+def bench_memory(report: Report, new: Setup, test: list[str], lines: int, work: Path) -> None:
     """Peak RSS of ``selfheal classify --file`` on 1,000 lines against ``lines`` lines."""
     print(f"memory: peak RSS of selfheal classify --file, 1000 against {lines} lines", flush=True)
     env = env_for(REPO / "src")
     small = write_lines(work / "small.txt", test, 1000)
     big = write_lines(work / "big.txt", test, lines)
-    _, rss_small = run_measured(classify_argv(small, work / "m1"), env, work)
-    wall, rss_big = run_measured(classify_argv(big, work / "m2"), env, work)
+    _, rss_small = run_measured(classify_argv(small, work / "m1", *new.sets), env, work)
+    wall, rss_big = run_measured(classify_argv(big, work / "m2", *new.sets), env, work)
     report.row("peak RSS, classify 1,000 lines", f"{rss_small:.0f} MiB")
     report.row(f"peak RSS, classify {lines:,} lines", f"{rss_big:.0f} MiB ({wall:.0f} s)")
     report.ratio(f"peak RSS {lines:,} lines / 1,000 lines", rss_big / rss_small, "<= 1.2")
@@ -342,12 +363,16 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=30, help="validation texts timed one by one")
     parser.add_argument("--repeat", type=int, default=3, help="start-up runs per side")
     parser.add_argument("--memory-lines", type=int, default=100_000, help="lines of the large file")
+    parser.add_argument(
+        "--set", action="append", default=[], dest="overrides", help="a config override of the new path"
+    )
     args = parser.parse_args()
     from selfheal.config import load_config
     from selfheal.model.checkpoint import quiet_hf
 
     quiet_hf()
-    runtime = args.runtime or load_config(REPO / "config.yaml").model.runtime
+    overrides = [*args.overrides, *([f"model.runtime={args.runtime}"] if args.runtime else [])]
+    new = Setup(load_config(REPO / "config.yaml", overrides), overrides)
     report = Report()
     work = Path(tempfile.mkdtemp(prefix="selfheal-bench-"))
     print(f"load average at the start: {' '.join(f'{x:.2f}' for x in os.getloadavg())}", flush=True)
@@ -355,17 +380,17 @@ def main() -> None:
     requests = texts_of("validation")[: args.requests]
     bare_rate = None
     if "ensemble" in args.only or "classify" in args.only:
-        bare_rate = bench_ensemble(report, runtime, test)
+        bare_rate = bench_ensemble(report, new, test)
     if "request" in args.only:
-        bench_request(report, runtime, requests)
+        bench_request(report, new, requests)
     if "graph" in args.only:
-        bench_graph(report, runtime, requests, work)
+        bench_graph(report, new, requests, work)
     if "classify" in args.only and bare_rate is not None:
-        bench_classify(report, bare_rate, test, work)
+        bench_classify(report, new, bare_rate, test, work)
     if "startup" in args.only:
         bench_startup(report, args.baseline_rev, requests[0], args.repeat, work)
     if "memory" in args.only:
-        bench_memory(report, test, args.memory_lines, work)
+        bench_memory(report, new, test, args.memory_lines, work)
     report.print()
 
 

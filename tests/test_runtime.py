@@ -69,6 +69,16 @@ def int8_classifier(onnx_cache, onnx_classifier):
         os.environ.pop("SELFHEAL_CACHE") if saved is None else os.environ.update(SELFHEAL_CACHE=saved)
 
 
+@pytest.fixture(scope="session")
+def int8_embedder_classifier(onnx_cache, onnx_classifier):
+    """``embedder.int8``: the embedder's int8 export too (it keeps some MatMuls in fp32)."""
+    saved = os.environ.get("SELFHEAL_CACHE")
+    try:
+        return _load(onnx_cache, runtime="onnx-int8", embedder_int8=True, use_knowability=False)
+    finally:
+        os.environ.pop("SELFHEAL_CACHE") if saved is None else os.environ.update(SELFHEAL_CACHE=saved)
+
+
 # --- torch: the merged adapter, length-sorted batches, one tokenization ---------------------------
 
 
@@ -151,6 +161,38 @@ def test_onnx_int8_agreement(int8_classifier, shipped_classifier, val_texts):
         f"int8 argmax agreement with torch on {len(val_texts)} validation texts: MiniLM {raw:.1%}, ensemble {ensemble:.1%}"
     )
     assert raw >= 0.94 and ensemble >= 0.96
+
+
+def test_int8_embedder_keeps_attention_products_and_down_projections_in_fp32(
+    int8_classifier, int8_embedder_classifier, onnx_classifier, val_texts
+):
+    import onnx
+
+    from selfheal.model.embedder import EMBEDDER_FP32_RULES
+    from selfheal.model.runtime import fp32_matmuls
+
+    assert int8_classifier.exports["embedder"] == onnx_classifier.exports["embedder"]  # default: fp32
+    fp32_file, int8_file = onnx_classifier.exports["embedder"], int8_embedder_classifier.exports["embedder"]
+    assert int8_file.stat().st_size < 0.6 * fp32_file.stat().st_size
+    kept = fp32_matmuls(fp32_file, EMBEDDER_FP32_RULES)
+    assert len(kept) == 12 * 3  # per layer: query x key, probabilities x value, the 3072 -> 768 projection
+    assert len(fp32_matmuls(fp32_file, ["activation-matmuls"])) == 24
+    ops = [node.op_type for node in onnx.load(str(int8_file), load_external_data=False).graph.node]
+    assert ops.count("MatMul") == len(kept) and ops.count("MatMulInteger") == 12 * 5  # q, k, v, o, up
+    fp32 = onnx_classifier._embedder.encoder.encode(val_texts)
+    int8 = int8_embedder_classifier._embedder.encoder.encode(val_texts)
+    cosine = np.sum(fp32 * int8, axis=1) / np.linalg.norm(fp32, axis=1) / np.linalg.norm(int8, axis=1)
+    print(
+        f"int8 embedder features vs fp32 on {len(val_texts)} validation texts: cosine mean {cosine.mean():.4f}"
+    )
+    assert cosine.mean() >= 0.98 and cosine.min() >= 0.95
+
+
+def test_an_unknown_fp32_rule_is_an_error(onnx_classifier):
+    from selfheal.model.runtime import fp32_matmuls
+
+    with pytest.raises(ValueError, match="unknown fp32 rule"):
+        fp32_matmuls(onnx_classifier.exports["embedder"], ["layer-norms"])
 
 
 def test_onnx_predictions_have_the_graph_fields(onnx_classifier, val_texts):

@@ -44,12 +44,14 @@ def command(
         runtimes = [cfg.model.runtime]
     else:
         runtimes = list(ONNX_RUNTIMES)
+    from selfheal.model.backup import zero_shot_runtime
     from selfheal.model.classifier import Classifier, classifier_export_key
     from selfheal.model.embedder import (
         EmbedderNotInstalled,
         EmbeddingHead,
         SentenceEncoder,
         embedder_export_key,
+        embedder_runtime,
         resolve_embedder,
     )
     from selfheal.model.runtime import export_dir
@@ -64,10 +66,10 @@ def command(
                 with contextlib.suppress(EmbedderNotInstalled):  # the load below says so
                     path = resolve_embedder(meta.get("embedder_model"))
                     layers = _one_based(path, EmbeddingHead.load(checkpoint).layers)
-                    keys.append(embedder_export_key(path, layers, "onnx"))
+                    keys.append(embedder_export_key(path, layers, embedder_runtime(name, cfg.embedder.int8)))
             if "embedding" in cfg.backup.models:
                 base = resolve_base_model(None)
-                keys.append(embedder_export_key(base, _one_based(base, (-1,)), "onnx"))
+                keys.append(embedder_export_key(base, _one_based(base, (-1,)), zero_shot_runtime(name)))
             for key in keys:
                 shutil.rmtree(export_dir(key), ignore_errors=True)
         classifier = Classifier.load(
@@ -76,11 +78,16 @@ def command(
             use_knowability=False,
             runtime=name,
             threads=cfg.model.threads,
+            embedder_int8=cfg.embedder.int8,
         )
         exports = dict(classifier.exports)
         if "embedding" in cfg.backup.models:  # the MiniLM of the embedding zero-shot backup
             backup = SentenceEncoder(
-                resolve_base_model(None), (-1,), max_length=128, runtime=name, threads=cfg.model.threads
+                resolve_base_model(None),
+                (-1,),
+                max_length=128,
+                runtime=zero_shot_runtime(name),
+                threads=cfg.model.threads,
             )
             exports["backup embedding"] = backup.export(backup.runtime)
         for kind, path in exports.items():

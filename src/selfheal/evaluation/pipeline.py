@@ -439,6 +439,7 @@ def evaluate(config: Config, options: EvalOptions) -> EvalOutputs:
                 use_embedder=config.embedder.enabled,
                 runtime=config.model.runtime,
                 threads=config.model.threads,
+                embedder_int8=config.embedder.int8,
             )
         with run.step("loading backup models"):
             backups = BackupEnsemble(config, checkpoint).load()

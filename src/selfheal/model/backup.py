@@ -233,6 +233,12 @@ def label_descriptions(labels: LabelSet) -> dict[str, list[str]]:
     return {name: [name, f"a text about {name}"] for name in labels}
 
 
+def zero_shot_runtime(runtime: str) -> str:
+    """The runtime the zero-shot MiniLM runs on for ``model.runtime``: fp32 ONNX for ``onnx-int8``
+    too (its similarities are not re-fitted to int8 features)."""
+    return "onnx" if runtime == "onnx-int8" else runtime
+
+
 class EmbeddingZeroShotBackup:
     """Cosine similarity of mean-pooled MiniLM embeddings to label descriptions.
 
@@ -255,7 +261,12 @@ class EmbeddingZeroShotBackup:
         from selfheal.model.embedder import SentenceEncoder
 
         self.encoder = SentenceEncoder(
-            model_path, (-1,), precision="fp32", max_length=128, runtime=runtime, threads=threads
+            model_path,
+            (-1,),
+            precision="fp32",
+            max_length=128,
+            runtime=zero_shot_runtime(runtime),
+            threads=threads,
         )
         self.scale = scale
         descriptions = label_descriptions(labels)

@@ -131,6 +131,7 @@ class Classifier:
         runtime: str = "torch",
         merge: bool = True,
         threads: int | None = None,
+        embedder_int8: bool = False,
     ) -> None:
         from selfheal.model.tokenizer import load_tokenizer
 
@@ -142,6 +143,7 @@ class Classifier:
         self.max_length: int = int(self.meta["max_length"])
         self.device = device
         self.runtime = runtime
+        self.embedder_int8 = embedder_int8  # embedder.int8: the embedder on int8 too (onnx-int8)
         self.sort_by_length = True  # False: batches in input order (the benchmarks' baseline)
         self.threads = apply_threads(threads)
         self.model: Any = None  # the torch module (runtime "torch" only)
@@ -225,6 +227,7 @@ class Classifier:
             EmbedderNotInstalled,
             EmbeddingHead,
             SentenceEncoder,
+            embedder_runtime,
             resolve_embedder,
         )
 
@@ -235,7 +238,11 @@ class Classifier:
             logger.warning("ensemble without the sentence embedder (%s)", exc)
             return None
         encoder = SentenceEncoder(
-            path, head.layers, max_length=self.max_length, runtime=self.runtime, threads=self.threads
+            path,
+            head.layers,
+            max_length=self.max_length,
+            runtime=embedder_runtime(self.runtime, self.embedder_int8),
+            threads=self.threads,
         )
         return EmbedderMember(encoder, head)
 
@@ -270,10 +277,12 @@ class Classifier:
         runtime: str = "torch",
         merge: bool = True,
         threads: int | None = None,
+        embedder_int8: bool = False,
     ) -> Classifier:
         """Load the configured checkpoint (the shipped one for ``None``) for ``runtime`` (``torch``,
         ``onnx``, ``onnx-int8``: both encoders); ``merge=False`` keeps the torch model's LoRA
-        adapter unmerged (the slower path of earlier versions); ``threads`` as ``model.threads``."""
+        adapter unmerged (the slower path of earlier versions); ``threads`` as ``model.threads``;
+        ``embedder_int8`` as ``embedder.int8``."""
         return cls(
             resolve_checkpoint(path),
             use_temperature=use_temperature,
@@ -282,6 +291,7 @@ class Classifier:
             runtime=runtime,
             merge=merge,
             threads=threads,
+            embedder_int8=embedder_int8,
         )
 
     @classmethod
@@ -295,6 +305,7 @@ class Classifier:
             use_knowability=config.knowability.enabled,
             runtime=config.model.runtime,
             threads=config.model.threads,
+            embedder_int8=config.embedder.int8,
         )
 
     @property
