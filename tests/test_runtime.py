@@ -188,6 +188,14 @@ def test_int8_embedder_keeps_attention_products_and_down_projections_in_fp32(
     assert cosine.mean() >= 0.98 and cosine.min() >= 0.95
 
 
+def test_onnx_sessions_do_not_spin_between_requests(int8_classifier):
+    """Idle ONNX Runtime threads sleep: the next session of the same request gets the cores."""
+    sessions = [int8_classifier._encoder.session, int8_classifier._embedder.encoder._encoder.session]
+    for session in sessions:
+        entries = session.get_session_options().get_session_config_entry("session.intra_op.allow_spinning")
+        assert entries == "0"
+
+
 def test_an_unknown_fp32_rule_is_an_error(onnx_classifier):
     from selfheal.model.runtime import fp32_matmuls
 

@@ -80,7 +80,8 @@ class ModelConfig(_Section):
         (a log-linear ensemble); ``auto`` fits it on validation NLL, ``0`` turns it off.
     runtime: how both encoders (the MiniLM and the sentence embedder) run at inference: ``torch``
         (the LoRA adapter merged into the weights at load time), ``onnx`` (ONNX Runtime, fp32) or
-        ``onnx-int8`` (the MiniLM with dynamic int8 weights, the embedder fp32); the ONNX files are
+        ``onnx-int8`` (the MiniLM with dynamic int8 weights, the embedder fp32 unless
+        ``embedder.int8``); the ONNX files are
         exported into ``$SELFHEAL_CACHE/onnx`` on first use or by ``selfheal export-onnx``.
     threads: intra-op threads of torch and ONNX Runtime; ``null`` = ``OMP_NUM_THREADS`` when it
         is set, else the cores available to the process.
