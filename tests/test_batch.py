@@ -8,6 +8,7 @@ comes before the input ends. Real model, real backups, real graph, real files.
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import select
@@ -18,7 +19,7 @@ from typing import Any
 import pytest
 
 from conftest import graph_overrides, process_env, selfheal_argv, set_args
-from selfheal.inputs import line_chunks, prepare_text, raw_line_chunks
+from selfheal.inputs import chunk_sizes, line_chunks, prepare_text, raw_line_chunks
 from selfheal.logs.decisions import JSONL_NAME
 from selfheal.vocabulary import ACCEPT, ASK_CLARIFY, MODEL, PENDING_REVIEW, UNKNOWABLE
 
@@ -152,6 +153,18 @@ def test_a_file_is_read_in_chunks_of_the_configured_size(tmp_path):
     with path.open("rb") as fh:
         sizes = [len(chunk) for chunk in raw_line_chunks(fh, 4)]
     assert sizes == [4, 4, 2]
+
+
+def test_chunks_start_small_and_double_up_to_the_largest(tmp_path):
+    sizes = chunk_sizes(8, 2)
+    assert [next(sizes) for _ in range(6)] == [2, 4, 8, 8, 8, 8]
+    assert next(chunk_sizes(8)) == 8 and next(chunk_sizes(8, 100)) == 8  # never above the largest
+    path = tmp_path / "lines.txt"
+    path.write_bytes(b"".join(f"line {i}\n".encode() for i in range(20)))
+    with path.open("rb") as fh:
+        assert [len(chunk) for chunk in raw_line_chunks(fh, chunk_sizes(8, 2))] == [2, 4, 8, 6]
+    stream = io.BytesIO(path.read_bytes())  # an in-memory stream (no descriptor) the same way
+    assert [len(chunk) for chunk in raw_line_chunks(stream, chunk_sizes(8, 2))] == [2, 4, 8, 6]
 
 
 def test_classify_in_chunks_smaller_than_the_input_prints_and_logs_in_input_order(cli, tmp_path):

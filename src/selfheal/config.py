@@ -273,13 +273,18 @@ class InputConfig(_Section):
 
     max_chars: longer texts are cut to this many characters (after cleaning) before the model,
         which itself reads at most ``data.max_length`` tokens; the log record says so.
-    chunk_size: ``selfheal classify`` reads a file or stdin this many lines at a time, runs the
-        model over them in one batch, then decides and prints them; stdin also ends a chunk
-        early when no more lines are ready, so each typed line is answered at once.
+    chunk_size: ``selfheal classify`` reads a file or stdin at most this many lines at a time,
+        runs the model over them in one batch, then decides and prints them; stdin also ends a
+        chunk early when no more lines are ready, so each typed line is answered at once.
+    first_chunk_size: the first chunk of a file or stdin has this many lines, and each next one
+        twice as many up to ``chunk_size``: the first answers come after a small batch, the rest
+        in large ones (length-sorted batches pad less when there are more texts to sort: the
+        model runs 12% slower over chunks of 256 texts than over 1,276 at once).
     """
 
     max_chars: int = Field(5000, ge=16, le=1_000_000)
-    chunk_size: int = Field(256, ge=1, le=100_000)
+    chunk_size: int = Field(1024, ge=1, le=100_000)
+    first_chunk_size: int = Field(64, ge=1, le=100_000)
 
 
 class FallbackConfig(_Section):
@@ -320,7 +325,7 @@ class LoggingConfig(_Section):
     """The human-readable rotating log ``app.log`` (``app.jsonl`` is always written).
 
     fsync: when the ``app.jsonl`` lines of ``selfheal classify`` reach the disk: ``chunk`` (the
-        default: one ``fsync`` per ``input.chunk_size`` records; a process that dies loses none of
+        default: one ``fsync`` per input chunk (``input.chunk_size``); a process that dies loses none of
         them, they are in the kernel already; a machine that loses power may lose the last
         chunk's) or ``record`` (one ``fsync`` per record, before the next request). Every other
         command (``run``, ``review``, the server) syncs each record.

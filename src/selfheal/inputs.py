@@ -74,14 +74,30 @@ def _ready(fd: int) -> bool:
         return True
 
 
-def raw_line_chunks(stream: BinaryIO, size: int) -> Iterator[list[bytes]]:
-    """The lines of ``stream`` (each with its newline), in lists of at most ``size``.
+def chunk_sizes(largest: int, first: int | None = None) -> Iterator[int]:
+    """Chunk sizes that start at ``first`` (default: ``largest``) and double up to ``largest``:
+    the first results of a long input come after a small batch, the rest in large ones."""
+    size = max(1, min(first or largest, largest))
+    while True:
+        yield size
+        size = min(2 * size, largest)
 
-    Nothing is read ahead beyond one block: a list ends at ``size`` lines, or earlier when the
+
+def raw_line_chunks(stream: BinaryIO, size: int | Iterable[int]) -> Iterator[list[bytes]]:
+    """The lines of ``stream`` (each with its newline), in lists of at most ``size`` (a number,
+    or the sizes of successive lists, e.g. :func:`chunk_sizes`).
+
+    Nothing is read ahead beyond one block: a list ends at its size, or earlier when the
     input has no more bytes ready (a pipe whose writer has not written more yet), so a caller
     that handles each list as it comes answers a line typed into stdin before the input ends,
     and memory stays flat on a file of any length.
     """
+    sizes: Iterator[int] = iter(()) if isinstance(size, int) else iter(size)
+    limit = size if isinstance(size, int) else next(sizes)
+
+    def advance() -> int:
+        return next(sizes, limit)
+
     try:
         fd = stream.fileno()
     except (OSError, AttributeError, ValueError):
@@ -90,9 +106,9 @@ def raw_line_chunks(stream: BinaryIO, size: int) -> Iterator[list[bytes]]:
         chunk: list[bytes] = []
         for raw in stream:
             chunk.append(raw)
-            if len(chunk) >= size:
+            if len(chunk) >= limit:
                 yield chunk
-                chunk = []
+                chunk, limit = [], advance()
         if chunk:
             yield chunk
         return
@@ -101,12 +117,12 @@ def raw_line_chunks(stream: BinaryIO, size: int) -> Iterator[list[bytes]]:
     pending: list[bytes] = []
     rest = b""
     while True:
-        while len(pending) >= size:
-            yield pending[:size]
-            pending = pending[size:]
+        while len(pending) >= limit:
+            yield pending[:limit]
+            pending, limit = pending[limit:], advance()
         if pending and not _ready(fd):
             yield pending
-            pending = []
+            pending, limit = [], advance()
         block = os.read(fd, 1 << 16)
         if not block:
             break
@@ -116,11 +132,11 @@ def raw_line_chunks(stream: BinaryIO, size: int) -> Iterator[list[bytes]]:
     if rest:
         pending.append(rest)
     while pending:
-        yield pending[:size]
-        pending = pending[size:]
+        yield pending[:limit]
+        pending, limit = pending[limit:], advance()
 
 
-def line_chunks(stream: BinaryIO, source: str, size: int) -> Iterator[list[tuple[int, str]]]:
+def line_chunks(stream: BinaryIO, source: str, size: int | Iterable[int]) -> Iterator[list[tuple[int, str]]]:
     """``(line number, text)`` of the non-blank lines of ``stream``, decoded a list at a time as
     :func:`raw_line_chunks` reads them (a list may be empty: all its lines blank). A line that is
     not UTF-8 raises :class:`InputError` before any line of its list is given out."""

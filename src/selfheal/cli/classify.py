@@ -27,7 +27,7 @@ from selfheal.cli.common import (
     user_errors,
 )
 from selfheal.config import Config
-from selfheal.inputs import InputError, check_utf8, line_chunks
+from selfheal.inputs import InputError, check_utf8, chunk_sizes, line_chunks
 
 if TYPE_CHECKING:
     from selfheal.graph.session import Session
@@ -46,9 +46,13 @@ def check_file(file: Path) -> None:
         raise InputError(f"cannot read {file}: {exc.strerror or exc}") from None
 
 
-def input_chunks(texts: list[str], file: Path | None, size: int) -> Iterator[list[Input]]:
+def input_chunks(
+    texts: list[str], file: Path | None, size: int, first: int | None = None
+) -> Iterator[list[Input]]:
     """The inputs in order (the arguments, ``-`` = stdin one text per line, then ``--file``), in
-    lists of at most ``size``, read as they are needed: nothing holds the whole input, and a
+    lists of at most ``size`` (the lists of stdin and of the file start at ``first`` lines and
+    double up to ``size``, see :func:`selfheal.inputs.chunk_sizes`), read as they are needed:
+    nothing holds the whole input, and a
     list from stdin ends early when no more lines are ready (see
     :func:`selfheal.inputs.raw_line_chunks`). A list may be empty (blank lines only)."""
     args: list[Input] = []
@@ -62,14 +66,14 @@ def input_chunks(texts: list[str], file: Path | None, size: int) -> Iterator[lis
         if args:
             yield args
             args = []
-        for chunk in line_chunks(sys.stdin.buffer, "stdin", size):
+        for chunk in line_chunks(sys.stdin.buffer, "stdin", chunk_sizes(size, first)):
             yield [(f"stdin:{n}", line) for n, line in chunk]
     if args:
         yield args
     if file is not None:
         try:
             with Path(file).open("rb") as fh:
-                for chunk in line_chunks(fh, str(file), size):
+                for chunk in line_chunks(fh, str(file), chunk_sizes(size, first)):
                     yield [(f"{file}:{n}", line) for n, line in chunk]
         except OSError as exc:
             raise InputError(f"cannot read {file}: {exc.strerror or exc}") from None
@@ -137,7 +141,8 @@ def classify(
 ) -> None:
     """The ``selfheal classify`` command body.
 
-    The input is read ``input.chunk_size`` lines at a time; each chunk is decided the batched way
+    The input is read in chunks of ``input.first_chunk_size`` lines doubling up to
+    ``input.chunk_size``; each chunk is decided the batched way
     (:meth:`selfheal.graph.session.Session.start_many`: one model call over the chunk, then the
     graph per text, in order) and printed before the next is read: JSON lines one per decision,
     the table row by row under one header. ``db``: the database of paused requests (``--db``).
@@ -172,7 +177,7 @@ def _classify_chunks(
     end, instead of one by one."""
     config = session.config
     counts = Counts()
-    chunks = input_chunks(texts, file, config.input.chunk_size)
+    chunks = input_chunks(texts, file, config.input.chunk_size, config.input.first_chunk_size)
     per_chunk = config.logging.fsync == "chunk"
     while True:
         try:
