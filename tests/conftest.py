@@ -321,7 +321,8 @@ def selfheal_argv(*args: str) -> list[str]:
 
 
 def close_terminal(child: Any) -> int | None:
-    """Close a pexpect child whose output has ended and return its exit status.
+    """Close a pexpect child whose output has ended and return its exit status (``-N`` if signal
+    ``N`` killed it).
 
     Waits for the process itself to exit first: its terminal can close while it is still
     flushing files and tearing down threads, and ``close()`` alone would then kill it
@@ -330,7 +331,7 @@ def close_terminal(child: Any) -> int | None:
     if child.isalive():
         child.wait()
     child.close()
-    return child.exitstatus
+    return child.exitstatus if child.exitstatus is not None else -child.signalstatus  # -N: signal N
 
 
 def process_env(**extra: str) -> dict[str, str]:

@@ -71,6 +71,11 @@ class BackgroundSession:
         """Still importing or loading something."""
         return self._thread.is_alive()
 
+    def wait_idle(self) -> None:
+        """Wait until the loader thread has finished (the backups load after the session is ready)."""
+        if self._thread.is_alive():
+            self._thread.join()
+
     def _load(self) -> None:
         try:
             start = time.perf_counter()
@@ -273,7 +278,14 @@ def run(config: Config, db: str | None = None) -> None:
         errors.print(message, style="dim", markup=False)
 
     provider = BackgroundSession(config, notify, db)
-    counts = run_loop(provider, config, TerminalPrompter(), printer, notify)
+    try:
+        counts = run_loop(provider, config, TerminalPrompter(), printer, notify)
+    except BaseException:
+        # An error (a full disk) or Ctrl-C ends the run: let the loader finish first, because an
+        # interpreter torn down under a thread still creating an ONNX Runtime session can die by a
+        # signal instead of exiting with the error's code (seen on a loaded CI machine).
+        provider.wait_idle()
+        raise
     printer.line(summary(counts, os.path.join(str(config.paths.log_dir), JSONL_NAME)), style="dim")
     if provider.busy:
         # Still importing or loading: every record is already on disk, so leave at once rather
