@@ -111,7 +111,7 @@ class EmbedderConfig(_Section):
     precision: ``auto`` uses bfloat16 where the CPU supports it natively (about 2x faster,
         embeddings within 1e-4 cosine of fp32), else fp32.
     int8: with ``model.runtime: onnx-int8``, run this encoder on int8 weights too (its attention
-        products and feed-forward output projections stay fp32): 1.7x faster, but ``selfheal
+        products and feed-forward output projections stay fp32): about 2x faster, but ``selfheal
         eval``'s ECE moves by more than the 0.5 pt the default must keep (README, "Runtimes"),
         so it is off by default and the encoder runs on the fp32 export.
     """

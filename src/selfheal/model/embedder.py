@@ -306,7 +306,7 @@ class SentenceEncoder:
     quantizes the export's weights to int8 except the MatMuls of :data:`EMBEDDER_FP32_RULES`:
     quantizing every MatMul brought the features' cosine to the fp32 ones down to 0.92 on 400
     validation texts (and moved the head's answer on 4.5% of them), keeping those in fp32 holds it
-    at 0.99 and is still 1.7x faster than fp32 (README, "Runtimes"). The ensemble uses it only with
+    at 0.99 and is still about 2x faster than fp32 in batches (``scripts/embedder_int8_trials.py``). The ensemble uses it only with
     ``embedder.int8`` (see :func:`embedder_runtime`).
     """
 

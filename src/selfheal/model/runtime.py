@@ -184,8 +184,8 @@ class OnnxEncoder:
 
     Its threads sleep when idle instead of spinning: a request runs two or three sessions one after
     the other (the MiniLM, the embedder, a backup), and the threads of one still spinning for work
-    took the cores from the next: one full-ensemble request took 62 ms with spinning and 25 ms
-    without (``embedder.int8``; 37 ms against about 65 ms on the default, README "Speed").
+    took the cores from the next: one full-ensemble request took 76 ms with spinning and 35 ms
+    without (``benchmarks/bench_speed.py --only request``, README "Speed").
     """
 
     def __init__(self, path: Path, threads: int) -> None:
@@ -377,7 +377,7 @@ FP32_RULES: tuple[str, ...] = ("activation-matmuls", "down-projections")
 
 
 def fp32_matmuls(source: Path, rules: Sequence[str]) -> list[str]:
-    """The MatMul nodes of the ONNX file ``source`` that :func:`_quantize` keeps in fp32 by ``rules``.
+    """The MatMul nodes of the ONNX file ``source`` that :func:`quantize` is to keep in fp32 by ``rules``.
 
     - ``activation-matmuls``: a MatMul with no weight input (attention's query x key and
       probabilities x value), whose per-tensor dynamic scales lose the most;
@@ -405,21 +405,24 @@ def fp32_matmuls(source: Path, rules: Sequence[str]) -> list[str]:
     return keep
 
 
-def _quantize(source: Path, target: Path, fp32_rules: Sequence[str] = ()) -> None:
+def quantize(source: Path, target: Path, keep_fp32: Sequence[str] = ()) -> None:
     """Dynamic int8 weights, one scale per output channel (keeps 99.6% argmax agreement on the
-    shipped MiniLM, against 96.7% with one scale per tensor); the MatMuls ``fp32_rules`` name
-    (see :func:`fp32_matmuls`) stay in fp32."""
+    shipped MiniLM, against 96.7% with one scale per tensor); the MatMul nodes named in
+    ``keep_fp32`` (see :func:`fp32_matmuls`) stay in fp32."""
     import logging
 
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
-    exclude = fp32_matmuls(source, fp32_rules) if fp32_rules else []
     root = logging.getLogger()
     level = root.level
     root.setLevel(logging.ERROR)  # quantize_dynamic logs a pre-processing hint at WARNING
     try:
         quantize_dynamic(
-            str(source), str(target), weight_type=QuantType.QInt8, per_channel=True, nodes_to_exclude=exclude
+            str(source),
+            str(target),
+            weight_type=QuantType.QInt8,
+            per_channel=True,
+            nodes_to_exclude=list(keep_fp32),
         )
     finally:
         root.setLevel(level)
@@ -447,7 +450,8 @@ def cached_export(
         with _EXPORT_LOCK:  # the two encoders load in two threads; the exporter is not thread-safe
             _export(build(), fp32, example, output)
             if key["runtime"] == "onnx-int8":
-                _quantize(fp32, staging / MODEL_FILE, key["settings"].get("fp32_matmuls", ()))
+                rules = key["settings"].get("fp32_matmuls", ())
+                quantize(fp32, staging / MODEL_FILE, fp32_matmuls(fp32, rules) if rules else ())
                 fp32.unlink()
         model = staging / MODEL_FILE
         _write_json(staging / STAMP_FILE, _stamp(model, sha256_file(model), key))
