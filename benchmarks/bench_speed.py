@@ -291,10 +291,17 @@ def bench_graph(report: Report, new: Setup, texts: list[str], work: Path) -> Non
         paused.resume(outcome.request_id, "y")
 
     cycle = median_ms(pause_and_resume, texts)
+    # nobody to ask (classify): the backups vote, the request waits for review (one checkpoint)
+    pending = median_ms(lambda text: paused.start(text, interactive=False), texts)
     report.row(f"bare Classifier.predict([text]), {new} (interleaved)", f"{bare:.1f} ms")
     report.row("whole graph, accepted request (Session.start, interleaved)", f"{whole:.1f} ms")
     report.row("whole graph, asked, paused, answered (start + resume)", f"{cycle:.1f} ms")
     report.row("checkpoint cost of a paused request (pause+resume - bare)", f"{cycle - bare:.1f} ms")
+    report.row("whole graph, left pending for review (Session.start, nobody to ask)", f"{pending:.1f} ms")
+    report.row(
+        "cost of a pending request over the bare forward (backups, graph, checkpoint)",
+        f"{pending - bare:.1f} ms",
+    )
     report.ratio("whole graph per accepted request / bare forward", whole / bare, "<= 1.15")
 
 

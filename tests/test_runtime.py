@@ -104,6 +104,26 @@ def test_sorted_batches_keep_the_input_order(shipped_classifier, val_texts):
     # the embedder's batches: tests/test_embedder.py (encode(texts[::-1])[::-1])
 
 
+def test_sorted_batches_bound_their_padding(shipped_classifier, rt_splits):
+    from selfheal.model.runtime import MAX_PADDING, Tokenized, length_batches
+
+    texts = list(rt_splits["validation"]["text"][:64])  # one small chunk of mixed lengths
+    lengths = Tokenized(shipped_classifier.tokenizer, texts, shipped_classifier.max_length).lengths
+    batches = list(length_batches(lengths, 32))
+    assert sorted(np.concatenate(batches).tolist()) == list(range(len(texts)))  # each text once
+    for batch in batches:
+        sizes = [lengths[i] for i in batch]
+        assert len(batch) <= 32
+        assert len(batch) == 1 or len(batch) * max(sizes) <= (1 + MAX_PADDING) * sum(sizes)
+
+    def padded(groups) -> int:
+        return sum(len(group) * max(lengths[i] for i in group) for group in groups)
+
+    assert padded(batches) < padded(np.array_split(np.argsort(lengths), 2))  # 2 sorted batches of 32
+    unsorted = list(length_batches(lengths, 32, sort=False))  # the baseline: input order, fixed size
+    assert [len(b) for b in unsorted] == [32, 32] and unsorted[0].tolist() == list(range(32))
+
+
 @pytest.mark.parametrize("which", ["classifier", "embedder"])
 def test_tokenized_once_cuts_like_the_tokenizer(shipped_classifier, val_texts, which):
     from selfheal.model.runtime import Tokenized

@@ -28,8 +28,11 @@ alone. :meth:`Session.start` is the same with one text.
 What is checkpointed: a request whose prediction is known before the graph runs and is accepted
 cannot pause (InferenceNode -> ConfidenceCheckNode -> FinalDecisionNode -> end), so it runs on a
 copy of the graph compiled without a checkpointer: nothing is written to SQLite for it. Every
-other request (it may ask, wait for review, or be resumed) is checkpointed after every step
-(``durability="sync"``), so a paused request survives a crash.
+other new request (it may ask, or wait for review) is checkpointed when its run ends
+(``durability="exit"``): at its pause, before the caller hears of it, so a paused request
+survives a crash; a crash before that pause loses a request nobody was told about (it has no
+record either). A resumed request is checkpointed after every step (``durability="sync"``):
+an answer is kept from the step it was applied at, and :meth:`Session.recover` finishes it.
 """
 
 from __future__ import annotations
@@ -335,7 +338,7 @@ class Session:
                 config,
                 stream_mode=["updates"] if pausable else ["updates", "values"],
                 subgraphs=watch,
-                durability="sync" if pausable else None,
+                durability=("exit" if new else "sync") if pausable else None,
             ):
                 namespace, mode, chunk = item if watch else ((), *item)
                 if mode == "values":
