@@ -91,7 +91,7 @@ MAX_PADDING = 0.1  # a sorted batch ends before its padding exceeds this share o
 
 
 def length_batches(
-    lengths: Sequence[int], batch_size: int, sort: bool = True, max_padding: float = MAX_PADDING
+    lengths: Sequence[int], batch_size: int, sort: bool = True, max_padding: float | None = MAX_PADDING
 ) -> Iterator[np.ndarray]:
     """Indices of the texts in batches of similar length (shortest first), so that each batch is
     padded only to its own longest text; ``sort=False``: in input order (the old path, for the
@@ -101,6 +101,7 @@ def length_batches(
     padding more than ``max_padding`` of its tokens: a few dozen texts of mixed length (a small
     chunk of ``classify``'s input) are not padded to their longest as one batch. On a CPU a
     padded token costs as much as a real one, and a smaller batch hardly less per token.
+    ``max_padding=None``: sorted batches of ``batch_size`` whatever their padding.
     """
     import numpy as np
 
@@ -115,7 +116,10 @@ def length_batches(
     for i, index in enumerate(order):
         size = int(sizes[index])
         count = i - start
-        if count and (count == batch_size or size * (count + 1) > (1 + max_padding) * (real + size)):
+        full = count == batch_size
+        if count and (
+            full or (max_padding is not None and size * (count + 1) > (1 + max_padding) * (real + size))
+        ):
             yield order[start:i]
             start, real = i, 0
         real += size
