@@ -183,6 +183,26 @@ def test_onnx_int8_agreement(int8_classifier, shipped_classifier, val_texts):
     assert raw >= 0.94 and ensemble >= 0.96
 
 
+def test_int8_answers_do_not_depend_on_the_batch(int8_classifier, int8_embedder_classifier, val_texts):
+    """Dynamic int8 quantization scales each activation tensor over the whole batch, so on
+    onnx-int8 a text runs alone: the same answer in a file, a request or the evaluation."""
+    from selfheal.model.runtime import Tokenized, length_batches, pad, per_call
+
+    texts = val_texts[:20]
+    alone = np.concatenate([int8_classifier.encoder_logits([text]) for text in texts])
+    np.testing.assert_allclose(int8_classifier.encoder_logits(texts, batch_size=8), alone, atol=1e-6, rtol=0)
+    encoder = int8_embedder_classifier._embedder.encoder
+    features = encoder.encode(texts[:6])
+    np.testing.assert_allclose(encoder.encode(texts[:6][::-1])[::-1], features, atol=1e-6, rtol=0)
+    assert per_call("onnx-int8", 128) == 1 and per_call("onnx", 128) == 128 == per_call("torch", 128)
+    # what per_call avoids: the same texts in batches of 8 give other logits
+    tokens = Tokenized(int8_classifier.tokenizer, texts, int8_classifier.max_length)
+    batched = np.zeros_like(alone)
+    for idx in length_batches(tokens.lengths, 8):
+        batched[idx] = int8_classifier._encoder(*pad([tokens.ids[i] for i in idx], 0))
+    assert np.abs(batched - alone).max() > 1e-3
+
+
 def test_int8_embedder_keeps_attention_products_and_down_projections_in_fp32(
     int8_classifier, int8_embedder_classifier, onnx_classifier, val_texts
 ):

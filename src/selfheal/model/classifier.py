@@ -39,6 +39,7 @@ from selfheal.model.runtime import (
     length_batches,
     logits_module,
     pad,
+    per_call,
 )
 
 logger = logging.getLogger(__name__)
@@ -363,12 +364,8 @@ class Classifier:
         tokens = tokens or Tokenized(self.tokenizer, texts, self.max_length)
         out = np.zeros((len(texts), len(self.labels)), dtype=np.float32)
         pad_id = self.tokenizer.pad_token_id or 0
-        # Fixed-size sorted batches: the int8 MiniLM quantizes its activations with one scale per
-        # batch tensor (padding included), so its logits move a little with the batch; batches cut
-        # at 10% padding moved the test split's ECE by 0.7 pt (a `selfheal eval` re-run), batches
-        # of 128 are what the figures in EVALUATION.md were measured with. (The fp32 embedder's
-        # features do not depend on the batch: its batches bound their padding.)
-        for idx in length_batches(tokens.lengths, batch_size, self.sort_by_length, max_padding=None):
+        size = per_call(self.runtime, batch_size)  # one text a call on int8: see per_call
+        for idx in length_batches(tokens.lengths, size, self.sort_by_length):
             out[idx] = self._encoder(*pad([tokens.ids[i] for i in idx], pad_id))
         return out
 

@@ -390,12 +390,13 @@ class SentenceEncoder:
         """
         import numpy as np
 
-        from selfheal.model.runtime import Tokenized, length_batches, pad
+        from selfheal.model.runtime import Tokenized, length_batches, pad, per_call
 
         out = np.zeros((len(texts), self.dim), dtype=np.float32)
         tokens = Tokenized(self.tokenizer, texts, self.max_length)
         pad_id = self.tokenizer.pad_token_id or 0
-        for idx in length_batches(tokens.lengths, self.batch_size, self.sort_by_length):
+        size = per_call(self.runtime, self.batch_size)
+        for idx in length_batches(tokens.lengths, size, self.sort_by_length):
             out[idx] = self._encoder(*pad([tokens.ids[i] for i in idx], pad_id))
             if progress is not None:
                 progress(len(idx))

@@ -127,6 +127,17 @@ def length_batches(
         yield order[start:]
 
 
+def per_call(runtime: str, batch_size: int) -> int:
+    """How many texts an encoder on ``runtime`` takes per call: one on ``onnx-int8``.
+
+    Its dynamic quantization finds one scale per activation tensor at run time, over the whole
+    batch (padding included), so in a batch a text's logits move with the texts beside it (enough
+    to change some labels: ``python scripts/int8_batch_drift.py``). One text a call gives each
+    text the answer it gets alone, in ``classify``, ``run``, the server and ``eval`` alike.
+    """
+    return 1 if runtime == "onnx-int8" else batch_size
+
+
 def pad(ids: Sequence[Sequence[int]], pad_id: int) -> tuple[np.ndarray, np.ndarray]:
     """``input_ids`` and ``attention_mask`` (int64, right-padded to the longest row)."""
     import numpy as np
