@@ -164,6 +164,13 @@ def test_pending_review_survives_a_restart_and_is_resolved(graph_config, classif
     assert outcome.pending_review
     pending = records(first)[-1]
     assert pending["final_decision"] == {"label": None, "via": "pending_review"}
+    # checkpointed once, at the pause (durability="exit"): one checkpoint of the graph and one of
+    # FallbackNode's subgraph, not one per step
+    saved = list(first.checkpointer.list({"configurable": {"thread_id": outcome.request_id}}))
+    assert sorted(c.config["configurable"]["checkpoint_ns"].split(":")[0] for c in saved) == [
+        "",
+        "FallbackNode",
+    ]
     first.checkpointer.conn.close()  # the first process is gone
 
     second = Session(Services(graph_config), open_checkpointer(graph_config.paths.log_dir))
