@@ -24,6 +24,9 @@ from selfheal.dashboard import APP, CONFIG_ENV, SET_ENV, data, resources
 TIMEOUT = 180  # seconds a script run may take (the first one loads the model)
 AMBIGUOUS = "Not bad, not good, just there."  # the shipped model: Negative, about 65%
 ESCALATED = ["The best thing about it is the end credits.", "Visually stunning, emotionally empty."]
+# A real app.jsonl of one session (logs/sample/app.jsonl as scripts/make_log_sample.py wrote it at
+# commit b2aa350), kept fixed here so that regenerating logs/sample cannot move these figures
+SESSION_LOG = Path(__file__).parent / "data" / "session_log.jsonl"
 
 
 @pytest.fixture
@@ -246,7 +249,7 @@ def test_review_queue_first_answer_wins_second_sees_already_answered(dashboard, 
 def test_analytics_of_a_real_log_with_a_damaged_line(dashboard, tmp_path):
     logs = tmp_path / "logs"
     logs.mkdir()
-    sample = (REPO / "logs" / "sample" / "app.jsonl").read_text(encoding="utf-8").splitlines()
+    sample = SESSION_LOG.read_text(encoding="utf-8").splitlines()
     (logs / "app.jsonl").write_text("\n".join([*sample[:5], '{"timestamp": "2026-11', *sample[5:]]) + "\n")
     at = page(dashboard(), "analytics")
     no_errors(at)
@@ -254,7 +257,7 @@ def test_analytics_of_a_real_log_with_a_damaged_line(dashboard, tmp_path):
         "1 damaged or incomplete line(s) skipped; 3 earlier record(s) of reviewed requests superseded."
         in (texts(at.warning))
     )
-    # logs/sample: 12 lines, 9 requests (3 reviewed ones logged twice), see logs/sample/README.md
+    # 12 lines, 9 requests (3 reviewed ones logged twice): see SESSION_LOG
     table = data.read_table(logs / "app.jsonl")
     assert (table.lines, table.skipped, table.superseded, len(table.frame)) == (13, 1, 3, 9)
     metrics = {m.label: m.value for m in at.metric}
@@ -281,16 +284,16 @@ def test_analytics_of_a_real_log_with_a_damaged_line(dashboard, tmp_path):
 
 
 def test_the_aggregations_of_the_sample_log_by_hand():
-    # logs/sample/app.jsonl: three accepted at 13:30:58, then six requests at 13:31:07-16 (two
-    # escalated, two accepted, two asked): a reviewed request counts at its first record's time
-    frame = data.read_table(REPO / "logs" / "sample" / "app.jsonl").frame
+    # SESSION_LOG: three accepted at 13:30:58, then six requests at 13:31:07-16 (two escalated,
+    # two accepted, two asked): a reviewed request counts at its first record's time
+    frame = data.read_table(SESSION_LOG).frame
     over_time, bucket = data.fallback_over_time(frame)
     assert bucket == "1min"
     assert over_time["requests"].tolist() == [3, 6]
     assert over_time["fallback share"].tolist() == [0.0, 4 / 6]
     assert len(data.in_range(frame, pd.Timestamp("2026-11-27T13:31:10Z"), None)) == 4
     assert len(data.in_range(frame, None, pd.Timestamp("2026-11-27T13:31:10Z"))) == 5
-    # the last four: confidences 1.000, 0.659, 0.999, 0.717 (logs/sample/app.log)
+    # the last four: confidences 1.000, 0.659, 0.999, 0.717
     histogram = data.histogram(frame.tail(4)).set_index("confidence")["requests"]
     assert histogram.sum() == 4
     assert (histogram["[0.65, 0.70)"], histogram["[0.70, 0.75)"], histogram["[0.95, 1.00]"]) == (1, 1, 2)
