@@ -199,7 +199,8 @@ def test_int8_answers_do_not_depend_on_the_batch(int8_classifier, int8_embedder_
     tokens = Tokenized(int8_classifier.tokenizer, texts, int8_classifier.max_length)
     batched = np.zeros_like(alone)
     for idx in length_batches(tokens.lengths, 8):
-        batched[idx] = int8_classifier._encoder(*pad([tokens.ids[i] for i in idx], 0))
+        pad_id = int8_classifier.tokenizer.pad_token_id or 0
+        batched[idx] = int8_classifier._encoder(*pad([tokens.ids[i] for i in idx], pad_id))
     assert np.abs(batched - alone).max() > 1e-3
 
 

@@ -150,7 +150,8 @@ class Session:
 
         ``precompute`` (the default): the model runs before the graph (:meth:`start_many` with one
         text), so an accepted request skips the checkpointer. ``precompute=False`` is the path
-        before batching: InferenceNode calls the model and every step is checkpointed.
+        before batching: InferenceNode calls the model, and the request is checkpointed as one that
+        may pause (once, at its pause).
         """
         if precompute:
             ids = None if request_id is None else [request_id]
