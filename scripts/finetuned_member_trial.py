@@ -17,7 +17,7 @@ the knowability check holds back a few accepted inputs more (EVALUATION.md: 10 o
 Writes reports/finetuned_member_trial.json and prints a table. On 2 CPU cores it takes about
 25 minutes (most of it the training).
 
-Usage: python scripts/finetuned_member_trial.py [--top 4] [--epochs 3] [--lr 5e-4] [--rank 16]
+Usage: python scripts/finetuned_member_trial.py [--top 4] [--epochs 3] [--lr 5e-4] [--rank 16] [--out F]
 """
 
 from __future__ import annotations
@@ -166,6 +166,7 @@ def main() -> None:
     parser.add_argument("--rank", type=int, default=16, help="LoRA rank")
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--limit", type=int, default=None, help="first N texts of each split (a smoke run)")
+    parser.add_argument("--out", type=Path, default=OUT, help=f"the JSON report (default {OUT})")
     args = parser.parse_args()
 
     import torch
@@ -261,8 +262,8 @@ def main() -> None:
             )
             report["voter"][s] = {"pending_share": pending, "no_person_accuracy": acc, "labelled": k}
     report["seconds"] = round(time.time() - started)
-    OUT.parent.mkdir(parents=True, exist_ok=True)
-    OUT.write_text(json.dumps(report, indent=2) + "\n")
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(report, indent=2, default=str) + "\n")
 
     print(
         f"\nmember alone: validation {report['member_alone']['validation']:.1%}, test {report['member_alone']['test']:.1%}"
@@ -285,7 +286,7 @@ def main() -> None:
             f"validation pending {v['validation']['pending_share']:.1%} at {v['validation']['no_person_accuracy']:.2%}, "
             f"test pending {v['test']['pending_share']:.1%} at {v['test']['no_person_accuracy']:.2%}"
         )
-    print(f"({report['seconds']} s; {OUT})")
+    print(f"({report['seconds']} s; {args.out})")
 
 
 if __name__ == "__main__":
