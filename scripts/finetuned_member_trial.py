@@ -18,6 +18,7 @@ Writes reports/finetuned_member_trial.json and prints a table. On 2 CPU cores it
 25 minutes (most of it the training).
 
 Usage: python scripts/finetuned_member_trial.py [--top 4] [--epochs 3] [--lr 5e-4] [--rank 16] [--out F]
+                                             [--save DIR]
 """
 
 from __future__ import annotations
@@ -167,6 +168,9 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--limit", type=int, default=None, help="first N texts of each split (a smoke run)")
     parser.add_argument("--out", type=Path, default=OUT, help=f"the JSON report (default {OUT})")
+    parser.add_argument(
+        "--save", type=Path, default=None, help="also save the trained LoRA layers and head here"
+    )
     args = parser.parse_args()
 
     import torch
@@ -187,6 +191,11 @@ def main() -> None:
     cache = {s: cached_states(model, tokenizer, texts[s], after) for s in SPLITS}
     print(f"cached the states after layer {after} ({time.time() - started:.0f} s)", flush=True)
     top = train_top(model, cache, labels["train"], args)
+    if args.save is not None:  # peft's adapter files: the LoRA weights and the head
+        top.save_pretrained(str(args.save))
+        (args.save / "trial.json").write_text(
+            json.dumps({"args": vars(args), "after_layer": after}, default=str)
+        )
     member = {}
     with torch.no_grad():
         for s in ("validation", "test"):
