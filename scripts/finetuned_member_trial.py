@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import random
 import time
 from pathlib import Path
 from typing import Any
@@ -39,93 +38,12 @@ from selfheal.model.calibrate import softmax
 from selfheal.model.classifier import Classifier
 from selfheal.model.embedder import bundled_embedder_path
 from selfheal.model.ensemble import WEIGHT_GRID, combine_all, fit_weights
+from selfheal.model.top_layers import TopLayersRecipe, cache_states, save_top, top_logits, train_top
 
 OUT = Path("reports/finetuned_member_trial.json")
 SPLITS = ("train", "validation", "test")
 GRID = WEIGHT_GRID[::2]  # steps of 0.25: three weights on the full grid would take ~10 minutes
 MEMBER_GRID = tuple(float(w) for w in np.arange(0.0, 10.001, 0.5))  # a first run sat at 5.0, the top of GRID
-
-
-def cached_states(model: Any, tokenizer: Any, texts: list[str], after: int, batch_size: int = 32) -> list:
-    """``(indices, hidden states after layer ``after``, attention mask)`` per length-sorted batch."""
-    import torch
-
-    ids = tokenizer(texts, truncation=True, max_length=128)["input_ids"]
-    order = np.argsort([len(x) for x in ids], kind="stable")
-    batches = []
-    with torch.no_grad():  # not inference_mode: the cached states feed a graph that trains
-        for start in range(0, len(order), batch_size):
-            idx = order[start : start + batch_size]
-            width = max(len(ids[j]) for j in idx)
-            inputs = torch.full((len(idx), width), tokenizer.pad_token_id)
-            mask = torch.zeros((len(idx), width))
-            for row, j in enumerate(idx):
-                inputs[row, : len(ids[j])] = torch.tensor(ids[j])
-                mask[row, : len(ids[j])] = 1
-            out = model(input_ids=inputs, attention_mask=mask, output_hidden_states=True)
-            batches.append((idx, out.hidden_states[after].clone(), mask))
-    return batches
-
-
-def train_top(model: Any, cache: dict[str, list], labels: np.ndarray, args: argparse.Namespace) -> Any:
-    """LoRA-fine-tune the last ``args.top`` layers and a linear head on the cached train states;
-    returns a function from a cached batch to logits."""
-    import copy
-
-    import torch
-    from peft import LoraConfig, get_peft_model
-
-    encoder = model.encoder
-
-    class Top(torch.nn.Module):
-        def __init__(self) -> None:
-            super().__init__()
-            self.layers = copy.deepcopy(encoder.layer[len(encoder.layer) - args.top :])
-            self.head = torch.nn.Sequential(torch.nn.Dropout(0.1), torch.nn.Linear(768, 2))
-
-        def forward(self, hidden: Any, mask: Any) -> Any:
-            bias = encoder.compute_position_bias(hidden)
-            additive = (1.0 - mask)[:, None, None, :] * -1e9
-            for layer in self.layers:
-                hidden = layer(hidden, additive, bias)[0]
-            pooled = (hidden * mask[..., None]).sum(1) / mask.sum(1, keepdim=True)
-            return self.head(pooled)
-
-    top = get_peft_model(
-        Top(),
-        LoraConfig(
-            r=args.rank,
-            lora_alpha=2 * args.rank,
-            lora_dropout=0.1,
-            target_modules=["q", "k", "v", "o", "dense"],
-            modules_to_save=["head"],
-        ),
-    )
-    params = [p for p in top.parameters() if p.requires_grad]
-    optimizer = torch.optim.AdamW(params, lr=args.lr, weight_decay=0.01)
-    steps = args.epochs * len(cache["train"])
-    warm = max(1, int(0.06 * steps))
-    schedule = torch.optim.lr_scheduler.LambdaLR(
-        optimizer, lambda s: s / warm if s < warm else max(0.0, (steps - s) / (steps - warm))
-    )
-    rng = random.Random(args.seed)
-    for epoch in range(args.epochs):
-        top.train()
-        order = list(range(len(cache["train"])))
-        rng.shuffle(order)
-        total = 0.0
-        for b in order:
-            idx, hidden, mask = cache["train"][b]
-            loss = torch.nn.functional.cross_entropy(top(hidden, mask), torch.tensor(labels[idx]))
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(params, 1.0)
-            optimizer.step()
-            schedule.step()
-            optimizer.zero_grad()
-            total += loss.item()
-        print(f"epoch {epoch + 1}: train loss {total / len(order):.4f}", flush=True)
-    top.eval()
-    return top
 
 
 def no_person(conf: np.ndarray, right: np.ndarray, accept: float) -> dict[str, float]:
@@ -173,10 +91,8 @@ def main() -> None:
     )
     args = parser.parse_args()
 
-    import torch
     from transformers import AutoModel, AutoTokenizer
 
-    torch.manual_seed(args.seed)
     started = time.time()
     config = load_config("config.yaml")
     accept = config.thresholds.accept
@@ -188,21 +104,13 @@ def main() -> None:
     tokenizer = AutoTokenizer.from_pretrained(path)
     model = AutoModel.from_pretrained(path).eval()
     after = model.config.num_hidden_layers - args.top
-    cache = {s: cached_states(model, tokenizer, texts[s], after) for s in SPLITS}
+    cache = {s: cache_states(model, tokenizer, texts[s], after) for s in SPLITS}
     print(f"cached the states after layer {after} ({time.time() - started:.0f} s)", flush=True)
-    top = train_top(model, cache, labels["train"], args)
-    if args.save is not None:  # peft's adapter files: the LoRA weights and the head
-        top.save_pretrained(str(args.save))
-        (args.save / "trial.json").write_text(
-            json.dumps({"args": vars(args), "after_layer": after}, default=str)
-        )
-    member = {}
-    with torch.no_grad():
-        for s in ("validation", "test"):
-            logits = np.zeros((len(texts[s]), 2), dtype=np.float32)
-            for idx, hidden, mask in cache[s]:
-                logits[idx] = top(hidden, mask).numpy()
-            member[s] = softmax(logits, 1.0)
+    recipe = TopLayersRecipe(top=args.top, rank=args.rank, epochs=args.epochs, lr=args.lr, seed=args.seed)
+    top = train_top(model, cache["train"], labels["train"], recipe, num_labels=2, log=print)
+    if args.save is not None:  # peft's adapter files (the LoRA weights and the head) and the recipe
+        save_top(top, args.save, recipe, num_labels=2)
+    member = {s: softmax(top_logits(top, cache[s], len(texts[s])), 1.0) for s in ("validation", "test")}
 
     shipped = Classifier.from_config(config)
     parts: dict[str, dict[str, Any]] = {}
