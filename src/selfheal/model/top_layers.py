@@ -28,7 +28,8 @@ SETTINGS_FILE = "top_layers.json"
 @dataclass(frozen=True)
 class TopLayersRecipe:
     """How the layers are trained: ``top`` layers of the encoder's, LoRA ``rank`` (alpha twice
-    that), ``epochs`` over the train split at learning rate ``lr``, shuffled with ``seed``."""
+    that), ``epochs`` over the train split at learning rate ``lr``, shuffled with ``seed``;
+    ``batch_size`` texts per cached batch (:func:`cache_states`)."""
 
     top: int = 4
     rank: int = 16
