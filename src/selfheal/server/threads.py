@@ -58,7 +58,22 @@ class ThreadRegistry:
         self.conn = conn
         self._p = placeholder
         self._lock = threading.Lock()
-        self._execute(SCHEMA)
+        if placeholder == "%s":  # PostgreSQL: replicas starting at once must not race on CREATE
+            self._create_schema_locked()
+        else:
+            self._execute(SCHEMA)
+
+    def _create_schema_locked(self) -> None:
+        """``CREATE TABLE IF NOT EXISTS`` under the checkpointer's setup lock: PostgreSQL's
+        ``IF NOT EXISTS`` is not atomic, so two servers starting together could both try to
+        create the table, and one would fail on a duplicate key in ``pg_type``."""
+        from selfheal.graph.storage import SETUP_LOCK
+
+        self._execute("SELECT pg_advisory_lock(%s)", (SETUP_LOCK,))
+        try:
+            self._execute(SCHEMA)
+        finally:
+            self._execute("SELECT pg_advisory_unlock(%s)", (SETUP_LOCK,))
 
     @classmethod
     def open(cls, log_dir: Path, db_url: str | None = None) -> ThreadRegistry:
