@@ -68,30 +68,35 @@ def test_two_answers_on_two_replicas_exactly_one_wins(tmp_path, replicas):
     assert record["final_decision"]["label"] == ("Positive" if winner == "a" else "Negative")
 
 
-def test_registries_opened_at_once_on_a_fresh_database_all_start(tmp_path, postgres_server):
-    """Replicas starting together: PostgreSQL's ``CREATE TABLE IF NOT EXISTS`` is not atomic,
-    so without the setup lock some of them fail on a duplicate ``pg_type`` key (CI saw it once
-    with two servers; 8 threads on 10 fresh databases make it likely)."""
+def _open_at_once(log_dir: Path, url: str, count: int) -> tuple[list, list[Exception]]:
+    """``count`` registries opened by as many threads released together: (opened, failures)."""
     import threading
 
     from selfheal.server.threads import ThreadRegistry
 
+    barrier, opened, failed = threading.Barrier(count), [], []
+
+    def open_one() -> None:
+        barrier.wait()
+        try:
+            opened.append(ThreadRegistry.open(log_dir, url))
+        except Exception as exc:  # collected; the caller asserts there are none
+            failed.append(exc)
+
+    workers = [threading.Thread(target=open_one) for _ in range(count)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join()
+    return opened, failed
+
+
+def test_registries_opened_at_once_on_a_fresh_database_all_start(tmp_path, postgres_server):
+    """Replicas starting together: PostgreSQL's ``CREATE TABLE IF NOT EXISTS`` is not atomic,
+    so without the setup lock some of them fail on a duplicate ``pg_type`` key (CI saw it once
+    with two servers; 8 threads on 10 fresh databases make it likely)."""
     for _ in range(10):
-        url = postgres_server.new_database()
-        barrier, opened, failed = threading.Barrier(8), [], []
-
-        def open_one(url: str = url, barrier: threading.Barrier = barrier) -> None:
-            barrier.wait()
-            try:
-                opened.append(ThreadRegistry.open(tmp_path, url))
-            except Exception as exc:  # noqa: BLE001 - collected and asserted below
-                failed.append(exc)
-
-        workers = [threading.Thread(target=open_one) for _ in range(8)]
-        for worker in workers:
-            worker.start()
-        for worker in workers:
-            worker.join()
+        opened, failed = _open_at_once(tmp_path, postgres_server.new_database(), 8)
         assert not failed and len(opened) == 8
         assert opened[0].create("t-1", None, started=False)
         assert not opened[1].create("t-1", None, started=False)
