@@ -12,7 +12,7 @@ DOCKER ?= docker
 IMAGE  ?= selfheal
 TORCH_INDEX ?=
 
-.PHONY: help install run run-cli train ship eval stats dashboard serve test lint format bench demo demo-gif clean \
+.PHONY: help install run run-cli train train-voter ship eval stats dashboard serve test lint format bench demo demo-gif clean \
 	package-model docker-build docker-run
 
 help:  ## list targets
@@ -42,6 +42,9 @@ run-cli: run  ## alias of run
 
 train: install  ## train with config.yaml into runs/latest (ARGS="--set key=value ...")
 	$(BIN)/selfheal train $(ARGS)
+
+train-voter: install  ## train the no-person voter (mpnet_top) into runs/latest
+	$(BIN)/selfheal train-voter --checkpoint runs/latest $(ARGS)
 
 ship: install  ## copy runs/latest into the package as the shipped checkpoint
 	$(BIN)/python scripts/ship_checkpoint.py runs/latest

@@ -25,7 +25,7 @@ def main(source: str) -> None:
     shutil.rmtree(SHIPPED, ignore_errors=True)
     tmp.rename(SHIPPED)
     rewrite_model_card(SHIPPED)  # with the recipe-search table as recorded now
-    size = sum(p.stat().st_size for p in SHIPPED.iterdir()) / 1e6
+    size = sum(p.stat().st_size for p in SHIPPED.rglob("*") if p.is_file()) / 1e6
     print(f"shipped {src} -> {SHIPPED} ({size:.1f} MB)")
 
 

@@ -125,8 +125,12 @@ def graph_checkpoint() -> Path | None:
 
 
 def graph_overrides(tmp: Path) -> list[str]:
-    """Config overrides that keep every file a graph test writes under ``tmp``."""
+    """Config overrides that keep every file a graph test writes under ``tmp``; and the no-person
+    rule off (``backup.decide=false``), so that a test forcing every input to the fallback
+    (``thresholds.accept=1``) leaves it pending for review whatever the voter says. The tests of the
+    rule itself (``test_no_person.py``) switch it back on with the shipped thresholds."""
     items = [f"paths.log_dir={tmp / 'logs'}", f"paths.clarified={tmp / 'clarified.jsonl'}"]
+    items.append("backup.decide=false")
     checkpoint = graph_checkpoint()
     return items + ([f"paths.checkpoint={checkpoint}"] if checkpoint else [])
 
@@ -149,7 +153,7 @@ def classifier(request):
 
 @pytest.fixture(scope="session")
 def backup_ensemble(tmp_path_factory):
-    """The configured backup models (TF-IDF, VADER, MiniLM embedding), loaded once per session."""
+    """The configured backup models (TF-IDF, VADER, MiniLM embedding, the mpnet voter), loaded once per session."""
     from selfheal.config import load_config
     from selfheal.model.backup import BackupEnsemble
 

@@ -17,6 +17,9 @@ def test_repo_config_matches_documented_defaults():
     assert cfg.thresholds.clarify == 0.50
     assert cfg.calibration.temperature is True
     assert cfg.data.source == "rotten_tomatoes"
+    # the code's defaults are config.yaml's (a command run without config.yaml behaves the same)
+    assert cfg.backup == Config().backup and cfg.voter == Config().voter
+    assert cfg.evaluation.no_person_scope == Config().evaluation.no_person_scope == "all"
 
 
 def test_overrides_are_typed():

@@ -104,6 +104,7 @@ def three_label_run():
     """``measure`` over synthetic 3-label validation and test sets with two synthetic backups
     (no simulation), rendered into EVALUATION.md as ``selfheal eval`` would."""
     config = Config()
+    config.backup.voters, config.backup.decide = None, False  # no mpnet_top among these backups
     config.backup.models = ["tfidf", "embedding"]
     config.evaluation.bootstrap = 100
     sets, logits, backups = {}, {}, {}
@@ -277,6 +278,7 @@ def test_the_simulation_runs_the_knowability_check_of_the_real_graph(shipped_cla
     scores = detector.scores(texts, shipped_classifier.tokenizer, None)
     names = LabelSet(("Negative", "Positive"))
     config = Config()
+    config.backup.voters, config.backup.decide = None, False  # no mpnet_top among these backups
     config.backup.models = ["tfidf"]
     config.evaluation.bootstrap = 50
     backup = {"tfidf": probs}
@@ -313,6 +315,7 @@ def test_the_simulation_votes_with_three_label_backups():
     probs = np.array([[0.30, 0.40, 0.30], [0.45, 0.30, 0.25], [0.20, 0.20, 0.60]])  # all unsure
     backup = {"tfidf": np.array([[0.2, 0.6, 0.2], [0.7, 0.2, 0.1], [0.1, 0.2, 0.7]])}
     config = Config()
+    config.backup.voters, config.backup.decide = None, False  # no mpnet_top among these backups
     config.backup.models = ["tfidf"]
     config.knowability.enabled = False
     config.evaluation.bootstrap = 50

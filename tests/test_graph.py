@@ -128,7 +128,10 @@ def test_unclear_answer_is_asked_once_more_then_backups(session):
 
 def test_escalation_agreeing_backup_decides(session):
     thresholds(session, accept=1.0, clarify=1.0)
-    session.config.backup.decide = True  # the no-person rule on, with voters that back the model at 0.9
+    # the no-person rule on, with two voters that back the model at 0.9 and loose thresholds
+    rule = {"decide": True, "voters": ["vader", "embedding"], "min_confidence": 0.5, "min_voter_prob": 0.5}
+    for key, value in rule.items():
+        setattr(session.config.backup, key, value)
     predicted = session.services.classifier.predict([TEXT])[0].label
     session.services.backups = FixedBackup(predicted, ("vader", "embedding"))
     outcome = session.start(TEXT, interactive=False)

@@ -130,9 +130,9 @@ def test_backup_step_runs_the_real_backups(services):
     state = _state(0.4, fallback={"activated": True, "strategy": "escalate"}, trace=["FallbackNode"])
     update = backup_step(state, services)
     backup = update["fallback"]["backup"]
-    assert set(backup["models"]) == {"tfidf", "vader", "embedding"}
+    assert set(backup["models"]) == {"tfidf", "vader", "embedding", "mpnet_top"}
     assert backup["label"] in LABELS and backup["agree"] == (backup["label"] == "Positive")
-    # config.yaml's no-person rule is off (backup.decide: false): a person decides either way
+    # the graph tests switch the no-person rule off (conftest.graph_overrides): a person decides
     assert backup["rule"]["reason"] == "disabled" and backup["decided_without_person"] is False
     assert "via" not in update and route_after_backup({**state, **update}) == "needs_person"
     assert update["trace"] == ["FallbackNode"]  # one entry per visit of FallbackNode, not per step

@@ -68,19 +68,25 @@ def test_wilson_lower_bound():
     assert wilson_lower(45, 50, 0.9) < wilson_lower(450, 500, 0.9) < 0.9
 
 
-def _arrays(n_good: int, n_bad: int):
+# the fits below read these, not whatever config.yaml ships
+ROUTE = ["backup.voters=[vader,embedding]", "evaluation.no_person_scope=route"]
+ALL = ["backup.voters=[vader,embedding]", "evaluation.no_person_scope=all"]
+
+
+def _arrays(n_good: int, n_bad: int, n_sure: int = 2):
     """Unsure inputs (confidence 0.6): ``n_good`` right ones the voters back at 0.9, and
-    ``n_bad`` wrong ones they back at 0.6; a few confident ones the rule never sees."""
+    ``n_bad`` wrong ones they back at 0.6; ``n_sure`` confident right ones (accepted by the
+    model; the rule never sees them, though scope ``all`` counts them)."""
     n = n_good + n_bad
-    labels = np.array([1] * n_good + [0] * n_bad + [1, 1])
-    probs = np.array([[0.4, 0.6]] * n + [[0.1, 0.9]] * 2)  # the model says Positive throughout
-    voter = np.array([0.9] * n_good + [0.6] * n_bad + [0.5, 0.5])
+    labels = np.array([1] * n_good + [0] * n_bad + [1] * n_sure)
+    probs = np.array([[0.4, 0.6]] * n + [[0.1, 0.9]] * n_sure)  # the model says Positive throughout
+    voter = np.array([0.9] * n_good + [0.6] * n_bad + [0.5] * n_sure)
     backups = {name: np.stack([1 - voter, voter], axis=1) for name in ("vader", "embedding", "tfidf")}
     return labels, probs, backups
 
 
 def test_fit_picks_the_thresholds_that_label_the_most_within_the_bound():
-    config = load_config(REPO / "config.yaml")
+    config = load_config(REPO / "config.yaml", ROUTE)
     labels, probs, backups = _arrays(n_good=60, n_bad=40)
     fit = fit_no_person_rule(config, labels, probs, backups)
     assert fit["status"] == "done" and fit["voters"] == ["vader", "embedding"]
@@ -88,13 +94,14 @@ def test_fit_picks_the_thresholds_that_label_the_most_within_the_bound():
     assert (v["decided"], v["right"]) == (60, 60)  # only the 0.9-backed inputs, all right
     assert 0.6 < fit["min_voter_prob"] <= 0.9 and fit["min_confidence"] <= 0.6
     assert v["lower_bound"] >= 0.93 and v["unsure"] == 100
-    # applied as configured (decide: false) nothing is labelled and every unsure input waits
-    applied = apply_no_person_rule(labels, probs, backups, config)
+    # applied with decide: false nothing is labelled and every unsure input waits
+    applied = apply_no_person_rule(labels, probs, backups, config, decide=False)
     assert applied["decided"] == 0 and applied["pending_share"] == pytest.approx(100 / 102)
     # with the fitted values switched on, the same 60
     on = load_config(
         REPO / "config.yaml",
         [
+            *ROUTE,
             "backup.decide=true",
             f"backup.min_voter_prob={fit['min_voter_prob']}",
             f"backup.min_confidence={fit['min_confidence']}",
@@ -104,10 +111,34 @@ def test_fit_picks_the_thresholds_that_label_the_most_within_the_bound():
 
 
 def test_fit_finds_nothing_when_too_few_are_right():
-    config = load_config(REPO / "config.yaml")
+    config = load_config(REPO / "config.yaml", ROUTE)
     labels, probs, backups = _arrays(n_good=8, n_bad=40)  # 8/8 has a 90% lower bound of 0.83
     fit = fit_no_person_rule(config, labels, probs, backups)
-    assert fit["status"] == "none" and fit["criteria"] == {"min_accuracy": 0.93, "level": 0.9}
+    assert fit["status"] == "none"
+    assert fit["criteria"] == {"min_accuracy": 0.93, "scope": "route", "level": 0.9}
+
+
+def test_scope_all_counts_the_models_accepted_labels_too():
+    """200 accepted and right, 60 unsure the voters back at 0.9 (right), 10 at 0.6 (wrong):
+    labelling all 70 keeps every label given without a person 260/270 = 96.3% right, so scope
+    ``all`` labels them; the rule's own 60/70 = 85.7% fails scope ``route``, which keeps to the 60."""
+    labels, probs, backups = _arrays(n_good=60, n_bad=10, n_sure=200)
+    every = fit_no_person_rule(load_config(REPO / "config.yaml", ALL), labels, probs, backups)
+    assert every["status"] == "done" and every["criteria"] == {"min_accuracy": 0.93, "scope": "all"}
+    v = every["validation"]
+    assert (v["decided"], v["right"], v["without_person"]) == (70, 60, 270)
+    assert v["without_person_accuracy"] == pytest.approx(260 / 270)
+    assert every["min_voter_prob"] <= 0.6  # the loosest that holds
+    route = fit_no_person_rule(load_config(REPO / "config.yaml", ROUTE), labels, probs, backups)
+    assert (route["validation"]["decided"], route["validation"]["right"]) == (60, 60)
+    # with more wrong ones the accepted labels cannot carry them: (200 + 60) / 300 < 93%
+    labels, probs, backups = _arrays(n_good=60, n_bad=40, n_sure=200)
+    assert (
+        fit_no_person_rule(load_config(REPO / "config.yaml", ALL), labels, probs, backups)["validation"][
+            "decided"
+        ]
+        == 60
+    )
 
 
 @pytest.mark.parametrize(
@@ -128,10 +159,13 @@ def test_bad_rule_config_is_a_one_line_error(override, message):
     assert message in str(info.value) and "\n" not in str(info.value)
 
 
-def test_voters_default_to_every_backup_but_tfidf(selfheal_cli):
+def test_the_shipped_voter_is_mpnet_top_and_null_means_every_backup_but_tfidf(selfheal_cli):
     config = load_config(REPO / "config.yaml")
-    assert config.backup.voters is None and config.backup.voter_names == ["vader", "embedding"]
-    assert load_config(REPO / "config.yaml", ["backup.models=[tfidf,vader]"]).backup.voter_names == ["vader"]
+    assert config.backup.voter_names == ["mpnet_top"] and "mpnet_top" in config.backup.models
+    every = load_config(REPO / "config.yaml", ["backup.voters=null"]).backup
+    assert every.voter_names == [name for name in every.models if name != "tfidf"]
+    only = ["backup.voters=null", "backup.models=[tfidf,vader]"]
+    assert load_config(REPO / "config.yaml", only).backup.voter_names == ["vader"]
     result = selfheal_cli("classify", "--set", "backup.voters=[zero_shot]", "x")
     assert result.returncode == 2 and result.stderr.startswith("error: ") and "backup.voters" in result.stderr
 
@@ -141,25 +175,52 @@ def test_voters_default_to_every_backup_but_tfidf(selfheal_cli):
 CLEAR = "A warm, funny and moving film, a pure delight from start to finish."
 
 
-def _run(session, **backup) -> dict:
+DULL = "A dull, lifeless and badly acted mess; I was bored from start to finish."
+
+
+def _run(session, text: str = CLEAR, **backup) -> dict:
     for key, value in backup.items():
         setattr(session.config.backup, key, value)
     session.config.thresholds.accept = 1.0  # every request goes to the backups
-    outcome = session.start(CLEAR, interactive=False)
+    outcome = session.start(text, interactive=False)
     path = session.config.paths.log_dir / JSONL_NAME
     return outcome, json.loads(path.read_text().splitlines()[-1])
 
 
 def test_rule_that_holds_decides_via_backup_model_and_the_record_says_why(session):
-    outcome, record = _run(session, decide=True, min_confidence=0.5, min_voter_prob=0.5)
+    outcome, record = _run(session, decide=True, min_confidence=0.5, min_voter_prob=0.5, voters=VOTERS)
     backup = record["fallback"]["backup"]
     model_label = record["inference"]["label"]
     assert model_label == "Positive"  # the shipped model is sure about this one
-    assert all(backup["models"][v]["probs"]["Positive"] >= 0.5 for v in ("vader", "embedding"))
+    assert all(backup["models"][v]["probs"]["Positive"] >= 0.5 for v in VOTERS)
     assert backup["decided_without_person"] is True
     assert backup["rule"]["passed"] is True and backup["rule"]["reason"] == "ok"
-    assert set(backup["rule"]["voters"]) == {"vader", "embedding"}
+    assert set(backup["rule"]["voters"]) == set(VOTERS)
     assert record["final_decision"] == {"label": "Positive", "via": "backup_model"} and outcome.done
+
+
+def test_the_shipped_rule_with_the_real_voter(session):
+    """config.yaml's rule as shipped (decide on, the fine-tuned mpnet voter, the thresholds
+    `selfheal eval` fitted): a clear review is labelled without a person, and the record gives
+    the voter's probability and the thresholds it passed."""
+    shipped = load_config(REPO / "config.yaml").backup
+    assert shipped.decide and shipped.voter_names == ["mpnet_top"]
+    outcome, record = _run(
+        session, **shipped.model_dump(include={"decide", "voters", "min_confidence", "min_voter_prob"})
+    )
+    backup = record["fallback"]["backup"]
+    voter = backup["models"]["mpnet_top"]["probs"]["Positive"]
+    assert set(backup["models"]) == {"tfidf", "vader", "embedding", "mpnet_top"}
+    assert voter >= shipped.min_voter_prob and backup["rule"]["voters"] == {"mpnet_top": pytest.approx(voter)}
+    assert (backup["rule"]["min_confidence"], backup["rule"]["min_voter_prob"]) == (
+        shipped.min_confidence,
+        shipped.min_voter_prob,
+    )
+    assert backup["decided_without_person"] and backup["rule"]["reason"] == "ok"
+    assert record["final_decision"] == {"label": "Positive", "via": "backup_model"} and outcome.done
+    _, negative = _run(session, DULL)
+    assert negative["fallback"]["backup"]["models"]["mpnet_top"]["label"] == "Negative"
+    assert negative["final_decision"] == {"label": "Negative", "via": "backup_model"}
 
 
 @pytest.mark.parametrize(

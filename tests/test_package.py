@@ -61,8 +61,10 @@ def test_zip_holds_every_checkpoint_file_and_is_reproducible(tmp_path):
     first = write_zip(shipped_checkpoint(), tmp_path / "a")
     second = write_zip(shipped_checkpoint(), tmp_path / "b")
     assert first.path.read_bytes() == second.path.read_bytes()
-    shipped = {p.name: sha256_file(p) for p in shipped_checkpoint().iterdir() if p.is_file()}
+    root = shipped_checkpoint()
+    shipped = {p.relative_to(root).as_posix(): sha256_file(p) for p in root.rglob("*") if p.is_file()}
     assert first.files == shipped
+    assert {"embedder_top/adapter_model.safetensors", "embedder_top/top_layers.json"} <= set(first.files)
     needed = {ADAPTER_WEIGHTS_FILE, TOKENIZER_FILE, META_FILE, TFIDF_FILE}
     assert needed | {EMBEDDER_HEAD_FILE, MANIFEST_FILE, CARD_FILE} <= set(first.files)
     with zipfile.ZipFile(first.path) as archive:
@@ -101,6 +103,8 @@ def test_cli_packages_and_classifies_with_the_unzipped_dir(tmp_path, selfheal_cl
         f"paths.checkpoint={unzipped.name}",
         "--set",
         "backup.models=[tfidf]",
+        "--set",
+        "backup.voters=null",
         *TEXTS[:2],
     )
     assert result.returncode == 0, result.stderr

@@ -24,7 +24,7 @@ import yaml
 
 from conftest import process_env, selfheal_argv
 from selfheal.model.checkpoint import shipped_checkpoint
-from selfheal.model.package import SUMS_FILE, package_files, sha256_file
+from selfheal.model.package import SUMS_FILE, entry_name, package_files, sha256_file
 
 REPO_ID = "someone/selfheal-sentiment"
 # Offline switches and any token of the machine's user: the test's subprocess sets its own.
@@ -130,7 +130,9 @@ def test_push_uploads_every_packaged_file(tmp_path, hub):
     url, record = hub
     result = push(tmp_path, hub_env(tmp_path, url), "--repo-id", REPO_ID, "--private")
     assert result.returncode == 0, result.stderr
-    expected = {p.name: sha256_file(p) for p in package_files(shipped_checkpoint())}
+    root = shipped_checkpoint()
+    expected = {entry_name(root, p): sha256_file(p) for p in package_files(root)}
+    assert "embedder_top/top_layers.json" in expected  # the voter's files, in their folder
     assert f"pushed {len(expected)} files + SHA256SUMS to {url}/{REPO_ID}" in result.stdout
     assert record.created == [
         {"name": "selfheal-sentiment", "organization": "someone", "visibility": "private", "type": "model"}

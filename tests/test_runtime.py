@@ -354,17 +354,38 @@ def test_config_runtime_and_threads():
 
 def test_export_onnx_command(cli, tmp_path, monkeypatch):
     monkeypatch.setenv("SELFHEAL_CACHE", str(_new_cache(tmp_path / "cache")))
-    result = cli("export-onnx", "--runtime", "onnx-int8", "--set", "embedder.enabled=false", check=True)
+    # no mpnet here (the embedder off, the voter not a backup): the next test lists the voter
+    no_mpnet = ("--set", "embedder.enabled=false", "--set", "backup.models=[tfidf,vader,embedding]")
+    result = cli(
+        "export-onnx", "--runtime", "onnx-int8", *no_mpnet, "--set", "backup.voters=null", check=True
+    )
     lines = result.stdout.strip().splitlines()
     assert len(lines) == 2 and lines[0].startswith("onnx-int8: classifier ")
     assert lines[1].startswith("onnx-int8: backup embedding ")  # backup.models has "embedding"
     path = Path(lines[0].split()[2])
     assert path.is_file() and str(path).startswith(str(tmp_path / "cache" / "onnx"))
     mtime = path.stat().st_mtime_ns
-    cli("export-onnx", "--runtime", "onnx-int8", "--set", "embedder.enabled=false", check=True)
+    cli("export-onnx", "--runtime", "onnx-int8", *no_mpnet, "--set", "backup.voters=null", check=True)
     assert path.stat().st_mtime_ns == mtime  # verified, not made again
-    cli("export-onnx", "--runtime", "onnx-int8", "--force", "--set", "embedder.enabled=false", check=True)
+    cli(
+        "export-onnx",
+        "--runtime",
+        "onnx-int8",
+        "--force",
+        *no_mpnet,
+        "--set",
+        "backup.voters=null",
+        check=True,
+    )
     assert path.is_file() and path.stat().st_mtime_ns != mtime
+
+
+def test_export_onnx_lists_the_voter(cli, backup_ensemble):
+    """With config.yaml's backups the no-person voter's fp32 export is listed too (already in the
+    session's cache: the backups loaded it, so nothing is exported again here)."""
+    lines = cli("export-onnx", "--runtime", "onnx-int8", check=True).stdout.strip().splitlines()
+    voter = [line for line in lines if line.startswith("onnx-int8: backup mpnet_top ")]
+    assert len(voter) == 1 and Path(voter[0].split()[3]).is_file()
 
 
 def test_export_onnx_bad_runtime_is_one_line(cli):

@@ -50,3 +50,54 @@ def test_the_frozen_layers_are_untouched(mpnet, rt_splits):
     batches = tl.cache_states(model, tokenizer, texts, model.config.num_hidden_layers - 1)
     tl.train_top(model, batches, np.asarray(rt_splits["train"]["label"][:8]), recipe, num_labels=2)
     assert all(np.array_equal(before[n], p.detach()) for n, p in model.named_parameters())
+
+
+@pytest.mark.parametrize("runtime", ["torch", "onnx"])
+def test_the_backup_gives_the_trained_layers_answers_from_raw_text(mpnet, rt_splits, tmp_path, runtime):
+    """TopLayersBackup (the whole model from text: mpnet's first layers, then the merged LoRA
+    layers and the head; on torch or an ONNX export) agrees with the layers on cached states."""
+    from selfheal.model.calibrate import softmax
+    from selfheal.model.embedder import bundled_embedder_path
+
+    model, tokenizer = mpnet
+    texts = [*rt_splits["validation"]["text"][:12], "🤮", "Un film ennuyeux et beaucoup trop long."]
+    recipe = tl.TopLayersRecipe(top=1, rank=4, epochs=1, batch_size=8)
+    after = model.config.num_hidden_layers - recipe.top
+    train = tl.cache_states(model, tokenizer, list(rt_splits["train"]["text"][:16]), after, 8)
+    top = tl.train_top(model, train, np.asarray(rt_splits["train"]["label"][:16]), recipe, num_labels=2)
+    tl.save_top(top, tmp_path / tl.TOP_DIR, recipe, num_labels=2)
+    expected = softmax(tl.top_logits(top, tl.cache_states(model, tokenizer, texts, after, 8), len(texts)))
+
+    assert tl.has_top(tmp_path)
+    backup = tl.TopLayersBackup(tmp_path, str(bundled_embedder_path()), runtime=runtime)
+    got = backup.predict_proba(texts)
+    assert got.shape == (len(texts), 2)
+    np.testing.assert_allclose(got, expected, atol=1e-4)
+    assert (backup.export_path is None) == (runtime == "torch")
+    assert len(model.encoder.layer) == model.config.num_hidden_layers  # the shared model is not cut
+
+
+def test_a_checkpoint_without_the_layers_is_a_clear_error(tmp_path):
+    from selfheal.model.checkpoint import ModelError
+
+    assert not tl.has_top(tmp_path)
+    with pytest.raises(ModelError, match=r"no fine-tuned top layers in .*selfheal train-voter"):
+        tl.TopLayersBackup(tmp_path, "unused")
+
+
+def test_a_checkpoint_without_the_layers_skips_the_backup_with_a_warning(caplog):
+    """The 3-class tweets checkpoint has no ``embedder_top/``: ``mpnet_top`` is skipped (one
+    warning), the other backups vote, and the no-person rule then finds its voter missing."""
+    from conftest import REPO
+    from selfheal.config import load_config
+    from selfheal.model.backup import BackupEnsemble
+
+    tweets = REPO / "models" / "tweets-3class"
+    config = load_config(
+        REPO / "config.yaml", ["backup.models=[tfidf,mpnet_top]", "backup.voters=[mpnet_top]"]
+    )
+    ensemble = BackupEnsemble(config, tweets)
+    with caplog.at_level("WARNING"):
+        ensemble.load()
+    assert ensemble.names == ["tfidf"]
+    assert "backup mpnet_top skipped" in caplog.text and "selfheal train-voter" in caplog.text

@@ -133,7 +133,7 @@ def test_a_backup_that_cannot_serve_the_labels_is_skipped_with_one_warning(caplo
     from selfheal.model.backup import BackupEnsemble, label_descriptions
 
     topics = LabelSet(("billing", "delay", "other"))
-    config = load_config(REPO / "config.yaml", ["backup.models=[vader,embedding]"])
+    config = load_config(REPO / "config.yaml", ["backup.models=[vader,embedding]", "backup.voters=null"])
     backups = BackupEnsemble(config, labels=topics)
     with caplog.at_level(logging.WARNING, logger="selfheal.model.backup"):
         backups.load()
@@ -144,6 +144,8 @@ def test_a_backup_that_cannot_serve_the_labels_is_skipped_with_one_warning(caplo
     assert label_descriptions(topics)["delay"] == ["delay", "a text about delay"]
     vote = backups.predict("My flight is three hours late.")
     assert list(vote["probs"]) == list(topics) and list(vote["models"]) == ["embedding"]
-    only_vader = BackupEnsemble(load_config(REPO / "config.yaml", ["backup.models=[vader]"]), labels=topics)
+    only_vader = BackupEnsemble(
+        load_config(REPO / "config.yaml", ["backup.models=[vader]", "backup.voters=null"]), labels=topics
+    )
     with pytest.raises(ModelError, match=r"no backup in backup\.models"):
         only_vader.load()

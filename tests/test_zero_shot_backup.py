@@ -70,6 +70,7 @@ def test_zero_shot_backup_in_the_graph(tiny_nli, tmp_path):
         [
             f"paths.log_dir={tmp_path / 'logs'}",
             "backup.models=[zero_shot,vader]",
+            "backup.voters=null",
             f"backup.zero_shot_model={tiny_nli}",
         ],
     )

@@ -223,12 +223,30 @@ class CalibrationConfig(_Section):
     temperature: bool = True
 
 
+class VoterConfig(_Section):
+    """``selfheal train-voter``: the recipe of the ``mpnet_top`` backup (mpnet's last ``top``
+    layers with LoRA of rank ``rank`` on every linear layer, mean pooling and a linear head,
+    trained ``epochs`` times over the train split at ``learning_rate``; ``seed``; ``batch_size``
+    texts per cached batch). See :mod:`selfheal.model.top_layers`."""
+
+    top: int = Field(4, ge=1, le=48)
+    rank: int = Field(16, ge=1, le=256)
+    epochs: int = Field(3, ge=1, le=100)
+    learning_rate: float = Field(5e-4, gt=0, le=1)
+    seed: int = 42
+    batch_size: int = Field(32, ge=1, le=4096)
+
+
+BackupName = Literal["tfidf", "vader", "embedding", "mpnet_top", "zero_shot"]
+
+
 class BackupConfig(_Section):
     """Backup models consulted when the primary model is unsure and no user answers.
 
     models: any of ``tfidf`` (shipped TF-IDF + LogisticRegression), ``vader`` (lexicon),
         ``embedding`` (zero-shot cosine similarity of MiniLM embeddings to label descriptions),
-        ``zero_shot`` (Hugging Face NLI pipeline; needs ``zero_shot_model``).
+        ``mpnet_top`` (mpnet's last layers fine-tuned on the train split; needs ``embedder_top/``
+        in the checkpoint, see ``selfheal train-voter``), ``zero_shot`` (Hugging Face NLI pipeline; needs ``zero_shot_model``).
     zero_shot_model: local path or id of an NLI model for the ``zero_shot`` backup.
     decide, voters, min_voter_prob, min_confidence: the no-person rule. When nobody answers, the
         label is given without a person only if ``decide`` is true, the model's confidence is at
@@ -239,14 +257,14 @@ class BackupConfig(_Section):
         :func:`selfheal.model.backup.no_person_rule`).
     """
 
-    models: list[Literal["tfidf", "vader", "embedding", "zero_shot"]] = Field(
-        default_factory=lambda: ["tfidf", "vader", "embedding"], min_length=1
+    models: list[BackupName] = Field(
+        default_factory=lambda: ["tfidf", "vader", "embedding", "mpnet_top"], min_length=1
     )
     zero_shot_model: str | None = None
-    decide: bool = False
-    voters: list[Literal["tfidf", "vader", "embedding", "zero_shot"]] | None = None
-    min_voter_prob: float = Field(0.5, ge=0.5, le=1)
-    min_confidence: float = Field(0.5, ge=0.5, le=1)
+    decide: bool = True
+    voters: list[BackupName] | None = Field(default_factory=lambda: ["mpnet_top"])
+    min_voter_prob: float = Field(0.90, ge=0.5, le=1)  # fitted by `selfheal eval` (config.yaml)
+    min_confidence: float = Field(0.62, ge=0.5, le=1)
 
     @model_validator(mode="after")
     def _zero_shot_needs_model(self) -> BackupConfig:
@@ -348,9 +366,11 @@ class EvaluationConfig(_Section):
     min_final, max_human, min_accepted: what the operating point must give on validation: the
         final accuracy with a correct person, the share sent to a person, the accuracy on
         accepted (defaults: the evaluation targets).
-    no_person_min_accuracy, no_person_level: what the no-person rule (``backup.*``) must give on
-        validation: the one-sided Wilson lower bound, at confidence ``no_person_level``, of the
-        accuracy of the labels it gives without a person must be at least ``no_person_min_accuracy``.
+    no_person_min_accuracy, no_person_level, no_person_scope: what the no-person rule
+        (``backup.*``) must give on validation. ``all`` (the issue's target): every label given
+        without a person, the model's accepted ones and the rule's together, is right at least
+        ``no_person_min_accuracy`` of the time. ``route``: the rule's own labels alone, by the
+        one-sided Wilson lower bound of their accuracy at confidence ``no_person_level``.
     """
 
     bins: int = Field(15, ge=2, le=100)
@@ -363,6 +383,7 @@ class EvaluationConfig(_Section):
     min_accepted: float = Field(0.93, ge=0, le=1)
     no_person_min_accuracy: float = Field(0.93, ge=0, le=1)
     no_person_level: float = Field(0.90, ge=0.5, lt=1)
+    no_person_scope: Literal["all", "route"] = "all"
 
 
 class StorageConfig(_Section):
@@ -401,6 +422,7 @@ class Config(_Section):
     knowability: KnowabilityConfig = Field(default_factory=KnowabilityConfig)
     calibration: CalibrationConfig = Field(default_factory=CalibrationConfig)
     backup: BackupConfig = Field(default_factory=BackupConfig)
+    voter: VoterConfig = Field(default_factory=VoterConfig)
     input: InputConfig = Field(default_factory=InputConfig)
     fallback: FallbackConfig = Field(default_factory=FallbackConfig)
     server: ServerConfig = Field(default_factory=ServerConfig)

@@ -55,6 +55,7 @@ def command(
         resolve_embedder,
     )
     from selfheal.model.runtime import export_dir
+    from selfheal.model.top_layers import TopLayersBackup, has_top
 
     quiet_hf()
     checkpoint = resolve_checkpoint(cfg.paths.checkpoint)
@@ -90,6 +91,16 @@ def command(
                 threads=cfg.model.threads,
             )
             exports["backup embedding"] = backup.export(backup.runtime)
+        if "mpnet_top" in cfg.backup.models and has_top(checkpoint):  # the no-person voter
+            voter = TopLayersBackup(
+                checkpoint,
+                resolve_embedder(cfg.embedder.model),
+                runtime=name,
+                threads=cfg.model.threads,
+                force_export=force,
+            )
+            if voter.export_path is not None:
+                exports["backup mpnet_top"] = voter.export_path
         for kind, path in exports.items():
             size = path.stat().st_size / 1e6
             typer.echo(f"{name}: {kind} {path} ({size:.1f} MB)")

@@ -57,3 +57,50 @@ def command(
         f"saved {result.output_dir} | best epoch {result.best_epoch} | T={result.temperature:.3f} | "
         f"test acc {test['accuracy']:.4f} macro-F1 {test['f1_macro']:.4f} | {result.seconds / 60:.1f} min"
     )
+
+
+@user_errors
+def voter_command(
+    config: ConfigOption = None,
+    overrides: SetOption = None,
+    checkpoint: Annotated[
+        Path | None,
+        typer.Option(
+            help="The checkpoint to add the voter to (default: paths.checkpoint, else the shipped one)."
+        ),
+    ] = None,
+    epochs: Annotated[int | None, typer.Option(help="Epochs (voter.epochs).")] = None,
+    top: Annotated[int | None, typer.Option(help="mpnet layers fine-tuned (voter.top).")] = None,
+) -> None:
+    """Train the no-person voter (``mpnet_top``: mpnet's last layers with LoRA) into a checkpoint."""
+    cfg = get_config(
+        config,
+        overrides,
+        {"paths.checkpoint": checkpoint, "voter.epochs": epochs, "voter.top": top},
+    )
+    from selfheal.model.checkpoint import quiet_hf, resolve_checkpoint
+    from selfheal.model.top_layers import TopLayersRecipe, train_voter
+
+    directory = resolve_checkpoint(cfg.paths.checkpoint)
+    vc = cfg.voter
+    recipe = TopLayersRecipe(
+        top=vc.top,
+        rank=vc.rank,
+        epochs=vc.epochs,
+        lr=vc.learning_rate,
+        seed=vc.seed,
+        batch_size=vc.batch_size,
+    )
+    quiet_hf()
+    typer.echo(
+        f"training the voter (mpnet's last {recipe.top} layers, {recipe.epochs} epochs) for {directory}"
+    )
+    result = train_voter(cfg, directory, recipe, log=typer.echo)
+    if (directory / "training_config.yaml").is_file():  # the card lists the voter
+        from selfheal.model.card import rewrite_model_card
+
+        rewrite_model_card(directory)
+    typer.echo(
+        f"saved {result['directory']} | validation acc {result['validation_accuracy']:.4f} | "
+        f"{result['seconds'] / 60:.1f} min; refit the no-person rule with 'selfheal eval'"
+    )

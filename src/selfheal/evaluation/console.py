@@ -7,6 +7,7 @@ from typing import Any
 
 from selfheal.config import Config
 from selfheal.data import DataError
+from selfheal.evaluation.no_person import criterion_text
 from selfheal.evaluation.pipeline import EvalOutputs, display_path, read_training_log
 from selfheal.evaluation.targets import target_bounds
 from selfheal.model.checkpoint import TRAINING_LOG_FILE, resolve_checkpoint
@@ -129,14 +130,19 @@ def _no_person_lines(m: dict[str, Any]) -> list[str]:
         lines.append(
             f"no-person rule fitted on validation ({'+'.join(fit['voters']) or 'no voters'}): "
             f"--set backup.min_confidence={fit['min_confidence']:.2f} --set backup.min_voter_prob="
-            f"{fit['min_voter_prob']:.2f} (validation: {v['right']}/{v['decided']} right, lower bound "
-            f"{100 * v['lower_bound']:.1f}%)"
+            f"{fit['min_voter_prob']:.2f} (validation: {v['right']}/{v['decided']} right, "
+            f"{criterion_text(v, fit['criteria'])})"
         )
     elif fit.get("status") == "none":
         c = fit["criteria"]
+        wanted = (
+            "every label without a person"
+            if c.get("scope") == "all"
+            else f"a {100 * c['level']:.0f}% lower bound"
+        )
         lines.append(
-            f"no-person rule: no thresholds for voters {'+'.join(fit['voters']) or '(none)'} give a "
-            f"{100 * c['level']:.0f}% lower bound >= {100 * c['min_accuracy']:.0f}% on validation; "
+            f"no-person rule: no thresholds for voters {'+'.join(fit['voters']) or '(none)'} give "
+            f"{wanted} >= {100 * c['min_accuracy']:.0f}% on validation; "
             "keep --set backup.decide=false (unsure inputs wait for review)"
         )
     return lines

@@ -16,14 +16,13 @@ from selfheal.evaluation.metrics import wilson_lower
 
 
 def _voter_probs(probs: np.ndarray, backup_probs: dict[str, np.ndarray], voters: list[str]) -> np.ndarray:
-    """Each voter's probability of the primary model's label, shape ``(n, len(voters))``."""
+    """Each voter's probability of the primary model's label, shape ``(n, len(voters))``; a voter
+    that did not load (e.g. ``mpnet_top`` with a checkpoint that has none) gives 0, so the rule
+    never holds, as in the graph (``voter_missing``)."""
     pred = probs.argmax(axis=1)
     rows = np.arange(len(pred))
-    return (
-        np.stack([backup_probs[v][rows, pred] for v in voters], axis=1)
-        if voters
-        else np.zeros((len(pred), 0))
-    )
+    columns = [backup_probs[v][rows, pred] if v in backup_probs else np.zeros(len(pred)) for v in voters]
+    return np.stack(columns, axis=1) if voters else np.zeros((len(pred), 0))
 
 
 def apply_no_person_rule(
@@ -51,6 +50,7 @@ def apply_no_person_rule(
     )
     decided = unsure & passes & (bc.decide if decide is None else decide)
     n, k = len(labels), int(decided.sum())
+    without_person = ~unsure | decided  # the model's accepted labels and the rule's
     return {
         "min_confidence": float(min_confidence),
         "min_voter_prob": float(min_voter_prob),
@@ -61,7 +61,28 @@ def apply_no_person_rule(
         "decided_share": k / n if n else 0.0,
         "pending_share": int((unsure & ~decided).sum()) / n if n else 0.0,
         "model_accuracy_on_unsure": float(right[unsure].mean()) if unsure.any() else None,
+        "without_person": int(without_person.sum()),
+        "without_person_accuracy": float(right[without_person].mean()) if without_person.any() else None,
     }
+
+
+def _criterion(point: dict[str, Any], config: Config) -> float:
+    """What ``evaluation.no_person_scope`` compares with ``no_person_min_accuracy``: the accuracy
+    of every label given without a person (``all``), or the one-sided Wilson lower bound of the
+    rule's own labels (``route``)."""
+    ec = config.evaluation
+    if ec.no_person_scope == "all":
+        return float(point["without_person_accuracy"] or 0.0)
+    return wilson_lower(point["right"], point["decided"], ec.no_person_level)
+
+
+def criterion_text(point: dict[str, Any], criteria: dict[str, Any]) -> str:
+    """The fitted criterion of ``point`` in words: the accuracy of every label given without a
+    person (scope ``all``), or the Wilson lower bound of the rule's own labels (``route``)."""
+    if criteria.get("scope", "route") == "all":
+        acc = point.get("without_person_accuracy")
+        return f"all {point.get('without_person', '?')} labels without a person {100 * (acc or 0):.1f}% right"
+    return f"{100 * point['lower_bound']:.1f}% lower bound"
 
 
 def fit_no_person_rule(
@@ -71,26 +92,32 @@ def fit_no_person_rule(
 
     Over a grid (confidence from ``thresholds.clarify`` to ``thresholds.accept``, voter probability
     from 0.5 to 0.99, both in steps of 0.01), the pair that decides the most unsure inputs while
-    the one-sided Wilson lower bound (at ``evaluation.no_person_level``) of their accuracy is at
-    least ``evaluation.no_person_min_accuracy``; ties go to the higher bound, then the stricter
+    the criterion of ``evaluation.no_person_scope`` (:func:`_criterion`) is at least
+    ``evaluation.no_person_min_accuracy``; ties go to the higher criterion, then the stricter
     pair. The voters are ``backup.voter_names`` (by default every backup but TF-IDF: it is a
     member of the primary ensemble, so its agreement is not an independent confirmation).
     """
     ec, th = config.evaluation, config.thresholds
-    criteria = {"min_accuracy": ec.no_person_min_accuracy, "level": ec.no_person_level}
+    criteria = {
+        "min_accuracy": ec.no_person_min_accuracy,
+        "scope": ec.no_person_scope,
+        **({"level": ec.no_person_level} if ec.no_person_scope == "route" else {}),
+    }
     best: tuple[Any, ...] | None = None
-    closest: tuple[Any, ...] | None = None  # the highest lower bound, whether it meets it or not
+    closest: tuple[Any, ...] | None = None  # the highest criterion, whether it meets it or not
     for c in np.arange(round(th.clarify * 100), round(th.accept * 100) + 1) / 100:
         for t in np.arange(50, 100) / 100:
             point = apply_no_person_rule(labels, probs, backup_probs, config, float(c), float(t), True)
-            bound = wilson_lower(point["right"], point["decided"], ec.no_person_level)
-            if point["decided"] and (closest is None or (bound, point["decided"]) > closest[0]):
-                closest = ((bound, point["decided"]), point | {"lower_bound": bound})
-            if point["decided"] == 0 or bound < ec.no_person_min_accuracy:
+            score = _criterion(point, config)
+            if ec.no_person_scope == "route":
+                point["lower_bound"] = score
+            if point["decided"] and (closest is None or (score, point["decided"]) > closest[0]):
+                closest = ((score, point["decided"]), point)
+            if point["decided"] == 0 or score < ec.no_person_min_accuracy:
                 continue
-            key = (point["decided"], bound, c, t)
+            key = (point["decided"], score, c, t)
             if best is None or key > best[0]:
-                best = (key, point | {"lower_bound": bound})
+                best = (key, point)
     if best is None:
         out = {"status": "none", "criteria": criteria, "voters": config.backup.voter_names}
         return out | ({"closest": closest[1]} if closest else {})

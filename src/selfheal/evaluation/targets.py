@@ -113,15 +113,17 @@ def _healing_rows(user: dict[str, Any], where: str = "") -> list[dict[str, Any]]
 
 
 def _no_person_rows(no_user: dict[str, Any]) -> list[dict[str, Any]]:
-    """The no-person target rows for the simulation with nobody answering: the ``backup_model``
-    route's accuracy (met when it gives no label at all: then it gives no wrong one), the share
-    left pending, and the accuracy of every label given without a person (model + backups)."""
+    """The no-person rows for the simulation with nobody answering: the ``backup_model`` route's
+    own accuracy (for information, ``met`` None: issue 12's target is the last row), the share
+    left pending, and the accuracy of every label given without a person (model + backups), which
+    must be at least the model's own accepted ones' 93%."""
     backup, without = no_user["routes"][BACKUP_MODEL], no_user["without_person"]
     rows = [
         {
-            "target": f"no-person route ({BACKUP_MODEL}, {backup['n']} inputs) accuracy >= 93%, nobody answering",
+            "target": f"no-person route ({BACKUP_MODEL}, {backup['n']} inputs) alone, nobody answering "
+            "(for information: the target is all labels without a person, below)",
             "value": backup["accuracy"],
-            "met": backup["accuracy"] is None or backup["accuracy"] >= TARGET_NO_PERSON,
+            "met": None,
         },
         {
             "target": "inputs left pending for review, nobody answering <= 15%",

@@ -7,6 +7,9 @@
   without neutral).
 * ``embedding``: zero-shot, cosine similarity of the MiniLM sentence embedding to label
   descriptions (:func:`label_descriptions`).
+* ``mpnet_top``: all-mpnet-base-v2 with its last layers fine-tuned (LoRA) on the train split
+  (:mod:`selfheal.model.top_layers`; ``embedder_top/`` in the checkpoint, ``selfheal train-voter``).
+  The only backup that is right well above chance where the primary model is unsure.
 * ``zero_shot``: the Hugging Face ``zero-shot-classification`` pipeline over an NLI model, with the
   label names as candidates.
 
@@ -447,6 +450,17 @@ class BackupEnsemble:
             return EmbeddingZeroShotBackup(
                 resolve_base_model(None), self.labels, runtime=model.runtime, threads=model.threads
             )
+        if name == "mpnet_top":
+            from selfheal.model.embedder import resolve_embedder
+            from selfheal.model.top_layers import TopLayersBackup, has_top
+
+            directory = resolve_checkpoint(self._checkpoint_dir)
+            if not has_top(directory):
+                raise CannotServe(f"{directory} has no fine-tuned top layers (selfheal train-voter)")
+            quiet_hf()
+            model = self._config.model
+            path = resolve_embedder(self._config.embedder.model)
+            return TopLayersBackup(directory, path, runtime=model.runtime, threads=model.threads)
         if name == "zero_shot":
             quiet_hf()
             model = self._config.backup.zero_shot_model

@@ -156,6 +156,32 @@ def _knowability_lines(directory: Path) -> list[str]:
     ]
 
 
+def _voter_lines(directory: Path) -> list[str]:
+    """What the card says about the no-person voter (``embedder_top/``), if the checkpoint has one."""
+    from selfheal.model.top_layers import TOP_DIR, top_settings
+
+    settings = top_settings(directory)
+    if settings is None:
+        return []
+    recipe, trained = settings.get("recipe", {}), settings.get("trained", {})
+    measured = (
+        f" {trained['train_texts']} train texts, validation accuracy "
+        f"{_pct(trained['validation_accuracy'])}, {trained['minutes']} min on {trained['torch_threads']} threads."
+        if trained
+        else ""
+    )
+    return [
+        f"- The no-person voter (`{TOP_DIR}/`, backup `mpnet_top`, `selfheal train-voter`): the last",
+        f"  {recipe.get('top', '?')} layers of the frozen all-mpnet-base-v2 with LoRA (rank {recipe.get('rank', '?')}) "
+        f"on every linear layer, mean pooling",
+        f"  and a linear head, trained {recipe.get('epochs', '?')} epochs at learning rate {recipe.get('lr', '?')} "
+        f"(seed {recipe.get('seed', '?')}) from the",
+        f"  states cached after layer 12 - {recipe.get('top', '?')} of the train split.{measured}",
+        "  It labels an unsure input without a person only where the no-person rule (`backup.*`, fitted",
+        "  on validation by `selfheal eval`) holds.",
+    ]
+
+
 SOURCES = {  # how the card names a built-in data source: (title, dataset id, description lines)
     "rotten_tomatoes": ("Rotten Tomatoes snippets (Pang & Lee 2005)", "rotten_tomatoes", []),
     "tweets": (
@@ -326,6 +352,7 @@ def write_model_card(
         f"  are the LoRA logits + {meta['tfidf_weight']:g} x the TF-IDF log-probabilities (weight",
         "  and temperature fitted together on validation NLL; `model.tfidf_weight: 0` turns it off).",
         *_embedder_lines(meta, metrics, config),
+        *_voter_lines(Path(directory)),
         "",
         *epochs,
         "",
@@ -443,6 +470,7 @@ def _write_generic_card(
         f"  are the LoRA logits + {meta['tfidf_weight']:g} x the TF-IDF log-probabilities (weight",
         "  and temperature fitted together on validation NLL; `model.tfidf_weight: 0` turns it off).",
         *_embedder_lines(meta, metrics, config, "on the movie data's train split"),
+        *_voter_lines(Path(directory)),
         "",
         *epochs,
         "",

@@ -73,11 +73,18 @@ def package_files(directory: Path) -> list[Path]:
     return sorted(
         (
             p
-            for p in directory.iterdir()
-            if p.is_file() and not p.name.startswith(".") and p.name != SUMS_FILE
+            for p in directory.rglob("*")
+            if p.is_file()
+            and not any(part.startswith(".") for part in p.relative_to(directory).parts)
+            and p.name != SUMS_FILE
         ),
-        key=lambda p: p.name,
+        key=lambda p: p.relative_to(directory).as_posix(),
     )
+
+
+def entry_name(directory: Path, path: Path) -> str:
+    """A packaged file's name: its path inside the checkpoint (``embedder_top/...`` for the voter)."""
+    return Path(path).relative_to(directory).as_posix()
 
 
 def sums_text(digests: dict[str, str]) -> str:
@@ -90,8 +97,10 @@ def stage(directory: Path, target: Path) -> dict[str, str]:
     target.mkdir(parents=True, exist_ok=True)
     digests = {}
     for path in package_files(directory):
-        shutil.copyfile(path, target / path.name)
-        digests[path.name] = sha256_file(target / path.name)
+        name = entry_name(directory, path)
+        (target / name).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(path, target / name)
+        digests[name] = sha256_file(target / name)
     (target / SUMS_FILE).write_text(sums_text(digests), encoding="utf-8")
     return digests
 
@@ -101,8 +110,9 @@ def write_zip(directory: Path, out_dir: Path) -> Package:
     directory, out_dir = Path(directory), Path(out_dir)
     name = package_name(directory)
     files = package_files(directory)
-    digests = {p.name: sha256_file(p) for p in files}
-    entries = [(p.name, p.read_bytes()) for p in files] + [(SUMS_FILE, sums_text(digests).encode())]
+    digests = {entry_name(directory, p): sha256_file(p) for p in files}
+    entries = [(entry_name(directory, p), p.read_bytes()) for p in files]
+    entries += [(SUMS_FILE, sums_text(digests).encode())]
     target = out_dir / f"{name}.zip"
     try:
         out_dir.mkdir(parents=True, exist_ok=True)

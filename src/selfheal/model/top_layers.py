@@ -1,20 +1,28 @@
-"""mpnet's last layers, fine-tuned with LoRA from the frozen embedder's cached states.
+"""mpnet's last layers, fine-tuned with LoRA from the frozen embedder's cached states: the
+``mpnet_top`` backup, the no-person voter.
 
-The frozen sentence embedder (:mod:`selfheal.model.embedder`) already runs every layer of
+The frozen sentence embedder (:mod:`selfheal.model.embedder`) runs every layer of
 all-mpnet-base-v2. A copy of its last ``top`` layers, with LoRA on every linear layer, mean
 pooling and a linear head, is trained on the hidden states cached after layer ``12 - top``: the
-frozen layers run once per text, not once per epoch. ``scripts/finetuned_member_trial.py``
-measured it as a fourth ensemble member and as a no-person voter (README, Results).
+frozen layers run once per text, not once per epoch (``selfheal train-voter``, which writes
+``embedder_top/`` into a checkpoint).
 
-Used by that script only so far: not yet part of ``selfheal train``, the checkpoint, the ONNX
-export or the classifier (README, Results, "Toward 15% pending").
+At inference (:class:`TopLayersBackup`) the LoRA weights are merged into the copied layers and the
+whole model (mpnet's first ``12 - top`` layers, then the fine-tuned ones and the head) maps a text
+to logits, on torch or as an fp32 ONNX export in the cache. It is a backup, not an ensemble member:
+it runs only when the primary model is unsure and nobody answers, so an accepted request costs
+nothing more. ``scripts/finetuned_member_trial.py`` measured it both ways (README, Results).
 """
 
 from __future__ import annotations
 
 import copy
 import json
+import os
 import random
+import shutil
+import tempfile
+import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -159,11 +167,19 @@ def top_logits(top: Any, batches: list[Batch], n: int) -> np.ndarray:
     return np.zeros((n, 0), dtype=np.float32) if out is None else out
 
 
-def save_top(top: Any, directory: Path, recipe: TopLayersRecipe, num_labels: int) -> None:
-    """peft's adapter files (LoRA weights and the head) and the recipe, in ``directory``."""
+def save_top(
+    top: Any, directory: Path, recipe: TopLayersRecipe, num_labels: int, trained: dict[str, Any] | None = None
+) -> None:
+    """peft's adapter files (LoRA weights and the head) and the recipe (and ``trained``: what the
+    training run measured, for the model card), in ``directory``."""
     directory = Path(directory)
     top.save_pretrained(str(directory))
-    settings = {"recipe": asdict(recipe), "num_labels": num_labels}
+    (directory / "README.md").unlink(missing_ok=True)  # peft's empty model-card template
+    settings = {
+        "recipe": asdict(recipe),
+        "num_labels": num_labels,
+        **({"trained": trained} if trained else {}),
+    }
     (directory / SETTINGS_FILE).write_text(json.dumps(settings, indent=2) + "\n", encoding="utf-8")
 
 
@@ -176,3 +192,208 @@ def load_top(model: Any, directory: Path) -> tuple[Any, TopLayersRecipe]:
     recipe = TopLayersRecipe(**settings["recipe"])
     base = build_top(model, recipe.top, int(settings["num_labels"]))
     return PeftModel.from_pretrained(base, str(directory)).eval(), recipe
+
+
+def _merged_top(model: Any, directory: Path) -> tuple[Any, TopLayersRecipe]:
+    """:func:`load_top` with the LoRA weights merged in (a plain module, no peft at inference)."""
+    top, recipe = load_top(model, directory)
+    return top.merge_and_unload().eval(), recipe
+
+
+def voter_module(model: Any, directory: Path) -> Any:
+    """A module from ``(input_ids, attention_mask)`` to the voter's logits: ``model``'s first
+    ``12 - top`` layers (the frozen mpnet, cut in place), then the merged layers of ``directory``."""
+    import torch
+
+    top, recipe = _merged_top(model, directory)
+    keep = model.config.num_hidden_layers - recipe.top
+    model.encoder.layer = model.encoder.layer[:keep]
+
+    class Voter(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.model = model
+            self.top = top
+
+        def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+            hidden = self.model(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+            return self.top(hidden, attention_mask.float())
+
+    return Voter().eval()
+
+
+def top_settings(checkpoint: Path) -> dict[str, Any] | None:
+    """``embedder_top/top_layers.json`` of ``checkpoint`` (recipe, labels, what training
+    measured), or ``None`` when it has no voter or the file is unreadable."""
+    try:
+        return json.loads((Path(checkpoint) / TOP_DIR / SETTINGS_FILE).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+
+
+def has_top(checkpoint: Path) -> bool:
+    """Whether ``checkpoint`` holds trained top layers (``embedder_top/``)."""
+    return (Path(checkpoint) / TOP_DIR / SETTINGS_FILE).is_file()
+
+
+class TopLayersBackup:
+    """The fine-tuned top layers of a checkpoint as a backup: ``(n, k)`` probabilities (softmax of
+    the logits, uncalibrated; the no-person rule's thresholds are fitted on these).
+
+    ``runtime``: ``torch``, or ONNX Runtime on an fp32 export made into the cache on first use
+    (``onnx`` and ``onnx-int8`` alike: the voter's thresholds were fitted on fp32 logits).
+    """
+
+    name = "mpnet_top"
+
+    def __init__(
+        self,
+        checkpoint: Path,
+        encoder_path: str,
+        runtime: str = "torch",
+        threads: int | None = None,
+        force_export: bool = False,
+    ) -> None:
+        from selfheal.model.checkpoint import ModelError
+        from selfheal.model.runtime import (
+            OnnxEncoder,
+            TorchEncoder,
+            apply_threads,
+            cached_export,
+            export_key,
+            pad,
+        )
+        from selfheal.model.tokenizer import load_tokenizer
+
+        self.directory = Path(checkpoint) / TOP_DIR
+        if not has_top(checkpoint):
+            raise ModelError(f"no fine-tuned top layers in {checkpoint} (run 'selfheal train-voter')")
+        self.encoder_path = encoder_path
+        try:
+            self.tokenizer = load_tokenizer(encoder_path)
+            settings = json.loads((self.directory / SETTINGS_FILE).read_text(encoding="utf-8"))
+            self.recipe = TopLayersRecipe(**settings["recipe"])
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            raise ModelError(f"cannot load the top layers in {self.directory}: {exc}") from None
+        self.runtime = "torch" if runtime == "torch" else "onnx"
+        self.threads = apply_threads(threads)
+        self.export_path: Path | None = None  # the ONNX file (not on torch)
+        if self.runtime == "torch":
+            self._encoder: Any = TorchEncoder(self._module())
+        else:
+            sources = [*self._sources(), *sorted(self.directory.iterdir())]
+            key = export_key("mpnet_top", "onnx", sources, {"recipe": asdict(self.recipe)})
+            texts = ["a short text", "a somewhat longer text to export"]
+            example = pad(self.tokenizer(texts)["input_ids"], self.tokenizer.pad_token_id or 0)
+            self.export_path = cached_export(key, self._module, example, "logits", force=force_export)
+            self._encoder = OnnxEncoder(self.export_path, self.threads)
+
+    def _sources(self) -> list[Path]:
+        return sorted(
+            p
+            for p in Path(self.encoder_path).iterdir()
+            if p.suffix in (".safetensors", ".bin") or p.name == "config.json"
+        )
+
+    def _module(self) -> Any:
+        from transformers import AutoModel
+
+        from selfheal.model.checkpoint import ModelError
+
+        try:
+            model = AutoModel.from_pretrained(self.encoder_path).eval()
+            return voter_module(model, self.directory)
+        except Exception as exc:  # OSError, ValueError, safetensors' and peft's own errors
+            reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            raise ModelError(f"cannot load the top layers in {self.directory}: {reason}") from None
+
+    def logits(self, texts: list[str]) -> np.ndarray:
+        """The voter's logits, shape ``(len(texts), k)``, texts batched by token length."""
+        from selfheal.model.runtime import Tokenized, length_batches, pad, per_call
+
+        tokens = Tokenized(self.tokenizer, list(texts), 128)
+        out: np.ndarray | None = None
+        pad_id = self.tokenizer.pad_token_id or 0
+        for idx in length_batches(tokens.lengths, per_call(self.runtime, self.recipe.batch_size), True):
+            logits = np.asarray(self._encoder(*pad([tokens.ids[i] for i in idx], pad_id)), dtype=np.float32)
+            if out is None:
+                out = np.zeros((len(texts), logits.shape[1]), dtype=np.float32)
+            out[idx] = logits
+        return np.zeros((0, 0), dtype=np.float32) if out is None else out
+
+    def predict_proba(self, texts: list[str]) -> np.ndarray:
+        """Class probabilities in label order."""
+        from selfheal.model.calibrate import softmax
+
+        return softmax(self.logits(texts), 1.0)
+
+
+def train_voter(config: Any, checkpoint: Path, recipe: TopLayersRecipe, log: Any = None) -> dict[str, Any]:
+    """Train the top layers for ``checkpoint`` on its own train split and write them into it
+    (``embedder_top/``, replaced atomically); returns the time taken and the validation accuracy.
+
+    The train and validation splits are rebuilt from ``config.data`` and checked against the
+    checkpoint's split manifest (a mismatch is a one-line :class:`~selfheal.data.DataError`), so
+    the voter never sees a validation or test text in training.
+    """
+    import torch
+    from transformers import AutoModel, AutoTokenizer
+
+    from selfheal.data import prepare_splits, read_manifest, verify_split
+    from selfheal.model.checkpoint import MANIFEST_FILE, checkpoint_labels
+    from selfheal.model.embedder import resolve_embedder
+
+    started = time.perf_counter()
+    checkpoint = Path(checkpoint)
+    labels = checkpoint_labels(checkpoint)
+    manifest = read_manifest(checkpoint / MANIFEST_FILE)
+    dc = config.data
+    splits = prepare_splits(dc.source, dc.val_size, dc.test_size, dc.seed)
+    for name in ("train", "validation"):
+        verify_split(splits[name], manifest, name)
+    if config.training.num_threads:
+        torch.set_num_threads(config.training.num_threads)
+    path = resolve_embedder(config.embedder.model)
+    tokenizer = AutoTokenizer.from_pretrained(path)
+    model = AutoModel.from_pretrained(path).eval()
+    after = model.config.num_hidden_layers - recipe.top
+    if not 0 <= after < model.config.num_hidden_layers:
+        raise ValueError(f"top must be 1..{model.config.num_hidden_layers}, not {recipe.top}")
+    texts = {name: list(splits[name]["text"]) for name in ("train", "validation")}
+    ids = {name: np.asarray(splits[name]["label"]) for name in ("train", "validation")}
+    cached = cache_states(model, tokenizer, texts["train"], after, recipe.batch_size, dc.max_length)
+    if log is not None:
+        log(f"cached the states after layer {after} of {len(texts['train'])} train texts")
+    top = train_top(model, cached, ids["train"], recipe, len(labels), log)
+    del cached
+    val = cache_states(model, tokenizer, texts["validation"], after, recipe.batch_size, dc.max_length)
+    accuracy = float((top_logits(top, val, len(texts["validation"])).argmax(1) == ids["validation"]).mean())
+    target = checkpoint / TOP_DIR
+    trained = {
+        "train_texts": len(texts["train"]),
+        "validation_accuracy": round(accuracy, 6),
+        "minutes": round((time.perf_counter() - started) / 60, 1),
+        "torch_threads": torch.get_num_threads(),
+    }
+    staging = Path(tempfile.mkdtemp(prefix=f".{TOP_DIR}-", dir=checkpoint))
+    try:
+        save_top(top, staging, recipe, len(labels), trained)
+        staging.chmod(0o755)  # mkdtemp makes it private; a checkpoint is shipped and shared
+        for path in staging.iterdir():
+            path.chmod(0o644)
+        old = None
+        if target.exists():
+            old = Path(tempfile.mkdtemp(prefix=f".{TOP_DIR}-old-", dir=checkpoint))
+            os.replace(target, old / TOP_DIR)
+        os.replace(staging, target)
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return {
+        "directory": str(target),
+        "seconds": time.perf_counter() - started,
+        "train_texts": len(texts["train"]),
+        "validation_accuracy": accuracy,
+        "recipe": asdict(recipe),
+    }
