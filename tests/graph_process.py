@@ -77,7 +77,7 @@ class CountingBackups:
         self.names = self._real.names
         self._calls = calls
 
-    def predict(self, text: str) -> dict[str, Any]:
+    def predict(self, text: str, voter_needed: bool = True) -> dict[str, Any]:
         self._calls("backups.predict")
         return self._real.predict(text)
 

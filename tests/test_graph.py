@@ -30,7 +30,7 @@ class FixedBackup:
         self.label = label
         self.names = names
 
-    def predict(self, text: str) -> dict:
+    def predict(self, text: str, voter_needed: bool = True) -> dict:
         probs = {name: (0.9 if name == self.label else 0.1) for name in MOVIE_LABELS}
         return {
             "label": self.label,

@@ -243,3 +243,19 @@ def test_rule_that_fails_leaves_the_request_pending(session, settings, reason):
     assert line.endswith(
         f"agree with the model, but too weakly to decide without a person ({backup['rule']['reason']})"
     )
+
+
+def test_the_voter_runs_only_where_the_rule_can_hold_and_stays_out_of_the_mean(backup_ensemble):
+    """mpnet_top costs a whole mpnet forward: it votes only for texts whose ``voters_needed`` is
+    true (the rule on and the model's confidence >= backup.min_confidence); the mean vote, which
+    picks the backups' label, is the other backups' either way."""
+    from selfheal.model.backup import rule_may_hold
+
+    assert rule_may_hold(True, 0.62, 0.62) and not rule_may_hold(True, 0.62, 0.61)
+    assert not rule_may_hold(False, 0.62, 0.74)
+    with_voter, without = backup_ensemble.predict_many([DULL, DULL], [True, False])
+    assert set(with_voter["models"]) == {"tfidf", "vader", "embedding", "mpnet_top"}
+    assert set(without["models"]) == {"tfidf", "vader", "embedding"}
+    assert with_voter["probs"] == without["probs"]  # the mean leaves the voter out
+    others = np.mean([list(without["models"][m]["probs"].values()) for m in without["models"]], axis=0)
+    assert list(without["probs"].values()) == pytest.approx(others, abs=1e-6)

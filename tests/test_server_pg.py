@@ -5,6 +5,7 @@ two hosts would; the apps run in this process (FastAPI's TestClient) on the sess
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import pytest
@@ -102,3 +103,39 @@ def test_registries_opened_at_once_on_a_fresh_database_all_start(tmp_path, postg
         assert not opened[1].create("t-1", None, started=False)
         for registry in opened:
             registry.close()
+
+
+def test_a_replica_waiting_for_setup_does_not_block_the_others_concurrent_index(postgres_server):
+    """The deadlock two ``selfheal serve`` started together once hit: replica B waits for the setup
+    lock while replica A, holding it, runs LangGraph's ``CREATE INDEX CONCURRENTLY``, which waits
+    for every older open transaction. Waiting inside ``pg_advisory_lock`` is such a transaction;
+    :func:`setup_lock` polls instead, so A's index is built while B waits."""
+    import threading
+
+    import psycopg
+
+    from selfheal.graph.storage import setup_lock
+
+    url = postgres_server.new_database()
+    holder, waiter, builder = (psycopg.connect(url, autocommit=True) for _ in range(3))
+    try:
+        builder.execute("CREATE TABLE t (x int)")
+        got: list[bool] = []
+        with setup_lock(holder.execute):  # replica A holds the lock...
+            thread = threading.Thread(target=lambda: got.append(_take(waiter)))
+            thread.start()  # ...replica B waits for it...
+            time.sleep(0.5)
+            builder.execute("SET statement_timeout = '20s'")
+            builder.execute("CREATE INDEX CONCURRENTLY t_x ON t (x)")  # ...and A's setup completes
+        thread.join(timeout=30)
+        assert got == [True]  # then B gets it
+    finally:
+        for conn in (holder, waiter, builder):
+            conn.close()
+
+
+def _take(conn) -> bool:
+    from selfheal.graph.storage import setup_lock
+
+    with setup_lock(conn.execute):
+        return True

@@ -65,7 +65,7 @@ from selfheal.graph.state import (
 from selfheal.labels import LabelSet
 from selfheal.logs.clarified import append_clarified
 from selfheal.logs.decisions import build_record
-from selfheal.model.backup import no_person_rule
+from selfheal.model.backup import no_person_rule, rule_may_hold
 from selfheal.model.knowability import judge, resolve_thresholds
 from selfheal.vocabulary import (
     ACCEPT,
@@ -400,8 +400,9 @@ def backup_step(state: State, services: Services) -> dict[str, Any]:
     """Ask the backups (or use their vote computed in a batch before the graph ran,
     ``given_backup``); they label the request only where the no-person rule holds
     (``backup.decide``, ``voters``, ``min_voter_prob``, ``min_confidence``), else a person must."""
-    vote = state.get("given_backup") or services.backups.predict(state["text"])
     inference, cfg = state["inference"], services.config.backup
+    needed = rule_may_hold(cfg.decide, cfg.min_confidence, inference["confidence"])
+    vote = state.get("given_backup") or services.backups.predict(state["text"], voter_needed=needed)
     agree = vote["label"] == inference["label"]
     rule = no_person_rule(
         inference["label"],

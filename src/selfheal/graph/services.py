@@ -9,7 +9,7 @@ Models load lazily on first use (thread-safe), so ``selfheal review`` never load
 from __future__ import annotations
 
 import threading
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any, Protocol
 
 from selfheal.config import Config
@@ -32,11 +32,14 @@ class BackupPredictor(Protocol):
 
     names: list[str]
 
-    def predict(self, text: str) -> dict[str, Any]:
-        """``{label, probs, models: {name: {label, probs}}}`` for one text."""
+    def predict(self, text: str, voter_needed: bool = True) -> dict[str, Any]:
+        """``{label, probs, models: {name: {label, probs}}}`` for one text (``voter_needed``:
+        whether the voter-only backups must vote, see ``BackupEnsemble.predict_many``)."""
         ...
 
-    def predict_many(self, texts: list[str]) -> list[dict[str, Any]]:
+    def predict_many(
+        self, texts: list[str], voters_needed: Sequence[bool] | None = None
+    ) -> list[dict[str, Any]]:
         """:meth:`predict` for many texts at once (one batch per backup)."""
         ...
 

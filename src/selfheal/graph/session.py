@@ -188,10 +188,19 @@ class Session:
         sure = (ESCALATE,) if interactive else (ASK_CLARIFY, ESCALATE)
         to_backups = [state for state in live if state["route"] in sure]
         if to_backups:
-            backups = self.services.backups
-            many = getattr(backups, "predict_many", None)
+            from selfheal.model.backup import rule_may_hold
+
+            backups, bc = self.services.backups, self.services.config.backup
             batch = [state["text"] for state in to_backups]
-            votes = many(batch) if many is not None else [backups.predict(text) for text in batch]
+            needed = [
+                rule_may_hold(bc.decide, bc.min_confidence, state["given_inference"]["confidence"])
+                for state in to_backups
+            ]
+            many = getattr(backups, "predict_many", None)
+            if many is not None:
+                votes = many(batch, needed)
+            else:
+                votes = [backups.predict(text, voter_needed=n) for text, n in zip(batch, needed, strict=True)]
             for state, vote in zip(to_backups, votes, strict=True):
                 state["given_backup"] = vote
         return states

@@ -30,7 +30,8 @@ import contextlib
 import logging
 import math
 import sqlite3
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -41,6 +42,32 @@ from selfheal.graph.claims import ClaimStore, PausedQueue
 
 POSTGRES_SCHEMES = ("postgresql://", "postgres://")
 SETUP_LOCK = 0x5E1F4EA1  # the advisory lock key that serialises setup() across replicas
+SETUP_WAIT = 300.0  # seconds a replica waits for another one's setup before a one-line error
+
+
+@contextlib.contextmanager
+def setup_lock(execute: Callable[..., Any], wait: float = SETUP_WAIT) -> Iterator[None]:
+    """Hold the setup advisory lock (:data:`SETUP_LOCK`) through ``execute`` (a connection's, in
+    autocommit), taken by polling ``pg_try_advisory_lock`` rather than waiting in
+    ``pg_advisory_lock``: a replica blocked in that call sits in an open transaction, and the
+    ``CREATE INDEX CONCURRENTLY`` of LangGraph's ``setup()`` in the replica holding the lock waits
+    for every older transaction to end, a deadlock PostgreSQL cannot see (two ``selfheal serve``
+    started together hung until the test's time ran out)."""
+    deadline = time.monotonic() + wait
+    while not _fetch_one(execute("SELECT pg_try_advisory_lock(%s)", (SETUP_LOCK,))):
+        if time.monotonic() > deadline:
+            raise ConfigError(f"another process has held the setup lock for over {wait:.0f} s")
+        time.sleep(0.05)
+    try:
+        yield
+    finally:
+        execute("SELECT pg_advisory_unlock(%s)", (SETUP_LOCK,))
+
+
+def _fetch_one(cursor: Any) -> Any:
+    """The first column of a one-row result (a tuple row, a dict row or ``(rows, count)``)."""
+    row = cursor[0][0] if isinstance(cursor, tuple) else cursor.fetchone()
+    return next(iter(row.values())) if isinstance(row, dict) else row[0]
 
 
 @dataclass
@@ -260,13 +287,10 @@ def _open_postgres(config: Config, url: str) -> Storage:
             name="selfheal",
         )
         pool.open(wait=True, timeout=timeout)
-        lock.execute("SELECT pg_advisory_lock(%s)", (SETUP_LOCK,))
-        try:
+        with setup_lock(lock.execute):
             checkpointer = PostgresSaver(pool)
             checkpointer.setup()
             claims = ClaimStore(pool, lease=settings.claim_lease)
-        finally:
-            lock.execute("SELECT pg_advisory_unlock(%s)", (SETUP_LOCK,))
     except psycopg.Error as exc:
         if pool is not None:
             pool.close()

@@ -350,11 +350,11 @@ def no_person_rule(
     }
     if not decide:
         return out | {"reason": "disabled"}
+    if not rule_passes(np.array([confidence]), np.zeros((1, 0)), min_confidence, 0.5)[0]:
+        return out | {"reason": "model_confidence_low"}  # (a voter-only backup was not even run)
     missing = [name for name, p in probs.items() if p is None]
     if missing:
         return out | {"reason": f"voter_missing:{missing[0]}"}
-    if not rule_passes(np.array([confidence]), np.zeros((1, 0)), min_confidence, 0.5)[0]:
-        return out | {"reason": "model_confidence_low"}
     for name, p in probs.items():
         if p is not None and p < 0.5:
             return out | {"reason": f"voter_disagrees:{name}"}
@@ -366,6 +366,17 @@ def no_person_rule(
         ]
     )
     return out | {"passed": passed, "reason": "ok" if passed else "rule_failed"}
+
+
+# Backups that vote in the no-person rule only: not part of the mean vote, and run only where the
+# rule can hold (an unsure input at a confidence of at least backup.min_confidence, rule on).
+VOTER_ONLY = frozenset({"mpnet_top"})
+
+
+def rule_may_hold(decide: bool, min_confidence: float, confidence: float) -> bool:
+    """Whether the no-person rule could label an input at this model ``confidence``: a
+    voter-only backup's vote is needed only then."""
+    return bool(decide) and confidence >= min_confidence
 
 
 def _result(probs: np.ndarray, labels: LabelSet) -> dict[str, Any]:
@@ -470,20 +481,43 @@ class BackupEnsemble:
                 raise ModelError(f"cannot load the zero-shot NLI model {model}: {exc}") from None
         raise ModelError(f"unknown backup model {name!r}")
 
-    def predict(self, text: str) -> dict[str, Any]:
-        """The ensemble's label and probabilities, with each model's own vote."""
-        return self.predict_many([text])[0]
+    def predict(self, text: str, voter_needed: bool = True) -> dict[str, Any]:
+        """The ensemble's label and probabilities, with each model's own vote (see
+        :meth:`predict_many` for ``voter_needed``)."""
+        return self.predict_many([text], [voter_needed])[0]
 
-    def predict_many(self, texts: list[str]) -> list[dict[str, Any]]:
-        """:meth:`predict` for many texts, each backup called once on all of them (a batch)."""
+    def predict_many(
+        self, texts: list[str], voters_needed: Sequence[bool] | None = None
+    ) -> list[dict[str, Any]]:
+        """:meth:`predict` for many texts, each backup called once on all of them (a batch).
+
+        A voter-only backup (:data:`VOTER_ONLY`: the fine-tuned mpnet, as costly as the primary
+        model's embedder) runs only on the texts whose ``voters_needed`` is true, those where
+        the no-person rule can hold (:func:`rule_may_hold`); the others get no vote from it."""
         if not texts:
             return []
-        tables = {b.name: np.asarray(b.predict_proba(list(texts))) for b in self.load()}
-        return [self.vote({name: table[i] for name, table in tables.items()}) for i in range(len(texts))]
+        backups = self.load()
+        needed = [True] * len(texts) if voters_needed is None else [bool(x) for x in voters_needed]
+        if all(b.name in VOTER_ONLY for b in backups):  # no other backup to vote: it always runs
+            needed = [True] * len(texts)
+        tables: dict[str, dict[int, np.ndarray]] = {}
+        for backup in backups:
+            rows = [i for i in range(len(texts)) if needed[i]] if backup.name in VOTER_ONLY else None
+            if rows == []:
+                continue
+            chosen = list(texts) if rows is None else [texts[i] for i in rows]
+            probs = np.asarray(backup.predict_proba(chosen))
+            tables[backup.name] = dict(zip(range(len(texts)) if rows is None else rows, probs, strict=True))
+        return [
+            self.vote({name: table[i] for name, table in tables.items() if i in table})
+            for i in range(len(texts))
+        ]
 
     def vote(self, models: Mapping[str, np.ndarray]) -> dict[str, Any]:
         """The vote of one text from each backup's probabilities (``{name: (k,) array}``): the
-        mean decides the label; each model's own label and probabilities come with it."""
-        mean = np.mean(list(models.values()), axis=0)
+        mean of the backups that are not voter-only (:data:`VOTER_ONLY`; all of them if no other
+        voted) decides the label; each model's own label and probabilities come with it."""
+        members = [p for name, p in models.items() if name not in VOTER_ONLY] or list(models.values())
+        mean = np.mean(members, axis=0)
         labels = self.labels
         return {**_result(mean, labels), "models": {name: _result(p, labels) for name, p in models.items()}}

@@ -67,13 +67,10 @@ class ThreadRegistry:
         """``CREATE TABLE IF NOT EXISTS`` under the checkpointer's setup lock: PostgreSQL's
         ``IF NOT EXISTS`` is not atomic, so two servers starting together could both try to
         create the table, and one would fail on a duplicate key in ``pg_type``."""
-        from selfheal.graph.storage import SETUP_LOCK
+        from selfheal.graph.storage import setup_lock
 
-        self._execute("SELECT pg_advisory_lock(%s)", (SETUP_LOCK,))
-        try:
+        with setup_lock(self._execute):
             self._execute(SCHEMA)
-        finally:
-            self._execute("SELECT pg_advisory_unlock(%s)", (SETUP_LOCK,))
 
     @classmethod
     def open(cls, log_dir: Path, db_url: str | None = None) -> ThreadRegistry:
