@@ -159,13 +159,12 @@ def test_bad_rule_config_is_a_one_line_error(override, message):
     assert message in str(info.value) and "\n" not in str(info.value)
 
 
-def test_the_shipped_voter_is_mpnet_top_and_null_means_every_backup_but_tfidf(selfheal_cli):
+def test_null_voters_mean_mpnet_top_if_a_backup_else_every_backup_but_tfidf(selfheal_cli):
     config = load_config(REPO / "config.yaml")
-    assert config.backup.voter_names == ["mpnet_top"] and "mpnet_top" in config.backup.models
-    every = load_config(REPO / "config.yaml", ["backup.voters=null"]).backup
-    assert every.voter_names == [name for name in every.models if name != "tfidf"]
-    only = ["backup.voters=null", "backup.models=[tfidf,vader]"]
-    assert load_config(REPO / "config.yaml", only).backup.voter_names == ["vader"]
+    assert config.backup.voters is None and config.backup.voter_names == ["mpnet_top"]
+    before = load_config(REPO / "config.yaml", ["backup.models=[tfidf,vader,embedding]"]).backup
+    assert before.voter_names == ["vader", "embedding"]  # a config from before the voter still loads
+    assert load_config(REPO / "config.yaml", ["backup.models=[tfidf,vader]"]).backup.voter_names == ["vader"]
     result = selfheal_cli("classify", "--set", "backup.voters=[zero_shot]", "x")
     assert result.returncode == 2 and result.stderr.startswith("error: ") and "backup.voters" in result.stderr
 
@@ -205,6 +204,7 @@ def test_the_shipped_rule_with_the_real_voter(session):
     the voter's probability and the thresholds it passed."""
     shipped = load_config(REPO / "config.yaml").backup
     assert shipped.decide and shipped.voter_names == ["mpnet_top"]
+    session.config.backup.models = shipped.models
     outcome, record = _run(
         session, **shipped.model_dump(include={"decide", "voters", "min_confidence", "min_voter_prob"})
     )

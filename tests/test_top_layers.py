@@ -101,3 +101,10 @@ def test_a_checkpoint_without_the_layers_skips_the_backup_with_a_warning(caplog)
         ensemble.load()
     assert ensemble.names == ["tfidf"]
     assert "backup mpnet_top skipped" in caplog.text and "selfheal train-voter" in caplog.text
+
+
+def test_train_voter_with_more_layers_than_mpnet_is_one_line_before_any_training(selfheal_cli):
+    result = selfheal_cli("train-voter", "--top", "13")
+    lines = result.stderr.strip().splitlines()
+    assert result.returncode == 2 and len(lines) == 1
+    assert lines[0].startswith("error: voter.top must be 1..12")

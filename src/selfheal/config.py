@@ -250,8 +250,8 @@ class BackupConfig(_Section):
     zero_shot_model: local path or id of an NLI model for the ``zero_shot`` backup.
     decide, voters, min_voter_prob, min_confidence: the no-person rule. When nobody answers, the
         label is given without a person only if ``decide`` is true, the model's confidence is at
-        least ``min_confidence`` and every backup in ``voters`` (``null``: every backup in
-        ``models`` but ``tfidf``, a member of the primary ensemble) gives the model's label a
+        least ``min_confidence`` and every backup in ``voters`` (``null``: see
+        :attr:`voter_names`) gives the model's label a
         probability of at least ``min_voter_prob``; otherwise the request waits for review. The
         values are fitted on the validation split by ``selfheal eval`` (see
         :func:`selfheal.model.backup.no_person_rule`).
@@ -262,7 +262,7 @@ class BackupConfig(_Section):
     )
     zero_shot_model: str | None = None
     decide: bool = True
-    voters: list[BackupName] | None = Field(default_factory=lambda: ["mpnet_top"])
+    voters: list[BackupName] | None = None
     min_voter_prob: float = Field(0.90, ge=0.5, le=1)  # fitted by `selfheal eval` (config.yaml)
     min_confidence: float = Field(0.62, ge=0.5, le=1)
 
@@ -279,10 +279,15 @@ class BackupConfig(_Section):
 
     @property
     def voter_names(self) -> list[str]:
-        """The voters of the no-person rule: ``voters``, or (``null``) every backup in ``models``
-        except ``tfidf``, which is a member of the primary ensemble."""
+        """The voters of the no-person rule: ``voters``, or (``null``) the fine-tuned
+        ``mpnet_top`` when it is in ``models`` (the only backup right well above chance where the
+        model is unsure), else every backup in ``models`` except ``tfidf``, which is a member of
+        the primary ensemble. (A config written before the voter, listing ``models`` without it,
+        thus still loads.)"""
         if self.voters is not None:
             return list(self.voters)
+        if "mpnet_top" in self.models:
+            return ["mpnet_top"]
         return [name for name in self.models if name != "tfidf"]
 
 

@@ -176,7 +176,7 @@ def _voter_lines(directory: Path) -> list[str]:
         f"on every linear layer, mean pooling",
         f"  and a linear head, trained {recipe.get('epochs', '?')} epochs at learning rate {recipe.get('lr', '?')} "
         f"(seed {recipe.get('seed', '?')}) from the",
-        f"  states cached after layer 12 - {recipe.get('top', '?')} of the train split.{measured}",
+        f"  states cached after layer {12 - int(recipe.get('top', 4))} of 12 on the train split.{measured}",
         "  It labels an unsure input without a person only where the no-person rule (`backup.*`, fitted",
         "  on validation by `selfheal eval`) holds.",
     ]

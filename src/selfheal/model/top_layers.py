@@ -339,9 +339,10 @@ def train_voter(config: Any, checkpoint: Path, recipe: TopLayersRecipe, log: Any
     import torch
     from transformers import AutoModel, AutoTokenizer
 
+    from selfheal.config import ConfigError
     from selfheal.data import prepare_splits, read_manifest, verify_split
     from selfheal.model.checkpoint import MANIFEST_FILE, checkpoint_labels
-    from selfheal.model.embedder import resolve_embedder
+    from selfheal.model.embedder import EncoderConfig, resolve_embedder
 
     started = time.perf_counter()
     checkpoint = Path(checkpoint)
@@ -351,14 +352,15 @@ def train_voter(config: Any, checkpoint: Path, recipe: TopLayersRecipe, log: Any
     splits = prepare_splits(dc.source, dc.val_size, dc.test_size, dc.seed)
     for name in ("train", "validation"):
         verify_split(splits[name], manifest, name)
+    path = resolve_embedder(config.embedder.model)
+    depth = int(EncoderConfig.read(path).num_hidden_layers)
+    if not 1 <= recipe.top <= depth:  # before minutes of loading and caching
+        raise ConfigError(f"voter.top must be 1..{depth} (the layers of {path}), not {recipe.top}")
     if config.training.num_threads:
         torch.set_num_threads(config.training.num_threads)
-    path = resolve_embedder(config.embedder.model)
     tokenizer = AutoTokenizer.from_pretrained(path)
     model = AutoModel.from_pretrained(path).eval()
-    after = model.config.num_hidden_layers - recipe.top
-    if not 0 <= after < model.config.num_hidden_layers:
-        raise ValueError(f"top must be 1..{model.config.num_hidden_layers}, not {recipe.top}")
+    after = depth - recipe.top
     texts = {name: list(splits[name]["text"]) for name in ("train", "validation")}
     ids = {name: np.asarray(splits[name]["label"]) for name in ("train", "validation")}
     cached = cache_states(model, tokenizer, texts["train"], after, recipe.batch_size, dc.max_length)
@@ -379,8 +381,8 @@ def train_voter(config: Any, checkpoint: Path, recipe: TopLayersRecipe, log: Any
     try:
         save_top(top, staging, recipe, len(labels), trained)
         staging.chmod(0o755)  # mkdtemp makes it private; a checkpoint is shipped and shared
-        for path in staging.iterdir():
-            path.chmod(0o644)
+        for file in staging.iterdir():
+            file.chmod(0o644)
         old = None
         if target.exists():
             old = Path(tempfile.mkdtemp(prefix=f".{TOP_DIR}-old-", dir=checkpoint))
