@@ -255,6 +255,9 @@ class BackupConfig(_Section):
         probability of at least ``min_voter_prob``; otherwise the request waits for review. The
         values are fitted on the validation split by ``selfheal eval`` (see
         :func:`selfheal.model.backup.no_person_rule`).
+    voter_states_mb: how much of the embedder's per-token states (after the layer ``mpnet_top``
+        starts from) is kept for the voter, which then runs only its own top layers on them; 0:
+        none kept, the voter runs all of mpnet again from the text (three times the work).
     """
 
     models: list[BackupName] = Field(
@@ -265,6 +268,7 @@ class BackupConfig(_Section):
     voters: list[BackupName] | None = None
     min_voter_prob: float = Field(0.90, ge=0.5, le=1)  # fitted by `selfheal eval` (config.yaml)
     min_confidence: float = Field(0.62, ge=0.5, le=1)
+    voter_states_mb: int = Field(256, ge=0)
 
     @model_validator(mode="after")
     def _zero_shot_needs_model(self) -> BackupConfig:

@@ -45,7 +45,7 @@ def command(
     else:
         runtimes = list(ONNX_RUNTIMES)
     from selfheal.model.backup import zero_shot_runtime
-    from selfheal.model.classifier import Classifier, classifier_export_key
+    from selfheal.model.classifier import Classifier, classifier_export_key, voter_states_budget
     from selfheal.model.embedder import (
         EmbedderNotInstalled,
         EmbeddingHead,
@@ -67,7 +67,12 @@ def command(
                 with contextlib.suppress(EmbedderNotInstalled):  # the load below says so
                     path = resolve_embedder(meta.get("embedder_model"))
                     layers = _one_based(path, EmbeddingHead.load(checkpoint).layers)
-                    keys.append(embedder_export_key(path, layers, embedder_runtime(name, cfg.embedder.int8)))
+                    for after in {None, _voter_start(path, checkpoint)}:  # with the voter's states or not
+                        keys.append(
+                            embedder_export_key(
+                                path, layers, embedder_runtime(name, cfg.embedder.int8), after
+                            )
+                        )
             if "embedding" in cfg.backup.models:
                 base = resolve_base_model(None)
                 keys.append(embedder_export_key(base, _one_based(base, (-1,)), zero_shot_runtime(name)))
@@ -80,6 +85,7 @@ def command(
             runtime=name,
             threads=cfg.model.threads,
             embedder_int8=cfg.embedder.int8,
+            voter_states=voter_states_budget(cfg),
         )
         exports = dict(classifier.exports)
         if "embedding" in cfg.backup.models:  # the MiniLM of the embedding zero-shot backup
@@ -98,12 +104,25 @@ def command(
                 runtime=name,
                 threads=cfg.model.threads,
                 force_export=force,
+                states=classifier.voter_states,
             )
             if voter.export_path is not None:
                 exports["backup mpnet_top"] = voter.export_path
         for kind, path in exports.items():
             size = path.stat().st_size / 1e6
             typer.echo(f"{name}: {kind} {path} ({size:.1f} MB)")
+
+
+def _voter_start(path: str, checkpoint: object) -> int | None:
+    """The layer after which the checkpoint's voter starts (``None``: no voter, or unreadable)."""
+    from selfheal.model.embedder import EncoderConfig
+    from selfheal.model.top_layers import top_settings
+
+    settings = top_settings(checkpoint)  # type: ignore[arg-type]
+    try:
+        return EncoderConfig.read(path).num_hidden_layers - int(settings["recipe"]["top"])  # type: ignore[index]
+    except (KeyError, TypeError, ValueError, OSError):
+        return None
 
 
 def _one_based(path: str, layers: tuple[int, ...]) -> list[int]:

@@ -421,7 +421,7 @@ def evaluate(config: Config, options: EvalOptions) -> EvalOutputs:
     from selfheal.evaluation import plots
     from selfheal.evaluation.report import write_report
     from selfheal.model.backup import BackupEnsemble
-    from selfheal.model.classifier import Classifier
+    from selfheal.model.classifier import Classifier, voter_states_budget
 
     hf_logging.disable_progress_bar()  # the Rich bar is the only progress output
     started = time.perf_counter()
@@ -440,9 +440,10 @@ def evaluate(config: Config, options: EvalOptions) -> EvalOutputs:
                 runtime=config.model.runtime,
                 threads=config.model.threads,
                 embedder_int8=config.embedder.int8,
+                voter_states=voter_states_budget(config),
             )
         with run.step("loading backup models"):
-            backups = BackupEnsemble(config, checkpoint).load()
+            backups = BackupEnsemble(config, checkpoint, states=lambda: classifier.voter_states).load()
         predicted = predict(config, data, classifier, backups, run)
         measured = measure(config, data, predicted, names, run, options.simulate, classifier.version)
         domain = measured.pop("in_domain")

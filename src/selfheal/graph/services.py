@@ -57,7 +57,9 @@ class Services:
     ) -> None:
         self.config = config
         self.log = log or LogWriter(config)
-        self.backups: BackupPredictor = backups or BackupEnsemble(config, config.paths.checkpoint)
+        self.backups: BackupPredictor = backups or BackupEnsemble(
+            config, config.paths.checkpoint, states=lambda: getattr(self.classifier, "voter_states", None)
+        )
         self._classifier = classifier
         self._labels: LabelSet | None = None
         self._lock = threading.Lock()

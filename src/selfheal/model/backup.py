@@ -25,7 +25,7 @@ import logging
 import math
 import re
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -392,6 +392,9 @@ class BackupEnsemble:
     The labels are the checkpoint's (``labels``, else read from ``checkpoint_dir``; for ``None``
     the configured ``paths.checkpoint``, the shipped one when that is null). A configured backup that cannot serve them is skipped at
     :meth:`load` with one warning, and ``names`` then lists the backups that vote.
+
+    ``states`` gives the primary model's sentence encoder (or ``None``) when the voter is built:
+    if it keeps the voter's states, ``mpnet_top`` runs only its top layers on them.
     """
 
     def __init__(
@@ -400,6 +403,7 @@ class BackupEnsemble:
         checkpoint_dir: Path | None = None,
         backups: list[Any] | None = None,
         labels: LabelSet | None = None,
+        states: Callable[[], Any] | None = None,
     ):
         self.names: list[str] = [b.name for b in backups] if backups else list(config.backup.models)
         self._config = config
@@ -407,6 +411,7 @@ class BackupEnsemble:
         self._checkpoint_dir = checkpoint_dir if checkpoint_dir is not None else config.paths.checkpoint
         self._backups = backups
         self._labels = labels
+        self._states = states
         self._lock = threading.Lock()
 
     @property
@@ -471,7 +476,10 @@ class BackupEnsemble:
             quiet_hf()
             model = self._config.model
             path = resolve_embedder(self._config.embedder.model)
-            return TopLayersBackup(directory, path, runtime=model.runtime, threads=model.threads)
+            shared = self._states() if self._states is not None else None
+            return TopLayersBackup(
+                directory, path, runtime=model.runtime, threads=model.threads, states=shared
+            )
         if name == "zero_shot":
             quiet_hf()
             model = self._config.backup.zero_shot_model

@@ -114,12 +114,24 @@ def classifier_export_key(directory: Path, meta: dict[str, Any], runtime: str) -
     return export_key("classifier", runtime, sources, settings)
 
 
+def voter_states_budget(config: Any) -> int:
+    """Bytes of embedder states kept for the no-person voter (``backup.voter_states_mb``; 0 when
+    ``mpnet_top`` is not among the backups)."""
+    if "mpnet_top" not in config.backup.models:
+        return 0
+    return int(config.backup.voter_states_mb * 2**20)
+
+
 class Classifier:
     """A LoRA checkpoint loaded for CPU inference, with optional temperature scaling.
 
     The checkpoint's ensemble members (TF-IDF, the frozen sentence embedder) are loaded with it.
     Without the embedder (``use_embedder=False``, or its weights are not installed) the LoRA +
     TF-IDF ensemble fitted without it is used, with its own weight and temperature.
+
+    ``voter_states``: up to this many bytes of the embedder's per-token states after the layer the
+    checkpoint's no-person voter starts from (``embedder_top/``), kept for the voter
+    (:attr:`voter_states`); 0, no voter in the checkpoint or an embedder not in fp32: none.
     """
 
     def __init__(
@@ -133,6 +145,7 @@ class Classifier:
         merge: bool = True,
         threads: int | None = None,
         embedder_int8: bool = False,
+        voter_states: int = 0,
     ) -> None:
         from selfheal.model.tokenizer import load_tokenizer
 
@@ -145,6 +158,7 @@ class Classifier:
         self.device = device
         self.runtime = runtime
         self.embedder_int8 = embedder_int8  # embedder.int8: the embedder on int8 too (onnx-int8)
+        self.voter_states_budget = int(voter_states)
         self.sort_by_length = True  # False: batches in input order (the benchmarks' baseline)
         self.threads = apply_threads(threads)
         self.model: Any = None  # the torch module (runtime "torch" only)
@@ -244,8 +258,31 @@ class Classifier:
             max_length=self.max_length,
             runtime=embedder_runtime(self.runtime, self.embedder_int8),
             threads=self.threads,
+            **self._voter_states_args(path),
         )
         return EmbedderMember(encoder, head)
+
+    def _voter_states_args(self, path: str) -> dict[str, int]:
+        """``states_after`` and ``states_budget`` of the embedder when it is to keep the states the
+        checkpoint's voter starts from (see the class docstring), else nothing."""
+        from selfheal.model.embedder import EncoderConfig
+        from selfheal.model.top_layers import top_settings
+
+        settings = top_settings(self.directory) if self.voter_states_budget > 0 else None
+        if not settings:
+            return {}
+        try:
+            top = int(settings["recipe"]["top"])
+            depth = EncoderConfig.read(path).num_hidden_layers
+        except (KeyError, TypeError, ValueError, OSError):
+            return {}  # the voter itself says what is wrong with it when it loads
+        return {"states_after": depth - top, "states_budget": self.voter_states_budget}
+
+    @property
+    def voter_states(self) -> Any:
+        """The embedder's sentence encoder if it keeps the voter's states, else ``None``."""
+        encoder = getattr(self._embedder, "encoder", None)
+        return encoder if getattr(encoder, "states", None) is not None else None
 
     @property
     def exports(self) -> dict[str, Path]:
@@ -279,11 +316,12 @@ class Classifier:
         merge: bool = True,
         threads: int | None = None,
         embedder_int8: bool = False,
+        voter_states: int = 0,
     ) -> Classifier:
         """Load the configured checkpoint (the shipped one for ``None``) for ``runtime`` (``torch``,
         ``onnx``, ``onnx-int8``: both encoders); ``merge=False`` keeps the torch model's LoRA
         adapter unmerged (the slower path of earlier versions); ``threads`` as ``model.threads``;
-        ``embedder_int8`` as ``embedder.int8``."""
+        ``embedder_int8`` as ``embedder.int8``; ``voter_states`` as in the class docstring."""
         return cls(
             resolve_checkpoint(path),
             use_temperature=use_temperature,
@@ -293,6 +331,7 @@ class Classifier:
             merge=merge,
             threads=threads,
             embedder_int8=embedder_int8,
+            voter_states=voter_states,
         )
 
     @classmethod
@@ -307,6 +346,7 @@ class Classifier:
             runtime=config.model.runtime,
             threads=config.model.threads,
             embedder_int8=config.embedder.int8,
+            voter_states=voter_states_budget(config),
         )
 
     @property

@@ -261,18 +261,66 @@ def bf16_available() -> bool:
         return False
 
 
-def embedder_export_key(path: str, layers: Sequence[int], runtime: str) -> dict[str, Any]:
-    """What the embedder's ONNX export is made from: the digests of its weights and config, and the
-    layers whose pooled states it outputs (1-based)."""
+def embedder_export_key(
+    path: str, layers: Sequence[int], runtime: str, states_after: int | None = None
+) -> dict[str, Any]:
+    """What the embedder's ONNX export is made from: the digests of its weights and config, the
+    layers whose pooled states it outputs (1-based) and the layer whose per-token states it
+    outputs too (``states_after``, for the no-person voter; ``None``: none)."""
     from selfheal.model.runtime import export_key
 
     sources = sorted(
         p for p in Path(path).iterdir() if p.suffix in (".safetensors", ".bin") or p.name == "config.json"
     )
     settings: dict[str, Any] = {"layers": list(layers), "pooling": "mean-l2"}
+    if states_after is not None:
+        settings["states_after"] = int(states_after)
     if runtime == "onnx-int8":
         settings["fp32_matmuls"] = list(EMBEDDER_FP32_RULES)
     return export_key("embedder", runtime, sources, settings)
+
+
+def _states_layout(states_after: int | None, runtime: str, bf16: bool) -> int | None:
+    """``states_after`` if this encoder can hand its states to the voter: only in fp32 (the
+    voter's thresholds were fitted on fp32 states), so not on int8 weights nor in bfloat16."""
+    return None if runtime == "onnx-int8" or bf16 else states_after
+
+
+class StateCache:
+    """Per-token hidden states of recent texts, by text, least recently stored dropped first once
+    they hold more than ``budget`` bytes (thread-safe). What the encoder computed for the ensemble
+    is read back by the no-person voter instead of running the same layers again."""
+
+    def __init__(self, budget: int) -> None:
+        import threading
+        from collections import OrderedDict
+
+        self.budget = int(budget)
+        self.size = 0
+        self._items: OrderedDict[str, np.ndarray] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def put(self, text: str, states: np.ndarray) -> None:
+        """Keep ``states`` (``(tokens, hidden)``) for ``text``."""
+        if states.nbytes > self.budget:
+            return
+        with self._lock:
+            old = self._items.pop(text, None)
+            if old is not None:
+                self.size -= old.nbytes
+            self._items[text] = states
+            self.size += states.nbytes
+            while self.size > self.budget:
+                _, dropped = self._items.popitem(last=False)
+                self.size -= dropped.nbytes
+
+    def get(self, text: str) -> np.ndarray | None:
+        """The states kept for ``text``, or ``None``."""
+        with self._lock:
+            return self._items.get(text)
+
+    def __len__(self) -> int:
+        return len(self._items)
 
 
 @dataclass(frozen=True)
@@ -310,6 +358,10 @@ class SentenceEncoder:
     it at 0.99 and is still about 2x faster than fp32 in batches
     (``scripts/embedder_int8_trials.py``). The ensemble uses it only with ``embedder.int8`` (see
     :func:`embedder_runtime`).
+
+    ``states_after``: also keep each text's per-token hidden states after that layer (up to
+    ``states_budget`` bytes, :class:`StateCache`), for :meth:`hidden_states`: the no-person voter
+    runs only its own top layers on them. Only in fp32 (``states_after`` is ``None`` otherwise).
     """
 
     def __init__(
@@ -321,6 +373,8 @@ class SentenceEncoder:
         max_length: int = 128,
         runtime: str = "torch",
         threads: int | None = None,
+        states_after: int | None = None,
+        states_budget: int = 256 * 2**20,
     ) -> None:
         from selfheal.model.runtime import RUNTIMES, OnnxEncoder, TorchEncoder, apply_threads, features_module
         from selfheal.model.tokenizer import load_tokenizer
@@ -343,18 +397,21 @@ class SentenceEncoder:
                 f"embedder layers {list(layers)}: each must be 1..{depth} (or negative from the top)"
             )
         self.layers = tuple(layer if layer > 0 else depth + 1 + layer for layer in layers)
+        if states_after is not None and not 1 <= states_after <= depth:
+            raise ModelError(f"embedder states_after {states_after}: must be 1..{depth}")
         self.batch_size = batch_size
         self.max_length = max_length
         self.sort_by_length = True  # False: batches in input order (the benchmarks' baseline)
         self.threads = apply_threads(threads)
+        self.bf16 = runtime == "torch" and (precision == "bf16" or (precision == "auto" and bf16_available()))
+        self.states_after = _states_layout(states_after, runtime, self.bf16)
+        self.states = StateCache(states_budget) if self.states_after is not None else None
         if runtime == "torch":
             self.model = self._torch_model()
-            self.bf16 = precision == "bf16" or (precision == "auto" and bf16_available())
-            self._encoder: Any = TorchEncoder(features_module(self.model, self.layers), bf16=self.bf16)
+            module = features_module(self.model, self.layers, self.states_after)
+            self._encoder: Any = TorchEncoder(module, bf16=self.bf16)
         else:
-            self.bf16 = False
             self._encoder = OnnxEncoder(self.export(self.runtime), self.threads)
-        self.threads = apply_threads(threads)
 
     def _torch_model(self) -> Any:
         from transformers import AutoModel
@@ -370,11 +427,17 @@ class SentenceEncoder:
         now when missing, damaged or stale (or ``force``)."""
         from selfheal.model.runtime import cached_export, features_module, pad
 
-        key = embedder_export_key(self.path, self.layers, runtime)
+        after = self.states_after if runtime == self.runtime else None
+        key = embedder_export_key(self.path, self.layers, runtime, after)
         texts = ["a short text", "a somewhat longer text to export"]
         example = pad(self.tokenizer(texts)["input_ids"], self.tokenizer.pad_token_id or 0)
+        outputs = ["features"] if after is None else ["features", "hidden"]
         return cached_export(
-            key, lambda: features_module(self._torch_model(), self.layers), example, "features", force=force
+            key,
+            lambda: features_module(self._torch_model(), self.layers, after),
+            example,
+            outputs,
+            force=force,
         )
 
     @property
@@ -388,19 +451,47 @@ class SentenceEncoder:
 
         ``progress`` is an optional callable taking the number of texts just encoded.
         """
+        return self._encode(texts, progress)[0]
+
+    def _encode(
+        self, texts: list[str], progress: Callable[[int], object] | None = None
+    ) -> tuple[np.ndarray, list[np.ndarray] | None]:
+        """:meth:`encode`, and each text's states after ``states_after`` (kept in :attr:`states`
+        too), or ``None`` when this encoder keeps none."""
         import numpy as np
 
         from selfheal.model.runtime import Tokenized, length_batches, pad, per_call
 
         out = np.zeros((len(texts), self.dim), dtype=np.float32)
+        states: list[Any] | None = None if self.states is None else [None] * len(texts)
         tokens = Tokenized(self.tokenizer, texts, self.max_length)
         pad_id = self.tokenizer.pad_token_id or 0
         size = per_call(self.runtime, self.batch_size)
         for idx in length_batches(tokens.lengths, size, self.sort_by_length):
-            out[idx] = self._encoder(*pad([tokens.ids[i] for i in idx], pad_id))
+            ids, mask = pad([tokens.ids[i] for i in idx], pad_id)
+            if states is None:
+                out[idx] = self._encoder(ids, mask)
+            else:
+                out[idx], hidden = self._encoder.run_all(ids, mask)
+                for row, i in enumerate(idx):  # each text's own tokens, not the batch's padding
+                    states[i] = np.ascontiguousarray(hidden[row, : len(tokens.ids[i])], dtype=np.float32)
+                    self.states.put(texts[i], states[i])  # type: ignore[union-attr]
             if progress is not None:
                 progress(len(idx))
-        return out
+        return out, states
+
+    def hidden_states(self, texts: list[str]) -> list[np.ndarray]:
+        """Each text's per-token states after layer :attr:`states_after` (``(tokens, hidden)``):
+        the ones kept when :meth:`encode` saw the text, else computed now (a forward pass)."""
+        if self.states is None:
+            raise ModelError("this sentence encoder keeps no hidden states (states_after is None)")
+        found: list[Any] = [self.states.get(text) for text in texts]
+        missing = [i for i, states in enumerate(found) if states is None]
+        if missing:
+            _, computed = self._encode([texts[i] for i in missing])
+            for i, states in zip(missing, computed or [], strict=True):
+                found[i] = states
+        return found
 
 
 class EmbeddingHead:

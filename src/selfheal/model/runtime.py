@@ -206,13 +206,18 @@ class TorchEncoder:
         self.device = device
 
     def __call__(self, input_ids: np.ndarray, attention_mask: np.ndarray) -> np.ndarray:
-        """The module's output for one padded batch, as float32 numpy."""
+        """The module's (first) output for one padded batch, as float32 numpy."""
+        return self.run_all(input_ids, attention_mask)[0]
+
+    def run_all(self, input_ids: np.ndarray, attention_mask: np.ndarray) -> list[np.ndarray]:
+        """Every output of the module (one, or each item of the tuple it returns), as float32 numpy."""
         torch = self._torch
         ids = torch.from_numpy(input_ids).to(self.device)
         mask = torch.from_numpy(attention_mask).to(self.device)
         with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=self.bf16):
             out = self._output(self.module(input_ids=ids, attention_mask=mask))
-        return out.float().cpu().numpy()
+        outputs = out if isinstance(out, tuple) else (out,)
+        return [o.float().cpu().numpy() for o in outputs]
 
 
 class OnnxEncoder:
@@ -239,12 +244,17 @@ class OnnxEncoder:
             reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
             raise ModelError(f"cannot load the ONNX export {path}: {reason}") from None
         self.path = Path(path)
-        self._output = self.session.get_outputs()[0].name
+        self._outputs = [o.name for o in self.session.get_outputs()]
+        self._inputs = [i.name for i in self.session.get_inputs()]
 
     def __call__(self, input_ids: np.ndarray, attention_mask: np.ndarray) -> np.ndarray:
-        """The exported graph's output for one padded batch."""
-        feeds = {"input_ids": input_ids, "attention_mask": attention_mask}
-        return self.session.run([self._output], feeds)[0]
+        """The exported graph's (first) output for one padded batch."""
+        return self.run_all(input_ids, attention_mask)[0]
+
+    def run_all(self, *inputs: np.ndarray) -> list[np.ndarray]:
+        """Every output of the graph for its inputs in export order (``input_ids`` and
+        ``attention_mask`` for an encoder)."""
+        return self.session.run(self._outputs, dict(zip(self._inputs, inputs, strict=True)))
 
 
 def logits_module(model: Any) -> Any:
@@ -262,10 +272,11 @@ def logits_module(model: Any) -> Any:
     return Logits().eval()
 
 
-def features_module(model: Any, layers: Sequence[int]) -> Any:
+def features_module(model: Any, layers: Sequence[int], states_after: int | None = None) -> Any:
     """A module returning the embedder's features: the mean-pooled, L2-normalised hidden states of
     ``layers`` (1-based), concatenated (what :class:`~selfheal.model.embedder.SentenceEncoder`
-    computes, and the embedding head reads)."""
+    computes, and the embedding head reads). With ``states_after`` it returns ``(features, the
+    hidden states after that layer)``: what the no-person voter's own top layers start from."""
     import torch
 
     chosen = tuple(int(layer) for layer in layers)
@@ -285,7 +296,10 @@ def features_module(model: Any, layers: Sequence[int]) -> Any:
                 torch.nn.functional.normalize((hidden[i].float() * mask).sum(1) / count, dim=-1)
                 for i in chosen
             ]
-            return torch.cat(pooled, dim=-1)
+            features = torch.cat(pooled, dim=-1)
+            if states_after is None:
+                return features
+            return features, hidden[states_after]
 
     return Features().eval()
 
@@ -386,24 +400,37 @@ def _write_json(path: Path, payload: dict[str, Any]) -> None:
     os.replace(tmp, path)
 
 
-def _export(module: Any, path: Path, example: tuple[np.ndarray, np.ndarray], output: str) -> None:
-    """``torch.onnx.export`` (the TorchScript exporter) with dynamic batch and sequence axes."""
+ENCODER_INPUTS: tuple[str, ...] = ("input_ids", "attention_mask")
+
+
+def _export(
+    module: Any,
+    path: Path,
+    example: tuple[np.ndarray, ...],
+    outputs: Sequence[str],
+    inputs: Sequence[str] = ENCODER_INPUTS,
+) -> None:
+    """``torch.onnx.export`` (the TorchScript exporter) with dynamic batch and sequence axes: every
+    input's first two axes, each output's first, and its second too for an output named
+    ``hidden`` (per-token states)."""
     import warnings
 
     import torch
 
-    inputs = tuple(torch.from_numpy(a) for a in example)
-    axes = {"input_ids": {0: "batch", 1: "sequence"}, "attention_mask": {0: "batch", 1: "sequence"}}
+    tensors = tuple(torch.from_numpy(a) for a in example)
+    axes: dict[str, dict[int, str]] = {name: {0: "batch", 1: "sequence"} for name in inputs}
+    for name in outputs:
+        axes[name] = {0: "batch", 1: "sequence"} if name == "hidden" else {0: "batch"}
     with warnings.catch_warnings(), torch.inference_mode(False), torch.no_grad():
         warnings.simplefilter("ignore")  # tracer and deprecation warnings of the legacy exporter
         torch.onnx.export(
             module,
-            inputs,
+            tensors,
             str(path),
             dynamo=False,
-            input_names=["input_ids", "attention_mask"],
-            output_names=[output],
-            dynamic_axes={**axes, output: {0: "batch"}},
+            input_names=list(inputs),
+            output_names=list(outputs),
+            dynamic_axes=axes,
             opset_version=OPSET,
             do_constant_folding=True,
         )
@@ -468,13 +495,15 @@ def quantize(source: Path, target: Path, keep_fp32: Sequence[str] = ()) -> None:
 def cached_export(
     key: dict[str, Any],
     build: Callable[[], Any],
-    example: tuple[np.ndarray, np.ndarray],
-    output: str,
+    example: tuple[np.ndarray, ...],
+    output: str | Sequence[str],
     force: bool = False,
+    inputs: Sequence[str] = ENCODER_INPUTS,
 ) -> Path:
     """The verified ONNX file of ``key`` in the cache, exported now (``build()`` gives the torch
-    module) when it is missing, damaged or made from other weights or settings. Raises
-    :class:`ModelError` (one line) when it cannot be written."""
+    module; ``inputs`` and ``output`` name its inputs and outputs) when it is missing, damaged or
+    made from other weights or settings. Raises :class:`ModelError` (one line) when it cannot be
+    written."""
     target = export_dir(key)
     if not force and verified_export(target, key):
         return target / MODEL_FILE
@@ -485,7 +514,7 @@ def cached_export(
         staging = Path(tempfile.mkdtemp(prefix=f".{target.name}-", dir=target.parent))
         fp32 = staging / ("fp32.onnx" if key["runtime"] == "onnx-int8" else MODEL_FILE)
         with _EXPORT_LOCK:  # the two encoders load in two threads; the exporter is not thread-safe
-            _export(build(), fp32, example, output)
+            _export(build(), fp32, example, [output] if isinstance(output, str) else output, inputs)
             if key["runtime"] == "onnx-int8":
                 rules = key["settings"].get("fp32_matmuls", ())
                 quantize(fp32, staging / MODEL_FILE, fp32_matmuls(fp32, rules) if rules else ())

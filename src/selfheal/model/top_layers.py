@@ -7,9 +7,13 @@ pooling and a linear head, is trained on the hidden states cached after layer ``
 frozen layers run once per text, not once per epoch (``selfheal train-voter``, which writes
 ``embedder_top/`` into a checkpoint).
 
-At inference (:class:`TopLayersBackup`) the LoRA weights are merged into the copied layers and the
+At inference (:class:`TopLayersBackup`) the LoRA weights are merged into the copied layers. When
+the primary model's embedder runs in fp32 it keeps each text's states after layer ``12 - top``
+(:meth:`~selfheal.model.embedder.SentenceEncoder.hidden_states`), and the voter runs only its own
+layers and head on them (on torch, or as an fp32 ONNX export of those layers in the cache): the
+first ``12 - top`` layers are not run twice. Otherwise (no embedder, or one on int8 weights) the
 whole model (mpnet's first ``12 - top`` layers, then the fine-tuned ones and the head) maps a text
-to logits, on torch or as an fp32 ONNX export in the cache. It is a backup, not an ensemble member:
+to logits, on torch or as an fp32 ONNX export. It is a backup, not an ensemble member:
 it runs only when the primary model is unsure and nobody answers, so an accepted request costs
 nothing more. ``scripts/finetuned_member_trial.py`` measured it both ways (README, Results).
 """
@@ -31,6 +35,7 @@ import numpy as np
 
 TOP_DIR = "embedder_top"  # inside a checkpoint: peft's adapter files and top_layers.json
 SETTINGS_FILE = "top_layers.json"
+MAX_TOKENS = 128  # the voter reads at most this many tokens (as when it was trained)
 
 
 @dataclass(frozen=True)
@@ -222,6 +227,39 @@ def voter_module(model: Any, directory: Path) -> Any:
     return Voter().eval()
 
 
+def head_module(model: Any, directory: Path) -> Any:
+    """A module from ``(hidden, attention_mask)`` (the states after layer ``12 - top``, the 0/1
+    mask as integers) to the voter's logits: the merged layers of ``directory`` and the head."""
+    import torch
+
+    top, _ = _merged_top(model, directory)
+    model.requires_grad_(False)
+    model.encoder.layer = torch.nn.ModuleList()  # copied into ``top``; only the position bias is used
+    model.embeddings = None
+
+    class Head(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.top = top
+            self.encoder = model.encoder  # its relative position bias, a parameter of the export
+
+        def forward(self, hidden: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+            return self.top(hidden, attention_mask.float())
+
+    return Head().eval()
+
+
+def pad_states(states: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """``(hidden, attention_mask)``: per-text ``(tokens, width)`` states zero-padded to the longest."""
+    longest = max(len(x) for x in states)
+    hidden = np.zeros((len(states), longest, states[0].shape[1]), dtype=np.float32)
+    mask = np.zeros((len(states), longest), dtype=np.int64)
+    for row, x in enumerate(states):
+        hidden[row, : len(x)] = x
+        mask[row, : len(x)] = 1
+    return hidden, mask
+
+
 def top_settings(checkpoint: Path) -> dict[str, Any] | None:
     """``embedder_top/top_layers.json`` of ``checkpoint`` (recipe, labels, what training
     measured), or ``None`` when it has no voter or the file is unreadable."""
@@ -242,6 +280,11 @@ class TopLayersBackup:
 
     ``runtime``: ``torch``, or ONNX Runtime on an fp32 export made into the cache on first use
     (``onnx`` and ``onnx-int8`` alike: the voter's thresholds were fitted on fp32 logits).
+
+    ``states``: the primary model's sentence encoder when it keeps the states this voter starts
+    from (same weights, fp32, ``states_after`` = ``12 - top``, 128 tokens; see :meth:`uses_states`);
+    the voter then runs only its top layers on them (:attr:`from_states`). Any other encoder, or
+    ``None``, and it runs the whole model from text.
     """
 
     name = "mpnet_top"
@@ -253,6 +296,7 @@ class TopLayersBackup:
         runtime: str = "torch",
         threads: int | None = None,
         force_export: bool = False,
+        states: Any = None,
     ) -> None:
         from selfheal.model.checkpoint import ModelError
         from selfheal.model.runtime import (
@@ -278,15 +322,40 @@ class TopLayersBackup:
         self.runtime = "torch" if runtime == "torch" else "onnx"
         self.threads = apply_threads(threads)
         self.export_path: Path | None = None  # the ONNX file (not on torch)
-        if self.runtime == "torch":
+        self.states = states if self.uses_states(states) else None
+        self.from_states = self.states is not None
+        sources = [*self._sources(), *sorted(self.directory.iterdir())]
+        settings = {"recipe": asdict(self.recipe)}
+        if self.from_states:  # the top layers and the head only, from the encoder's states
+            if self.runtime == "torch":
+                self._head: Any = head_module(self._base_model(), self.directory)
+            else:
+                width = self.states.config.hidden_size
+                example = pad_states([np.zeros((5, width), np.float32), np.zeros((7, width), np.float32)])
+                key = export_key("mpnet_top_layers", "onnx", sources, settings)
+                build = lambda: head_module(self._base_model(), self.directory)  # noqa: E731
+                self.export_path = cached_export(
+                    key, build, example, "logits", force=force_export, inputs=("hidden", "attention_mask")
+                )
+                self._head = OnnxEncoder(self.export_path, self.threads)
+        elif self.runtime == "torch":
             self._encoder: Any = TorchEncoder(self._module())
         else:
-            sources = [*self._sources(), *sorted(self.directory.iterdir())]
-            key = export_key("mpnet_top", "onnx", sources, {"recipe": asdict(self.recipe)})
+            key = export_key("mpnet_top", "onnx", sources, settings)
             texts = ["a short text", "a somewhat longer text to export"]
             example = pad(self.tokenizer(texts)["input_ids"], self.tokenizer.pad_token_id or 0)
             self.export_path = cached_export(key, self._module, example, "logits", force=force_export)
             self._encoder = OnnxEncoder(self.export_path, self.threads)
+
+    def uses_states(self, encoder: Any) -> bool:
+        """Whether ``encoder`` (a sentence encoder, or ``None``) keeps the states this voter
+        starts from: the same weights, in fp32, after layer ``12 - top``, cut at 128 tokens."""
+        after = getattr(encoder, "states_after", None)
+        if after is None:
+            return False
+        depth = int(encoder.config.num_hidden_layers)
+        same = Path(encoder.path).resolve() == Path(self.encoder_path).resolve()
+        return same and after == depth - self.recipe.top and encoder.max_length == MAX_TOKENS
 
     def _sources(self) -> list[Path]:
         return sorted(
@@ -296,13 +365,20 @@ class TopLayersBackup:
         )
 
     def _module(self) -> Any:
+        return self._loading(lambda: voter_module(self._base_model(), self.directory))
+
+    def _base_model(self) -> Any:
         from transformers import AutoModel
 
+        return self._loading(lambda: AutoModel.from_pretrained(self.encoder_path).eval())
+
+    def _loading(self, build: Any) -> Any:
         from selfheal.model.checkpoint import ModelError
 
         try:
-            model = AutoModel.from_pretrained(self.encoder_path).eval()
-            return voter_module(model, self.directory)
+            return build()
+        except ModelError:
+            raise
         except Exception as exc:  # OSError, ValueError, safetensors' and peft's own errors
             reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
             raise ModelError(f"cannot load the top layers in {self.directory}: {reason}") from None
@@ -311,11 +387,33 @@ class TopLayersBackup:
         """The voter's logits, shape ``(len(texts), k)``, texts batched by token length."""
         from selfheal.model.runtime import Tokenized, length_batches, pad, per_call
 
-        tokens = Tokenized(self.tokenizer, list(texts), 128)
+        if self.from_states:
+            return self._logits_from_states(list(texts))
+        tokens = Tokenized(self.tokenizer, list(texts), MAX_TOKENS)
         out: np.ndarray | None = None
         pad_id = self.tokenizer.pad_token_id or 0
         for idx in length_batches(tokens.lengths, per_call(self.runtime, self.recipe.batch_size), True):
             logits = np.asarray(self._encoder(*pad([tokens.ids[i] for i in idx], pad_id)), dtype=np.float32)
+            if out is None:
+                out = np.zeros((len(texts), logits.shape[1]), dtype=np.float32)
+            out[idx] = logits
+        return np.zeros((0, 0), dtype=np.float32) if out is None else out
+
+    def _logits_from_states(self, texts: list[str]) -> np.ndarray:
+        """:meth:`logits` from the encoder's kept states: the top layers and the head only."""
+        from selfheal.model.runtime import length_batches
+
+        states = self.states.hidden_states(texts)
+        out: np.ndarray | None = None
+        for idx in length_batches([len(x) for x in states], self.recipe.batch_size, True):
+            hidden, mask = pad_states([states[i] for i in idx])
+            if self.runtime == "torch":
+                import torch
+
+                with torch.inference_mode():
+                    logits = self._head(torch.from_numpy(hidden), torch.from_numpy(mask)).float().numpy()
+            else:
+                logits = self._head.run_all(hidden, mask)[0]
             if out is None:
                 out = np.zeros((len(texts), logits.shape[1]), dtype=np.float32)
             out[idx] = logits
