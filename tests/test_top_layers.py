@@ -108,3 +108,77 @@ def test_train_voter_with_more_layers_than_mpnet_is_one_line_before_any_training
     lines = result.stderr.strip().splitlines()
     assert result.returncode == 2 and len(lines) == 1
     assert lines[0].startswith("error: voter.top must be 1..12")
+
+
+def test_the_state_cache_keeps_the_newest_states_within_its_budget():
+    from selfheal.model.embedder import StateCache
+
+    cache = StateCache(budget=3 * 4 * 8)  # three (4, 2) float32 arrays... of 32 bytes each
+    arrays = {f"text {i}": np.full((4, 2), i, dtype=np.float32) for i in range(5)}
+    for text, states in arrays.items():
+        cache.put(text, states)
+    assert len(cache) == 3 and cache.size == 96
+    assert cache.get("text 0") is None and cache.get("text 1") is None
+    np.testing.assert_array_equal(cache.get("text 4"), arrays["text 4"])
+    cache.put("huge", np.zeros((100, 2), dtype=np.float32))  # larger than the budget: not kept
+    assert cache.get("huge") is None and len(cache) == 3
+
+
+@pytest.mark.parametrize("runtime", ["torch", "onnx"])
+def test_the_voter_runs_on_the_embedders_kept_states_with_the_same_answers(
+    mpnet, rt_splits, tmp_path, runtime, monkeypatch
+):
+    """With a sentence encoder that keeps the states after layer ``12 - top`` (the primary
+    model's embedder), the voter runs only its top layers on them: the same probabilities as
+    from raw text, without a second forward pass for texts the encoder has seen."""
+    from selfheal.model.calibrate import softmax
+    from selfheal.model.embedder import SentenceEncoder, bundled_embedder_path
+
+    model, tokenizer = mpnet
+    path = str(bundled_embedder_path())
+    recipe = tl.TopLayersRecipe(top=2, rank=4, epochs=1, batch_size=8)
+    after = model.config.num_hidden_layers - recipe.top
+    train = tl.cache_states(model, tokenizer, list(rt_splits["train"]["text"][:16]), after, 8)
+    top = tl.train_top(model, train, np.asarray(rt_splits["train"]["label"][:16]), recipe, num_labels=2)
+    tl.save_top(top, tmp_path / tl.TOP_DIR, recipe, num_labels=2)
+    seen = [*rt_splits["validation"]["text"][:10], "🤮"]
+    unseen = ["Un film ennuyeux et beaucoup trop long.", rt_splits["validation"]["text"][10]]
+    expected = softmax(tl.top_logits(top, tl.cache_states(model, tokenizer, seen + unseen, after, 8), 13))
+
+    encoder = SentenceEncoder(path, (4, 12), precision="fp32", runtime=runtime, states_after=after)
+    encoder.encode(seen)  # the ensemble's pass over the texts keeps their states
+    assert len(encoder.states) == len(seen)
+    voter = tl.TopLayersBackup(tmp_path, path, runtime=runtime, states=encoder)
+    assert voter.from_states
+    forward = encoder._encode
+    calls: list[list[str]] = []
+    monkeypatch.setattr(encoder, "_encode", lambda texts: calls.append(texts) or forward(texts))
+    got = voter.predict_proba(seen + unseen)
+    assert calls == [unseen]  # only the texts the encoder had not seen run through mpnet again
+    np.testing.assert_allclose(got, expected, atol=1e-4)
+    np.testing.assert_allclose(
+        got, tl.TopLayersBackup(tmp_path, path, runtime=runtime).predict_proba(seen + unseen), atol=1e-5
+    )
+
+    other = SentenceEncoder(path, (4, 12), precision="fp32", runtime="torch", states_after=after - 1)
+    assert not tl.TopLayersBackup(tmp_path, path, runtime="torch", states=other).from_states
+
+
+def test_the_shipped_voter_reads_the_default_classifiers_states():
+    """As configured (config.yaml), the primary model's embedder keeps the voter's states and the
+    backups' mpnet_top runs on them; ``backup.voter_states_mb=0`` turns that off."""
+    from conftest import REPO
+    from selfheal.config import load_config
+    from selfheal.graph.services import Services
+
+    config = load_config(REPO / "config.yaml")
+    services = Services(config)
+    services.warm_up()
+    voter = next(b for b in services.backups.load() if b.name == "mpnet_top")
+    assert voter.from_states and voter.states is services.classifier.voter_states
+    texts = ["A slow, muddled, oddly likeable film.", "The plot twists are fun but the ending falls flat."]
+    services.classifier.predict(texts)
+    assert all(voter.states.states.get(t) is not None for t in texts)
+
+    off = Services(load_config(REPO / "config.yaml", ["backup.voter_states_mb=0"]))
+    assert off.classifier.voter_states is None
