@@ -164,14 +164,16 @@ def test_the_voter_runs_on_the_embedders_kept_states_with_the_same_answers(
     assert not tl.TopLayersBackup(tmp_path, path, runtime="torch", states=other).from_states
 
 
-def test_the_shipped_voter_reads_the_default_classifiers_states():
-    """As configured (config.yaml), the primary model's embedder keeps the voter's states and the
-    backups' mpnet_top runs on them; ``backup.voter_states_mb=0`` turns that off."""
+def test_the_shipped_voter_reads_the_fp32_embedders_states_and_never_int8_ones():
+    """With the fp32 embedder (``embedder.int8=false``) the primary model's embedder keeps the
+    voter's states and the backups' mpnet_top runs on them; ``backup.voter_states_mb=0`` turns
+    that off. The int8 embedder (the default) keeps none: the voter was trained on fp32 states,
+    so it runs from the text."""
     from conftest import REPO
     from selfheal.config import load_config
     from selfheal.graph.services import Services
 
-    config = load_config(REPO / "config.yaml")
+    config = load_config(REPO / "config.yaml", ["embedder.int8=false"])
     services = Services(config)
     services.warm_up()
     voter = next(b for b in services.backups.load() if b.name == "mpnet_top")
@@ -180,5 +182,10 @@ def test_the_shipped_voter_reads_the_default_classifiers_states():
     services.classifier.predict(texts)
     assert all(voter.states.states.get(t) is not None for t in texts)
 
-    off = Services(load_config(REPO / "config.yaml", ["backup.voter_states_mb=0"]))
+    off = Services(load_config(REPO / "config.yaml", ["embedder.int8=false", "backup.voter_states_mb=0"]))
     assert off.classifier.voter_states is None
+
+    default = Services(load_config(REPO / "config.yaml"))
+    assert default.config.embedder.int8 and default.classifier.voter_states is None
+    voter = next(b for b in default.backups.load() if b.name == "mpnet_top")
+    assert not voter.from_states and voter.predict_proba(texts).shape == (2, 2)

@@ -80,7 +80,7 @@ class ModelConfig(_Section):
         (a log-linear ensemble); ``auto`` fits it on validation NLL, ``0`` turns it off.
     runtime: how both encoders (the MiniLM and the sentence embedder) run at inference: ``torch``
         (the LoRA adapter merged into the weights at load time), ``onnx`` (ONNX Runtime, fp32) or
-        ``onnx-int8`` (the MiniLM with dynamic int8 weights, the embedder fp32 unless
+        ``onnx-int8`` (the MiniLM with dynamic int8 weights, the embedder too while
         ``embedder.int8``); the ONNX files are
         exported into ``$SELFHEAL_CACHE/onnx`` on first use or by ``selfheal export-onnx``.
     threads: intra-op threads of torch and ONNX Runtime; ``null`` = ``OMP_NUM_THREADS`` when it
@@ -110,10 +110,11 @@ class EmbedderConfig(_Section):
     batch_size: texts per forward pass (batched by length).
     precision: ``auto`` uses bfloat16 where the CPU supports it natively (about 2x faster,
         embeddings within 1e-4 cosine of fp32), else fp32.
-    int8: with ``model.runtime: onnx-int8``, run this encoder on int8 weights too (its attention
-        products and feed-forward output projections stay fp32): about 2x faster, but ``selfheal
-        eval``'s ECE moves by more than the 0.5 pt the default must keep (README, "Runtimes"),
-        so it is off by default and the encoder runs on the fp32 export.
+    int8: with ``model.runtime: onnx-int8``, run this encoder on int8 weights too, smoothed first
+        (SmoothQuant, :mod:`selfheal.model.smoothing`): about 2x faster for one text, and
+        ``selfheal eval`` gives the fp32 figures within the noise bands (README, "Runtimes").
+        ``false``: the fp32 export (whose states the no-person voter can then reuse, see
+        ``backup.voter_states_mb``).
     """
 
     enabled: bool = True
@@ -123,7 +124,7 @@ class EmbedderConfig(_Section):
     c: float = Field(1.0, gt=0)
     batch_size: int = Field(32, ge=1)
     precision: Literal["auto", "fp32", "bf16"] = "auto"
-    int8: bool = False
+    int8: bool = True
 
 
 class LoraSettings(_Section):
@@ -255,9 +256,10 @@ class BackupConfig(_Section):
         probability of at least ``min_voter_prob``; otherwise the request waits for review. The
         values are fitted on the validation split by ``selfheal eval`` (see
         :func:`selfheal.model.backup.no_person_rule`).
-    voter_states_mb: how much of the embedder's per-token states (after the layer ``mpnet_top``
-        starts from) is kept for the voter, which then runs only its own top layers on them; 0:
-        none kept, the voter runs all of mpnet again from the text (three times the work).
+    voter_states_mb: with the fp32 embedder (``embedder.int8: false``), how much of its per-token
+        states (after the layer ``mpnet_top`` starts from) is kept for the voter, which then runs
+        only its own top layers on them; 0, or the int8 embedder (whose states move the voter's
+        answers: it was trained on fp32 ones): the voter runs all of mpnet from the text.
     """
 
     models: list[BackupName] = Field(

@@ -53,9 +53,11 @@ _CACHE_HINT = "set SELFHEAL_CACHE to a writable directory (or embedder.enabled=f
 
 
 # What the embedder's onnx-int8 export keeps in fp32 (selfheal.model.runtime.fp32_matmuls): the
-# feed-forward output projections, whose inputs int8 cannot hold (the cosine to fp32 goes from 0.92
-# to 0.99), and the attention products (no weights; neither loss nor speed either way).
-EMBEDDER_FP32_RULES: tuple[str, ...] = ("activation-matmuls", "down-projections")
+# attention products (no weights; neither loss nor speed either way). Every weight MatMul is int8,
+# its inputs smoothed first (selfheal.model.smoothing): that holds the features' cosine to fp32 at
+# 0.996, where keeping the feed-forward output projections in fp32 instead held 0.991 at 19 ms a
+# text against 14 ms (scripts/embedder_int8_trials.py).
+EMBEDDER_FP32_RULES: tuple[str, ...] = ("activation-matmuls",)
 
 
 def embedder_runtime(runtime: str, int8: bool) -> str:
@@ -276,7 +278,10 @@ def embedder_export_key(
     if states_after is not None:
         settings["states_after"] = int(states_after)
     if runtime == "onnx-int8":
+        from selfheal.model.smoothing import ALPHA, CALIBRATION_SOURCE
+
         settings["fp32_matmuls"] = list(EMBEDDER_FP32_RULES)
+        settings["smoothquant"] = {"alpha": ALPHA, "calibration": CALIBRATION_SOURCE}
     return export_key("embedder", runtime, sources, settings)
 
 
@@ -352,12 +357,12 @@ class SentenceEncoder:
     ``runtime``: ``torch`` (bfloat16 where the CPU has it, see ``precision``), or ONNX Runtime on
     an fp32 export of the whole computation, pooling included (``onnx``; made on first use into the
     cache, see :mod:`selfheal.model.runtime`; the torch weights are then not loaded). ``onnx-int8``
-    quantizes the export's weights to int8 except the MatMuls of :data:`EMBEDDER_FP32_RULES`:
-    quantizing every MatMul brought the features' cosine to the fp32 ones down to 0.92 on 400
-    validation texts (and moved the head's answer on 4.5% of them); keeping those in fp32 holds
-    it at 0.99 and is still about 2x faster than fp32 in batches
-    (``scripts/embedder_int8_trials.py``). The ensemble uses it only with ``embedder.int8`` (see
-    :func:`embedder_runtime`).
+    quantizes every weight MatMul of the export to int8, after SmoothQuant
+    (:mod:`selfheal.model.smoothing`; the MatMuls of :data:`EMBEDDER_FP32_RULES` stay fp32):
+    plain int8 brought the features' cosine to the fp32 ones down to 0.92 on 400 validation
+    texts (and moved the head's answer on 4.5% of them); smoothed, it is 0.996 at about twice
+    fp32's speed for one text and three times in batches (``scripts/embedder_int8_trials.py``).
+    The ensemble uses it only with ``embedder.int8`` (see :func:`embedder_runtime`).
 
     ``states_after``: also keep each text's per-token hidden states after that layer (up to
     ``states_budget`` bytes, :class:`StateCache`), for :meth:`hidden_states`: the no-person voter
@@ -425,20 +430,25 @@ class SentenceEncoder:
     def export(self, runtime: str, force: bool = False) -> Path:
         """The ONNX export of this encoder (text ids -> features) for ``runtime`` in the cache, made
         now when missing, damaged or stale (or ``force``)."""
-        from selfheal.model.runtime import cached_export, features_module, pad
+        from selfheal.model.runtime import cached_export, pad
 
         after = self.states_after if runtime == self.runtime else None
         key = embedder_export_key(self.path, self.layers, runtime, after)
         texts = ["a short text", "a somewhat longer text to export"]
         example = pad(self.tokenizer(texts)["input_ids"], self.tokenizer.pad_token_id or 0)
         outputs = ["features"] if after is None else ["features", "hidden"]
-        return cached_export(
-            key,
-            lambda: features_module(self._torch_model(), self.layers, after),
-            example,
-            outputs,
-            force=force,
-        )
+        return cached_export(key, lambda: self._export_module(runtime, after), example, outputs, force=force)
+
+    def _export_module(self, runtime: str, states_after: int | None) -> Any:
+        """The torch module exported for ``runtime``: smoothed for int8 (see the class docstring)."""
+        from selfheal.model.runtime import features_module
+
+        model = self._torch_model()
+        if runtime == "onnx-int8":
+            from selfheal.model.smoothing import smoothed_model
+
+            model = smoothed_model(model, self.tokenizer)
+        return features_module(model, self.layers, states_after)
 
     @property
     def dim(self) -> int:
