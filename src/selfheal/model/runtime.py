@@ -403,7 +403,7 @@ def _write_json(path: Path, payload: dict[str, Any]) -> None:
 ENCODER_INPUTS: tuple[str, ...] = ("input_ids", "attention_mask")
 
 
-def _export(
+def export_module(
     module: Any,
     path: Path,
     example: tuple[np.ndarray, ...],
@@ -514,7 +514,7 @@ def cached_export(
         staging = Path(tempfile.mkdtemp(prefix=f".{target.name}-", dir=target.parent))
         fp32 = staging / ("fp32.onnx" if key["runtime"] == "onnx-int8" else MODEL_FILE)
         with _EXPORT_LOCK:  # the two encoders load in two threads; the exporter is not thread-safe
-            _export(build(), fp32, example, [output] if isinstance(output, str) else output, inputs)
+            export_module(build(), fp32, example, [output] if isinstance(output, str) else output, inputs)
             if key["runtime"] == "onnx-int8":
                 rules = key["settings"].get("fp32_matmuls", ())
                 quantize(fp32, staging / MODEL_FILE, fp32_matmuls(fp32, rules) if rules else ())
