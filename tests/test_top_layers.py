@@ -164,16 +164,16 @@ def test_the_voter_runs_on_the_embedders_kept_states_with_the_same_answers(
     assert not tl.TopLayersBackup(tmp_path, path, runtime="torch", states=other).from_states
 
 
-def test_the_shipped_voter_reads_the_fp32_embedders_states_and_never_int8_ones():
-    """With the fp32 embedder (``embedder.int8=false``) the primary model's embedder keeps the
-    voter's states and the backups' mpnet_top runs on them; ``backup.voter_states_mb=0`` turns
-    that off. The int8 embedder (the default) keeps none: the voter was trained on fp32 states,
-    so it runs from the text."""
+@pytest.mark.parametrize("int8", [True, False])
+def test_the_shipped_voter_reads_the_configured_embedders_states(int8):
+    """As configured, the primary model's embedder (int8 by default, or fp32) keeps the voter's
+    states and the backups' mpnet_top runs on them; ``backup.voter_states_mb=0`` turns that off
+    and the voter runs from the text."""
     from conftest import REPO
     from selfheal.config import load_config
     from selfheal.graph.services import Services
 
-    config = load_config(REPO / "config.yaml", ["embedder.int8=false"])
+    config = load_config(REPO / "config.yaml", [f"embedder.int8={str(int8).lower()}"])
     services = Services(config)
     services.warm_up()
     voter = next(b for b in services.backups.load() if b.name == "mpnet_top")
@@ -181,11 +181,8 @@ def test_the_shipped_voter_reads_the_fp32_embedders_states_and_never_int8_ones()
     texts = ["A slow, muddled, oddly likeable film.", "The plot twists are fun but the ending falls flat."]
     services.classifier.predict(texts)
     assert all(voter.states.states.get(t) is not None for t in texts)
+    assert voter.predict_proba(texts).shape == (2, 2)
 
-    off = Services(load_config(REPO / "config.yaml", ["embedder.int8=false", "backup.voter_states_mb=0"]))
+    off = Services(load_config(REPO / "config.yaml", ["backup.voter_states_mb=0"]))
     assert off.classifier.voter_states is None
-
-    default = Services(load_config(REPO / "config.yaml"))
-    assert default.config.embedder.int8 and default.classifier.voter_states is None
-    voter = next(b for b in default.backups.load() if b.name == "mpnet_top")
-    assert not voter.from_states and voter.predict_proba(texts).shape == (2, 2)
+    assert not next(b for b in off.backups.load() if b.name == "mpnet_top").from_states

@@ -113,8 +113,7 @@ class EmbedderConfig(_Section):
     int8: with ``model.runtime: onnx-int8``, run this encoder on int8 weights too, smoothed first
         (SmoothQuant, :mod:`selfheal.model.smoothing`): about 2x faster for one text, and
         ``selfheal eval`` gives the fp32 figures within the noise bands (README, "Runtimes").
-        ``false``: the fp32 export (whose states the no-person voter can then reuse, see
-        ``backup.voter_states_mb``).
+        ``false``: the fp32 export.
     """
 
     enabled: bool = True
@@ -256,10 +255,10 @@ class BackupConfig(_Section):
         probability of at least ``min_voter_prob``; otherwise the request waits for review. The
         values are fitted on the validation split by ``selfheal eval`` (see
         :func:`selfheal.model.backup.no_person_rule`).
-    voter_states_mb: with the fp32 embedder (``embedder.int8: false``), how much of its per-token
-        states (after the layer ``mpnet_top`` starts from) is kept for the voter, which then runs
-        only its own top layers on them; 0, or the int8 embedder (whose states move the voter's
-        answers: it was trained on fp32 ones): the voter runs all of mpnet from the text.
+    voter_states_mb: how much of the embedder's per-token states (after the layer ``mpnet_top``
+        starts from; int8 ones with ``embedder.int8``) is kept for the voter, which then runs only
+        its own top layers on them; 0: none kept, the voter runs all of mpnet again from the text,
+        in fp32 (three times the work; its answers then differ a little from the int8 states').
     """
 
     models: list[BackupName] = Field(
@@ -268,7 +267,7 @@ class BackupConfig(_Section):
     zero_shot_model: str | None = None
     decide: bool = True
     voters: list[BackupName] | None = None
-    min_voter_prob: float = Field(0.88, ge=0.5, le=1)  # fitted by `selfheal eval` (config.yaml)
+    min_voter_prob: float = Field(0.86, ge=0.5, le=1)  # fitted by `selfheal eval` (config.yaml)
     min_confidence: float = Field(0.59, ge=0.5, le=1)
     voter_states_mb: int = Field(256, ge=0)
 

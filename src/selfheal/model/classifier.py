@@ -131,7 +131,7 @@ class Classifier:
 
     ``voter_states``: up to this many bytes of the embedder's per-token states after the layer the
     checkpoint's no-person voter starts from (``embedder_top/``), kept for the voter
-    (:attr:`voter_states`); 0, no voter in the checkpoint or an embedder not in fp32: none.
+    (:attr:`voter_states`); 0 or no voter in the checkpoint: none.
     """
 
     def __init__(

@@ -285,12 +285,6 @@ def embedder_export_key(
     return export_key("embedder", runtime, sources, settings)
 
 
-def _states_layout(states_after: int | None, runtime: str, bf16: bool) -> int | None:
-    """``states_after`` if this encoder can hand its states to the voter: only in fp32 (the
-    voter's thresholds were fitted on fp32 states), so not on int8 weights nor in bfloat16."""
-    return None if runtime == "onnx-int8" or bf16 else states_after
-
-
 class StateCache:
     """Per-token hidden states of recent texts, by text, least recently stored dropped first once
     they hold more than ``budget`` bytes (thread-safe). What the encoder computed for the ensemble
@@ -366,7 +360,9 @@ class SentenceEncoder:
 
     ``states_after``: also keep each text's per-token hidden states after that layer (up to
     ``states_budget`` bytes, :class:`StateCache`), for :meth:`hidden_states`: the no-person voter
-    runs only its own top layers on them. Only in fp32 (``states_after`` is ``None`` otherwise).
+    runs only its own top layers on them, in whatever precision this encoder runs (on the int8
+    export its answers move a little from the fp32 ones it was trained on: ``selfheal eval``
+    measures and fits the no-person rule on what the app computes).
     """
 
     def __init__(
@@ -409,7 +405,7 @@ class SentenceEncoder:
         self.sort_by_length = True  # False: batches in input order (the benchmarks' baseline)
         self.threads = apply_threads(threads)
         self.bf16 = runtime == "torch" and (precision == "bf16" or (precision == "auto" and bf16_available()))
-        self.states_after = _states_layout(states_after, runtime, self.bf16)
+        self.states_after = states_after
         self.states = StateCache(states_budget) if self.states_after is not None else None
         if runtime == "torch":
             self.model = self._torch_model()

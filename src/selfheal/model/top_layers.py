@@ -7,13 +7,14 @@ pooling and a linear head, is trained on the hidden states cached after layer ``
 frozen layers run once per text, not once per epoch (``selfheal train-voter``, which writes
 ``embedder_top/`` into a checkpoint).
 
-At inference (:class:`TopLayersBackup`) the LoRA weights are merged into the copied layers. When
-the primary model's embedder runs in fp32 it keeps each text's states after layer ``12 - top``
-(:meth:`~selfheal.model.embedder.SentenceEncoder.hidden_states`), and the voter runs only its own
-layers and head on them (on torch, or as an fp32 ONNX export of those layers in the cache): the
-first ``12 - top`` layers are not run twice. Otherwise (no embedder, or one on int8 weights) the
-whole model (mpnet's first ``12 - top`` layers, then the fine-tuned ones and the head) maps a text
-to logits, on torch or as an fp32 ONNX export. It is a backup, not an ensemble member:
+At inference (:class:`TopLayersBackup`) the LoRA weights are merged into the copied layers. The
+primary model's embedder keeps each text's states after layer ``12 - top``
+(:meth:`~selfheal.model.embedder.SentenceEncoder.hidden_states`; int8 ones on its int8 export),
+and the voter runs only its own layers and head on them (on torch, or as an fp32 ONNX export of
+those layers in the cache): the first ``12 - top`` layers are not run twice. Without such an
+encoder (no embedder, ``backup.voter_states_mb: 0``) the whole model (mpnet's first ``12 - top``
+layers, then the fine-tuned ones and the head) maps a text to logits, on torch or as an fp32 ONNX
+export. It is a backup, not an ensemble member:
 it runs only when the primary model is unsure and nobody answers, so an accepted request costs
 nothing more. ``scripts/finetuned_member_trial.py`` measured it both ways (README, Results).
 """
@@ -279,10 +280,10 @@ class TopLayersBackup:
     the logits, uncalibrated; the no-person rule's thresholds are fitted on these).
 
     ``runtime``: ``torch``, or ONNX Runtime on an fp32 export made into the cache on first use
-    (``onnx`` and ``onnx-int8`` alike: the voter's thresholds were fitted on fp32 logits).
+    (``onnx`` and ``onnx-int8`` alike: its own layers stay fp32).
 
     ``states``: the primary model's sentence encoder when it keeps the states this voter starts
-    from (same weights, fp32, ``states_after`` = ``12 - top``, 128 tokens; see :meth:`uses_states`);
+    from (same weights, ``states_after`` = ``12 - top``, 128 tokens; see :meth:`uses_states`);
     the voter then runs only its top layers on them (:attr:`from_states`). Any other encoder, or
     ``None``, and it runs the whole model from text.
     """
@@ -349,7 +350,7 @@ class TopLayersBackup:
 
     def uses_states(self, encoder: Any) -> bool:
         """Whether ``encoder`` (a sentence encoder, or ``None``) keeps the states this voter
-        starts from: the same weights, in fp32, after layer ``12 - top``, cut at 128 tokens."""
+        starts from: the same weights, after layer ``12 - top``, cut at 128 tokens."""
         after = getattr(encoder, "states_after", None)
         if after is None:
             return False
