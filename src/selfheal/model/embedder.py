@@ -375,7 +375,7 @@ class SentenceEncoder:
         runtime: str = "torch",
         threads: int | None = None,
         states_after: int | None = None,
-        states_budget: int = 256 * 2**20,
+        states_budget: int = 64 * 2**20,
     ) -> None:
         from selfheal.model.runtime import RUNTIMES, OnnxEncoder, TorchEncoder, apply_threads, features_module
         from selfheal.model.tokenizer import load_tokenizer
