@@ -479,8 +479,8 @@ class SentenceEncoder:
                 out[idx] = self._encoder(ids, mask)
             else:
                 out[idx], hidden = self._encoder.run_all(ids, mask)
-                for row, i in enumerate(idx):  # each text's own tokens, not the batch's padding
-                    states[i] = np.ascontiguousarray(hidden[row, : len(tokens.ids[i])], dtype=np.float32)
+                for row, i in enumerate(idx):  # each text's own tokens, copied: a view would keep
+                    states[i] = np.array(hidden[row, : len(tokens.ids[i])], dtype=np.float32)  # the batch
                     self.states.put(texts[i], states[i])  # type: ignore[union-attr]
             if progress is not None:
                 progress(len(idx))
