@@ -87,15 +87,17 @@ def test_a_directory_without_tokenizer_json_falls_back_to_transformers(tmp_path)
 
 
 def test_an_onnx_load_imports_neither_torch_nor_transformers(tmp_path):
-    """With the exports in the cache (made here first, in their own process), loading the
-    classifier and predicting imports no torch and no transformers."""
+    """With the exports in the cache (made here first, in their own process, for the default
+    config), loading the classifier that config describes and predicting imports no torch and no
+    transformers."""
     env = process_env()
     export = [sys.executable, "-m", "selfheal", "export-onnx", "--runtime", "onnx-int8"]
     subprocess.run(export, check=True, capture_output=True, env=env, cwd=tmp_path, timeout=600)
     probe = (
         "import sys\n"
+        "from selfheal.config import load_config\n"
         "from selfheal.model.classifier import Classifier\n"
-        "c = Classifier.load(None, runtime='onnx-int8')\n"
+        "c = Classifier.from_config(load_config())\n"
         "p = c.predict(['A wonderful, moving film.', 'Dull and far too long.'])\n"
         "print([x.label for x in p], 'torch' in sys.modules, 'transformers' in sys.modules)\n"
     )
