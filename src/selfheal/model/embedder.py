@@ -55,8 +55,8 @@ _CACHE_HINT = "set SELFHEAL_CACHE to a writable directory (or embedder.enabled=f
 # What the embedder's onnx-int8 export keeps in fp32 (selfheal.model.runtime.fp32_matmuls): the
 # attention products (no weights; neither loss nor speed either way). Every weight MatMul is int8,
 # its inputs smoothed first (selfheal.model.smoothing): that holds the features' cosine to fp32 at
-# 0.996, where keeping the feed-forward output projections in fp32 instead held 0.991 at 19 ms a
-# text against 14 ms (scripts/embedder_int8_trials.py).
+# 0.996 (one text a call), where keeping the feed-forward output projections in fp32 instead held
+# 0.992, at 19.6 ms a text against 14.6 ms (scripts/embedder_int8_trials.py).
 EMBEDDER_FP32_RULES: tuple[str, ...] = ("activation-matmuls",)
 
 
