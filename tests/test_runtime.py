@@ -205,6 +205,50 @@ def test_int8_answers_do_not_depend_on_the_batch(int8_classifier, int8_embedder_
     assert np.abs(batched - alone).max() > 1e-3
 
 
+def test_int8_texts_run_two_at_once_with_the_answers_they_get_one_by_one(
+    int8_embedder_classifier, val_texts
+):
+    """On onnx-int8 a batch's one-text calls run ``model.threads`` at once (both encoders, and
+    the voter's states): every number is the one the same calls give one after the other."""
+    from selfheal.model.runtime import calls_at_once
+
+    model, texts = int8_embedder_classifier, val_texts[:24]
+    encoder = model._embedder.encoder
+    assert calls_at_once("onnx-int8", 2) == 2 and calls_at_once("onnx-int8", 1) == 1
+    assert calls_at_once("onnx", 2) == 1 == calls_at_once("torch", 4)
+    saved = model.threads, encoder.threads
+    try:
+        model.threads = encoder.threads = 2
+        logits, features = model.logits_and_features(texts)
+        model.threads = encoder.threads = 1
+        one_by_one, features_one = model.logits_and_features(texts)
+    finally:
+        model.threads, encoder.threads = saved
+    np.testing.assert_array_equal(logits, one_by_one)
+    np.testing.assert_array_equal(features, features_one)
+
+
+def test_in_order_keeps_the_order_and_raises_a_call_s_error():
+    """``in_order`` yields in the items' order whichever call ends first, and a call's error
+    reaches the caller at that item (the ones before it were yielded)."""
+    import time
+
+    from selfheal.model.runtime import in_order
+
+    def slow_first(i: int) -> int:
+        time.sleep(0.02 if i % 3 == 0 else 0)
+        if i == 7:
+            raise ValueError("seven")
+        return i * i
+
+    got = []
+    with pytest.raises(ValueError, match="seven"):
+        for value in in_order(slow_first, range(10), workers=2):
+            got.append(value)
+    assert got == [i * i for i in range(7)]
+    assert list(in_order(slow_first, range(5), workers=3)) == list(in_order(slow_first, range(5)))
+
+
 def test_int8_embedder_is_smoothed_and_keeps_only_the_attention_products_in_fp32(
     int8_classifier, int8_embedder_classifier, onnx_classifier, val_texts
 ):

@@ -35,7 +35,9 @@ from selfheal.model.runtime import (
     TorchEncoder,
     apply_threads,
     cached_export,
+    calls_at_once,
     export_key,
+    in_order,
     length_batches,
     logits_module,
     pad,
@@ -405,8 +407,14 @@ class Classifier:
         out = np.zeros((len(texts), len(self.labels)), dtype=np.float32)
         pad_id = self.tokenizer.pad_token_id or 0
         size = per_call(self.runtime, batch_size)  # one text a call on int8: see per_call
-        for idx in length_batches(tokens.lengths, size, self.sort_by_length):
-            out[idx] = self._encoder(*pad([tokens.ids[i] for i in idx], pad_id))
+        batches = list(length_batches(tokens.lengths, size, self.sort_by_length))
+        workers = calls_at_once(self.runtime, self.threads)  # int8: two texts at once, see in_order
+
+        def run(idx: np.ndarray) -> np.ndarray:
+            return self._encoder(*pad([tokens.ids[i] for i in idx], pad_id))
+
+        for idx, logits in zip(batches, in_order(run, batches, workers), strict=True):
+            out[idx] = logits
         return out
 
     def predict_proba(self, texts: list[str]) -> np.ndarray:

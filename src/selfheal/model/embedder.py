@@ -466,19 +466,24 @@ class SentenceEncoder:
         too), or ``None`` when this encoder keeps none."""
         import numpy as np
 
-        from selfheal.model.runtime import Tokenized, length_batches, pad, per_call
+        from selfheal.model.runtime import Tokenized, calls_at_once, in_order, length_batches, pad, per_call
 
         out = np.zeros((len(texts), self.dim), dtype=np.float32)
         states: list[Any] | None = None if self.states is None else [None] * len(texts)
         tokens = Tokenized(self.tokenizer, texts, self.max_length)
         pad_id = self.tokenizer.pad_token_id or 0
         size = per_call(self.runtime, self.batch_size)
-        for idx in length_batches(tokens.lengths, size, self.sort_by_length):
-            ids, mask = pad([tokens.ids[i] for i in idx], pad_id)
+        batches = list(length_batches(tokens.lengths, size, self.sort_by_length))
+
+        def run(idx: np.ndarray) -> list[np.ndarray]:
+            return self._encoder.run_all(*pad([tokens.ids[i] for i in idx], pad_id))
+
+        workers = calls_at_once(self.runtime, self.threads)  # int8: two texts at once, see in_order
+        for idx, outputs in zip(batches, in_order(run, batches, workers), strict=True):
             if states is None:
-                out[idx] = self._encoder(ids, mask)
+                out[idx] = outputs[0]
             else:
-                out[idx], hidden = self._encoder.run_all(ids, mask)
+                out[idx], hidden = outputs
                 for row, i in enumerate(idx):  # each text's own tokens, copied: a view would keep
                     states[i] = np.array(hidden[row, : len(tokens.ids[i])], dtype=np.float32)  # the batch
                     self.states.put(texts[i], states[i])  # type: ignore[union-attr]

@@ -386,15 +386,20 @@ class TopLayersBackup:
 
     def logits(self, texts: list[str]) -> np.ndarray:
         """The voter's logits, shape ``(len(texts), k)``, texts batched by token length."""
-        from selfheal.model.runtime import Tokenized, length_batches, pad, per_call
+        from selfheal.model.runtime import Tokenized, calls_at_once, in_order, length_batches, pad, per_call
 
         if self.from_states:
             return self._logits_from_states(list(texts))
         tokens = Tokenized(self.tokenizer, list(texts), MAX_TOKENS)
         out: np.ndarray | None = None
         pad_id = self.tokenizer.pad_token_id or 0
-        for idx in length_batches(tokens.lengths, per_call(self.runtime, self.recipe.batch_size), True):
-            logits = np.asarray(self._encoder(*pad([tokens.ids[i] for i in idx], pad_id)), dtype=np.float32)
+        batches = list(length_batches(tokens.lengths, per_call(self.runtime, self.recipe.batch_size), True))
+
+        def run(idx: np.ndarray) -> np.ndarray:
+            return np.asarray(self._encoder(*pad([tokens.ids[i] for i in idx], pad_id)), dtype=np.float32)
+
+        workers = calls_at_once(self.runtime, self.threads)
+        for idx, logits in zip(batches, in_order(run, batches, workers), strict=True):
             if out is None:
                 out = np.zeros((len(texts), logits.shape[1]), dtype=np.float32)
             out[idx] = logits
