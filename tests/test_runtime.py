@@ -205,9 +205,7 @@ def test_int8_answers_do_not_depend_on_the_batch(int8_classifier, int8_embedder_
     assert np.abs(batched - alone).max() > 1e-3
 
 
-def test_int8_texts_run_two_at_once_with_the_answers_they_get_one_by_one(
-    int8_embedder_classifier, val_texts
-):
+def test_int8_texts_run_two_at_once_with_the_answers_they_get_one_by_one(int8_embedder_classifier, val_texts):
     """On onnx-int8 a batch's one-text calls run ``model.threads`` at once (both encoders, and
     the voter's states): every number is the one the same calls give one after the other."""
     from selfheal.model.runtime import calls_at_once
