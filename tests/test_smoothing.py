@@ -63,3 +63,26 @@ def test_smoothing_flattens_the_inputs_int8_sees(minilm, rt_splits):
     wide = [name for name, ratio in spread.items() if ratio > 10]
     assert wide, "the MiniLM has outlier channels"
     assert all(after[name] < spread[name] / 2 for name in wide)
+
+
+def test_the_maxima_do_not_depend_on_torch_threads(minilm, rt_splits):
+    """The maxima (so the smoothed weights and the int8 export) are the same on one thread and
+    on two: they are measured in float64 (in float32 an export made on one thread differed)."""
+    import torch
+
+    from selfheal.model.smoothing import activation_maxima
+
+    path, auto, tokenizer = minilm
+    texts = list(rt_splits["train"]["text"][:16])
+    model = auto.from_pretrained(path).eval()
+    threads = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        one = activation_maxima(model, tokenizer, texts)
+        torch.set_num_threads(2)
+        two = activation_maxima(model, tokenizer, texts)
+    finally:
+        torch.set_num_threads(threads)
+    assert one.keys() == two.keys()
+    assert all(torch.equal(one[name], two[name]) and one[name].dtype == torch.float32 for name in one)
+    assert next(model.parameters()).dtype == torch.float32  # measured on a copy

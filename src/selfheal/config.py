@@ -267,8 +267,8 @@ class BackupConfig(_Section):
     zero_shot_model: str | None = None
     decide: bool = True
     voters: list[BackupName] | None = None
-    min_voter_prob: float = Field(0.86, ge=0.5, le=1)  # fitted by `selfheal eval` (config.yaml)
-    min_confidence: float = Field(0.59, ge=0.5, le=1)
+    min_voter_prob: float = Field(0.85, ge=0.5, le=1)  # fitted by `selfheal eval` (config.yaml)
+    min_confidence: float = Field(0.56, ge=0.5, le=1)
     voter_states_mb: int = Field(64, ge=0)
 
     @model_validator(mode="after")

@@ -278,10 +278,14 @@ def embedder_export_key(
     if states_after is not None:
         settings["states_after"] = int(states_after)
     if runtime == "onnx-int8":
-        from selfheal.model.smoothing import ALPHA, CALIBRATION_SOURCE
+        from selfheal.model.smoothing import ALPHA, CALIBRATION_SOURCE, MAXIMA_PRECISION
 
         settings["fp32_matmuls"] = list(EMBEDDER_FP32_RULES)
-        settings["smoothquant"] = {"alpha": ALPHA, "calibration": CALIBRATION_SOURCE}
+        settings["smoothquant"] = {
+            "alpha": ALPHA,
+            "calibration": CALIBRATION_SOURCE,
+            "maxima": MAXIMA_PRECISION,
+        }
     return export_key("embedder", runtime, sources, settings)
 
 

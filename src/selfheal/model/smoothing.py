@@ -22,6 +22,7 @@ from typing import Any
 ALPHA = 0.75  # 0.5 / 0.75 / 0.85 / 0.95: features' cosine to fp32 0.882 / 0.996 / 0.995 / 0.994
 CALIBRATION_TEXTS = 256
 CALIBRATION_SOURCE = "rotten_tomatoes train split (seed 42), first 256"
+MAXIMA_PRECISION = "float64"  # see activation_maxima; part of the export's key
 
 
 def calibration_texts(n: int = CALIBRATION_TEXTS) -> list[str]:
@@ -36,11 +37,20 @@ def activation_maxima(
     model: Any, tokenizer: Any, texts: Sequence[str], max_length: int = 128
 ) -> dict[str, Any]:
     """``{linear layer name: max |input| per input channel}`` over ``texts`` (one at a time, so
-    no padding token counts), for every ``torch.nn.Linear`` of ``model.encoder``."""
+    no padding token counts), for every ``torch.nn.Linear`` of ``model.encoder``.
+
+    Measured on a float64 copy of ``model``, then rounded to float32: in float32 the last bits
+    of the maxima follow torch's summation order, which follows its thread count, and so did the
+    int8 export and some labels (an export made on one thread differed from one made on two).
+    In float64 that noise is far below float32's rounding, so the maxima, the smoothed weights
+    and the export are the same whatever the threads (tested)."""
+    import copy
+
     import torch
 
     from selfheal.model.runtime import Tokenized, pad
 
+    model = copy.deepcopy(model).double().eval()
     maxima: dict[str, Any] = {}
     hooks = []
     for name, module in model.encoder.named_modules():
@@ -61,7 +71,7 @@ def activation_maxima(
     finally:
         for hook in hooks:
             hook.remove()
-    return maxima
+    return {name: values.float() for name, values in maxima.items()}
 
 
 def smooth(model: Any, maxima: dict[str, Any], alpha: float = ALPHA) -> Any:
