@@ -154,8 +154,10 @@ def in_order(run: Callable[[T], R], items: Iterable[T], workers: int = 1) -> Ite
     a few dozen rows, too few to keep two cores busy, and ONNX Runtime releases the GIL while it
     runs, so two texts at once on the same session finish about 1.5 times sooner than one after
     the other (``benchmarks/bench_speed.py --only ensemble``). Each call still sees its one text
-    alone, so its answer is the one it gets alone (tested: the same numbers, bit for bit)."""
-    if workers <= 1:
+    alone, so its answer is the one it gets alone (tested: the same numbers, bit for bit). One
+    item (a single request) runs here, in the caller's thread, with no pool."""
+    items = list(items)
+    if workers <= 1 or len(items) <= 1:
         yield from map(run, items)
         return
     from collections import deque
