@@ -152,8 +152,8 @@ def in_order(run: Callable[[T], R], items: Iterable[T], workers: int = 1) -> Ite
 
     For the one-text calls of an int8 encoder (:func:`per_call`): a single text's matrices have
     a few dozen rows, too few to keep two cores busy, and ONNX Runtime releases the GIL while it
-    runs, so two texts at once on the same session finish about 1.5 times sooner than one after
-    the other (``benchmarks/bench_speed.py --only ensemble``). Each call still sees its one text
+    runs, so two texts at once on the same session made ``Classifier.predict`` 1.6 times as fast
+    as one after the other (``benchmarks/bench_speed.py --only ensemble``, README "Speed"). Each call still sees its one text
     alone, so its answer is the one it gets alone (tested: the same numbers, bit for bit). One
     item (a single request) runs here, in the caller's thread, with no pool."""
     items = list(items)
