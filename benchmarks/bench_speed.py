@@ -360,6 +360,79 @@ def bench_classify(report: Report, new: Setup, bare_rate: float, test: list[str]
     )
 
 
+def bench_parts(report: Report, new: Setup, test: list[str], work: Path) -> None:
+    """Where ``classify``'s time goes: its decision path in this process (the chunks, the
+    per-chunk sync and ``Session.start_many`` it runs, nothing printed), timed in parts by
+    wrapping the model's ``predict``, the backups' ``predict_many`` and the session's per-request
+    graph run (``Session._advance``, one call a request, checkpoints and log record included)."""
+    from selfheal.cli.classify import input_chunks
+    from selfheal.config import load_config
+    from selfheal.graph.services import Services
+    from selfheal.graph.session import Session
+    from selfheal.graph.storage import open_storage
+
+    print(f"parts: classify's decisions of the {len(test)} test texts in process, timed in parts", flush=True)
+    log_dir = work / "parts"
+    config = load_config(
+        REPO / "config.yaml",
+        [f"paths.log_dir={log_dir}", f"paths.clarified={log_dir / 'c.jsonl'}", *new.sets],
+    )
+    services = Services(config, classifier=new.classifier())
+    storage = open_storage(config, None)
+    session = Session(services, checkpointer=storage.checkpointer, claims=storage.claims)
+    session.start(test[0], interactive=False)  # loads the backups
+    spent: dict[str, list[float]] = {
+        "forward": [],
+        "backups": [],
+        "graph, accepted": [],
+        "graph, the others": [],
+    }
+
+    def clocked(run: Callable[..., Any], name: Callable[..., str]) -> Callable[..., Any]:
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            start = time.perf_counter()
+            try:
+                return run(*args, **kwargs)
+            finally:
+                spent[name(*args, **kwargs)].append(time.perf_counter() - start)
+
+        return wrapper
+
+    classifier, backups = services.classifier, services.backups
+    classifier.predict = clocked(classifier.predict, lambda *a, **k: "forward")  # type: ignore[method-assign]
+    backups.predict_many = clocked(backups.predict_many, lambda *a, **k: "backups")  # type: ignore[method-assign]
+    session._advance = clocked(  # type: ignore[method-assign]
+        session._advance,
+        lambda *a, **k: "graph, the others" if k.get("pausable", True) else "graph, accepted",
+    )
+    file = write_lines(work / "parts.txt", test, len(test))
+    chunks = list(input_chunks([], file, config.input.chunk_size, config.input.first_chunk_size))
+    start = time.perf_counter()
+    for chunk in chunks:  # as classify does with logging.fsync: chunk (the default)
+        with services.log.batched_sync(), storage.batched_sync():
+            for _ in session.start_many([text for _, text in chunk], interactive=False):
+                pass
+    total = time.perf_counter() - start
+    storage.close()
+    report.row(
+        f"classify's decisions in process ({len(chunks)} chunks, nothing printed)",
+        f"{total:.1f} s ({len(test) / total:.1f} texts/s)",
+    )
+    for name, times in spent.items():
+        median = (
+            f", median {1000 * statistics.median(times):.1f} ms a request" if name.startswith("graph") else ""
+        )
+        report.row(f"  of which {name} ({len(times)} calls{median})", f"{sum(times):.1f} s")
+    rest = total - sum(sum(times) for times in spent.values())
+    report.row("  of which the rest (states, routes, iteration)", f"{rest:.1f} s")
+    forward = sum(spent["forward"])
+    report.ratio(
+        "forward / (forward + backups): classify's ceiling with a graph that cost nothing",
+        forward / (forward + sum(spent["backups"])),
+        "none (for information)",
+    )
+
+
 def bench_startup(report: Report, rev: str, text: str, repeat: int, work: Path) -> None:
     """Launch -> first answer of ``selfheal run``, the text typed at once, today's code against now."""
     print(f"startup: selfheal run, launch to first answer, median of {repeat}", flush=True)
@@ -384,7 +457,7 @@ def bench_memory(report: Report, new: Setup, test: list[str], lines: int, work: 
     report.ratio(f"peak RSS {lines:,} lines / 1,000 lines", rss_big / rss_small, "<= 1.2")
 
 
-SECTIONS = ("ensemble", "request", "graph", "classify", "startup", "memory")
+SECTIONS = ("ensemble", "request", "graph", "classify", "parts", "startup", "memory")
 
 
 def main() -> None:
@@ -409,23 +482,26 @@ def main() -> None:
     overrides = [*args.overrides, *([f"model.runtime={args.runtime}"] if args.runtime else [])]
     new = Setup(load_config(REPO / "config.yaml", overrides), overrides)
     report = Report()
-    work = Path(tempfile.mkdtemp(prefix="selfheal-bench-"))
     print(f"load average at the start: {' '.join(f'{x:.2f}' for x in os.getloadavg())}", flush=True)
-    test = texts_of("test")
-    requests = texts_of("validation")[: args.requests]
-    bare_rate = None
-    if "ensemble" in args.only or "classify" in args.only:
-        bare_rate = bench_ensemble(report, new, test)
-    if "request" in args.only:
-        bench_request(report, new, requests)
-    if "graph" in args.only:
-        bench_graph(report, new, requests, work)
-    if "classify" in args.only and bare_rate is not None:
-        bench_classify(report, new, bare_rate, test, work)
-    if "startup" in args.only:
-        bench_startup(report, args.baseline_rev, requests[0], args.repeat, work)
-    if "memory" in args.only:
-        bench_memory(report, new, test, args.memory_lines, work)
+    with tempfile.TemporaryDirectory(prefix="selfheal-bench-") as tmp:  # logs, inputs: removed after
+        work = Path(tmp)
+        test = texts_of("test")
+        requests = texts_of("validation")[: args.requests]
+        bare_rate = None
+        if "ensemble" in args.only or "classify" in args.only:
+            bare_rate = bench_ensemble(report, new, test)
+        if "request" in args.only:
+            bench_request(report, new, requests)
+        if "graph" in args.only:
+            bench_graph(report, new, requests, work)
+        if "classify" in args.only and bare_rate is not None:
+            bench_classify(report, new, bare_rate, test, work)
+        if "parts" in args.only:
+            bench_parts(report, new, test, work)
+        if "startup" in args.only:
+            bench_startup(report, args.baseline_rev, requests[0], args.repeat, work)
+        if "memory" in args.only:
+            bench_memory(report, new, test, args.memory_lines, work)
     report.print()
 
 
