@@ -363,8 +363,9 @@ def bench_classify(report: Report, new: Setup, bare_rate: float, test: list[str]
 def bench_parts(report: Report, new: Setup, test: list[str], work: Path) -> None:
     """Where ``classify``'s time goes: its decision path in this process (the chunks, the
     per-chunk sync and ``Session.start_many`` it runs, nothing printed), timed in parts by
-    wrapping the model's ``predict``, the backups' ``predict_many`` and the session's per-request
-    graph run (``Session._advance``, one call a request, checkpoints and log record included)."""
+    wrapping the model's ``predict``, the backups' ``predict_many``, the session's per-request
+    graph run (``Session._advance``, one call a request, checkpoints and log record included) and,
+    inside the graph's time, the log record FinalDecisionNode writes (``DecisionLog.write``)."""
     from selfheal.cli.classify import input_chunks
     from selfheal.config import load_config
     from selfheal.graph.services import Services
@@ -386,6 +387,7 @@ def bench_parts(report: Report, new: Setup, test: list[str], work: Path) -> None
         "backups": [],
         "graph, accepted": [],
         "graph, the others": [],
+        "log records": [],  # inside the graph's time
     }
 
     def clocked(run: Callable[..., Any], name: Callable[..., str]) -> Callable[..., Any]:
@@ -405,6 +407,7 @@ def bench_parts(report: Report, new: Setup, test: list[str], work: Path) -> None
         session._advance,
         lambda *a, **k: "graph, the others" if k.get("pausable", True) else "graph, accepted",
     )
+    services.log.write = clocked(services.log.write, lambda *a, **k: "log records")  # type: ignore[method-assign]
     file = write_lines(work / "parts.txt", test, len(test))
     chunks = list(input_chunks([], file, config.input.chunk_size, config.input.first_chunk_size))
     start = time.perf_counter()
@@ -418,11 +421,17 @@ def bench_parts(report: Report, new: Setup, test: list[str], work: Path) -> None
         f"classify's decisions in process ({len(chunks)} chunks, nothing printed)",
         f"{total:.1f} s ({len(test) / total:.1f} texts/s)",
     )
+    records = spent.pop("log records")
     for name, times in spent.items():
         median = (
             f", median {1000 * statistics.median(times):.1f} ms a request" if name.startswith("graph") else ""
         )
         report.row(f"  of which {name} ({len(times)} calls{median})", f"{sum(times):.1f} s")
+    report.row(
+        f"    the graph's time includes the log records (FinalDecisionNode, {len(records)}, "
+        f"median {1000 * statistics.median(records):.2f} ms)",
+        f"{sum(records):.1f} s",
+    )
     rest = total - sum(sum(times) for times in spent.values())
     report.row("  of which the rest (states, routes, iteration)", f"{rest:.1f} s")
     forward = sum(spent["forward"])
