@@ -319,16 +319,30 @@ def bench_graph(report: Report, new: Setup, texts: list[str], work: Path) -> Non
         paused.resume(outcome.request_id, "y")
 
     cycle = median_ms(pause_and_resume, texts)
-    # nobody to ask (classify): the backups vote, the request waits for review (one checkpoint)
-    pending = median_ms(lambda text: paused.start(text, interactive=False), texts)
+    # nobody to ask (classify): the backups vote; the request waits for review (one checkpoint),
+    # or the no-person rule labels it (no checkpoint: it cannot pause); each kind on its own
+    ends: dict[bool, list[float]] = {True: [], False: []}
+    for text in texts:
+        start = time.perf_counter()
+        outcome = paused.start(text, interactive=False)
+        ends[outcome is not None and outcome.pending_review].append(1000 * (time.perf_counter() - start))
+    pending = statistics.median(ends[True]) if ends[True] else float("nan")
+    labelled = statistics.median(ends[False]) if ends[False] else float("nan")
     report.row(f"bare Classifier.predict([text]), {new} (interleaved)", f"{bare:.1f} ms")
     report.row("whole graph, accepted request (Session.start, interleaved)", f"{whole:.1f} ms")
     report.row("whole graph, asked, paused, answered (start + resume)", f"{cycle:.1f} ms")
     report.row("checkpoint cost of a paused request (pause+resume - bare)", f"{cycle - bare:.1f} ms")
-    report.row("whole graph, left pending for review (Session.start, nobody to ask)", f"{pending:.1f} ms")
+    report.row(
+        f"whole graph, left pending for review (Session.start, nobody to ask; {len(ends[True])} texts)",
+        f"{pending:.1f} ms",
+    )
     report.row(
         "cost of a pending request over the bare forward (backups, graph, checkpoint)",
         f"{pending - bare:.1f} ms",
+    )
+    report.row(
+        f"whole graph, labelled by the backups (nobody to ask, no checkpoint; {len(ends[False])} texts)",
+        f"{labelled:.1f} ms",
     )
     report.ratio("whole graph per accepted request / bare forward", whole / bare, "<= 1.15")
 
@@ -385,8 +399,8 @@ def bench_parts(report: Report, new: Setup, test: list[str], work: Path) -> None
     spent: dict[str, list[float]] = {
         "forward": [],
         "backups": [],
-        "graph, accepted": [],
-        "graph, the others": [],
+        "graph, cannot pause (accepted, or labelled by the backups; no checkpoint)": [],
+        "graph, may pause (checkpointed)": [],
         "log records": [],  # inside the graph's time
     }
 
@@ -405,7 +419,11 @@ def bench_parts(report: Report, new: Setup, test: list[str], work: Path) -> None
     backups.predict_many = clocked(backups.predict_many, lambda *a, **k: "backups")  # type: ignore[method-assign]
     session._advance = clocked(  # type: ignore[method-assign]
         session._advance,
-        lambda *a, **k: "graph, the others" if k.get("pausable", True) else "graph, accepted",
+        lambda *a, **k: (
+            "graph, may pause (checkpointed)"
+            if k.get("pausable", True)
+            else "graph, cannot pause (accepted, or labelled by the backups; no checkpoint)"
+        ),
     )
     services.log.write = clocked(services.log.write, lambda *a, **k: "log records")  # type: ignore[method-assign]
     file = write_lines(work / "parts.txt", test, len(test))

@@ -86,6 +86,18 @@ def test_confident_request_is_accepted_logged_and_forgotten(session):
     assert session.waiting(outcome.request_id) is None  # finished threads are deleted
 
 
+def test_a_request_that_pauses_where_it_could_not_is_an_error_and_leaves_no_record(session):
+    """The graph without a checkpointer (requests known not to pause) would drop a pause
+    silently, leaving a question nobody can answer: it is a RuntimeError instead, and nothing is
+    recorded."""
+    thresholds(session, accept=1.0, clarify=0.0)
+    (state,) = session.prepare_many([TEXT], interactive=True)  # asked: it pauses at the question
+    assert state is not None and state.pop("route") == "ask_clarify"
+    with pytest.raises(RuntimeError, match="paused on the graph without a checkpointer"):
+        session._advance(state["request_id"], state, None, new=True, pausable=False)
+    assert records(session) == [] and session.paused() == []
+
+
 def test_clarification_yes_corrects_the_label(session, graph_config):
     thresholds(session, accept=1.0, clarify=0.0)
     outcome = session.start(TEXT, interactive=True)

@@ -223,6 +223,38 @@ def test_the_shipped_rule_with_the_real_voter(session):
     assert negative["final_decision"] == {"label": "Negative", "via": "backup_model"}
 
 
+def test_a_request_the_backups_decide_writes_no_checkpoint_one_left_pending_does(session):
+    """Checkpoint only what a pause needs (issue 14): the batched path knows the backups' vote
+    before the graph runs, so a request the rule labels cannot pause and runs without the
+    checkpointer or a review-queue row; one the rule leaves for a person is checkpointed at its
+    pause. Their records are those of the path that checkpoints every request."""
+    shipped = load_config(REPO / "config.yaml").backup
+    session.config.backup.models = shipped.models
+    rule = shipped.model_dump(include={"decide", "voters", "min_confidence", "min_voter_prob"})
+    written: list[str] = []
+    put = session.checkpointer.put
+
+    def spy(config, *args, **kwargs):
+        written.append(config["configurable"]["thread_id"])
+        return put(config, *args, **kwargs)
+
+    session.checkpointer.put = spy
+    decided, record = _run(session, **rule)
+    assert record["final_decision"]["via"] == "backup_model" and decided.done
+    assert written == [] and session.paused() == []
+    session.start(CLEAR, interactive=False, precompute=False)  # InferenceNode calls the model
+    path = session.config.paths.log_dir / JSONL_NAME
+    alone = json.loads(path.read_text().splitlines()[-1])
+    assert alone["final_decision"] == record["final_decision"]
+    assert alone["fallback"]["backup"]["rule"] == record["fallback"]["backup"]["rule"]
+    assert written  # that path checkpoints a request that may pause
+    written.clear()
+    pending, left = _run(session, **(rule | {"min_voter_prob": 1.0}))
+    assert left["final_decision"]["via"] == "pending_review" and pending.pending_review
+    assert set(written) == {pending.request_id}
+    assert [o.request_id for o in session.paused()] == [pending.request_id]
+
+
 @pytest.mark.parametrize(
     ("settings", "reason"),
     [

@@ -32,10 +32,12 @@ file).
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
 from typing import Any, Literal
 
 from langgraph.types import interrupt
 
+from selfheal.config import BackupConfig
 from selfheal.graph.answers import (
     NEITHER,
     choice_hint,
@@ -396,15 +398,12 @@ def clarify_step(state: State, services: Services) -> dict[str, Any]:
     return {"fallback": fallback, "trace": trace}  # unsure | unclear: ask again
 
 
-def backup_step(state: State, services: Services) -> dict[str, Any]:
-    """Ask the backups (or use their vote computed in a batch before the graph ran,
-    ``given_backup``); they label the request only where the no-person rule holds
-    (``backup.decide``, ``voters``, ``min_voter_prob``, ``min_confidence``), else a person must."""
-    inference, cfg = state["inference"], services.config.backup
-    needed = rule_may_hold(cfg.decide, cfg.min_confidence, inference["confidence"])
-    vote = state.get("given_backup") or services.backups.predict(state["text"], voter_needed=needed)
-    agree = vote["label"] == inference["label"]
-    rule = no_person_rule(
+def backup_rule(inference: Mapping[str, Any], vote: Mapping[str, Any], cfg: BackupConfig) -> dict[str, Any]:
+    """The no-person rule (:func:`~selfheal.model.backup.no_person_rule`) for the model's
+    ``inference`` (label, confidence) and the backups' ``vote``: what the backup step records,
+    and what :class:`~selfheal.graph.session.Session` checks to know, before the graph runs,
+    that a request whose vote is handed in will be decided there (so it cannot pause)."""
+    return no_person_rule(
         inference["label"],
         inference["confidence"],
         vote.get("models", {}),
@@ -413,6 +412,17 @@ def backup_step(state: State, services: Services) -> dict[str, Any]:
         cfg.min_voter_prob,
         cfg.decide,
     )
+
+
+def backup_step(state: State, services: Services) -> dict[str, Any]:
+    """Ask the backups (or use their vote computed in a batch before the graph ran,
+    ``given_backup``); they label the request only where the no-person rule holds
+    (``backup.decide``, ``voters``, ``min_voter_prob``, ``min_confidence``), else a person must."""
+    inference, cfg = state["inference"], services.config.backup
+    needed = rule_may_hold(cfg.decide, cfg.min_confidence, inference["confidence"])
+    vote = state.get("given_backup") or services.backups.predict(state["text"], voter_needed=needed)
+    agree = vote["label"] == inference["label"]
+    rule = backup_rule(inference, vote, cfg)
     fallback = Fallback(**state["fallback"])
     fallback["backup"] = vote | {"agree": agree, "rule": rule, "decided_without_person": rule["passed"]}
     if rule["passed"]:

@@ -26,8 +26,10 @@ and each text then goes through the graph with that result handed in (``given_in
 alone. :meth:`Session.start` is the same with one text.
 
 What is checkpointed: a request whose prediction is known before the graph runs and is accepted
-cannot pause (InferenceNode -> ConfidenceCheckNode -> FinalDecisionNode -> end), so it runs on a
-copy of the graph compiled without a checkpointer: nothing is written to SQLite for it. Every
+cannot pause (InferenceNode -> ConfidenceCheckNode -> FinalDecisionNode -> end), nor can one
+whose backups' vote is known too and labels it without a person (... -> FallbackNode's backup
+step -> FinalDecisionNode -> end), so these run on a copy of the graph compiled without a
+checkpointer: nothing is written to SQLite for them. Every
 other new request (it may ask, or wait for review) is checkpointed when its run ends
 (``durability="exit"``): at its pause, before the caller hears of it, so a paused request
 survives a crash; a crash before that pause loses a request nobody was told about (it has no
@@ -229,14 +231,27 @@ class Session:
         order; yields its :class:`Outcome` (``None`` for an empty text) as soon as it is decided
         or paused. A failure (say a :class:`StorageError`) is raised at the text it happened to:
         the requests yielded before it are recorded, it and those after it are not."""
-        from selfheal.vocabulary import ACCEPT
-
         for state in self.prepare_many(texts, interactive, request_ids):
             if state is None:
                 yield None
                 continue
-            pausable = state.pop("route") != ACCEPT
+            pausable = self._may_pause(state)
             yield self._advance(state["request_id"], state, on_update, new=True, pausable=pausable)
+
+    def _may_pause(self, state: dict[str, Any]) -> bool:
+        """Whether a request from :meth:`prepare_many` may pause (its ``route`` is dropped here):
+        not if it is accepted, nor if its backups' vote was handed in (it reaches the backup step
+        whatever happens) and the no-person rule holds on it, so the backups decide it there."""
+        from selfheal.graph.nodes import backup_rule
+        from selfheal.vocabulary import ACCEPT
+
+        route = state.pop("route")
+        if route == ACCEPT:
+            return False
+        vote = state.get("given_backup")
+        if vote is None:
+            return True
+        return not backup_rule(state["given_inference"], vote, self.config.backup)["passed"]
 
     def resume(self, request_id: str, answer: Any, on_update: UpdateCallback | None = None) -> Outcome:
         """Answer the question a paused request waits for (``Command(resume=answer)``).
@@ -315,7 +330,9 @@ class Session:
         """Run the graph for one request until it is decided or paused.
 
         A request that cannot pause (``pausable=False``: a new one whose prediction, handed in,
-        is accepted) runs on :attr:`unpausable_graph`, with no checkpoint written or deleted.
+        is accepted, or whose backups' vote, handed in too, decides it; see :meth:`_may_pause`)
+        runs on :attr:`unpausable_graph`, with no checkpoint written or deleted; should it pause
+        all the same, that is an error (a ``RuntimeError``, nothing recorded), not a lost request.
 
         ``on_update`` sees every step as it finishes: the path of the node (and of the
         FallbackNode step) from the stream's namespace, its update, and the request's state so
@@ -366,6 +383,8 @@ class Session:
                         seen.update(update)
                         assert on_update is not None
                         on_update(step_path(namespace, node), update, seen)
+            if waiting is not None and not pausable:  # no checkpoint: nobody could resume it
+                raise RuntimeError(f"request {request_id} paused on the graph without a checkpointer")
             if pausable:
                 # paused inside FallbackNode: its steps' updates are in the subgraph's state so far
                 snapshot = self.graph.get_state(config, subgraphs=waiting is not None)
