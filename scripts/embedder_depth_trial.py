@@ -16,11 +16,13 @@ layers costs less in proportion. This trial measures both sides, on train and va
    text a call as the app runs it, on 300 validation texts, interleaved over 3 rounds.
 
 Writes reports/embedder_depth.json. Usage: python scripts/embedder_depth_trial.py
-(about 20 minutes on 2 cores; the exports are kept in the ONNX cache).
+(about 20 minutes on 2 cores; the exports are kept in the ONNX cache). ``--speed-only`` times
+the exports again (step 3) and replaces only that part of the report.
 """
 
 from __future__ import annotations
 
+import argparse
 import json
 import statistics
 import time
@@ -96,9 +98,35 @@ def time_depths(path: str, texts: list[str]) -> list[dict[str, object]]:
     ]
 
 
+def print_speed(speed: list[dict[str, object]]) -> None:
+    """One line per timed export."""
+    for row in speed:
+        print(
+            f"int8 export of layers {row['layers']} (runs {row['depth']} layers): "
+            f"{row['ms_per_text']:.2f} ms a text",
+            flush=True,
+        )
+
+
 def main() -> None:
     """Fit and measure each candidate, time each depth, write the report."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--speed-only", action="store_true", help="time the exports again, nothing else")
+    args = parser.parse_args()
     config = load_config()
+    if args.speed_only:
+        if not OUT.exists():
+            raise SystemExit(f"error: {OUT} does not exist yet: run without --speed-only first")
+        report = json.loads(OUT.read_text(encoding="utf-8"))
+        validation = load_training_splits(config)[0]["validation"]
+        report["int8_speed"] = time_depths(
+            resolve_embedder(config.embedder.model), list(validation["text"])[:300]
+        )
+        report["int8_speed_command"] = "python scripts/embedder_depth_trial.py --speed-only"
+        print_speed(report["int8_speed"])
+        OUT.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+        print(f"wrote {OUT}")
+        return
     splits = load_training_splits(config)[0]
     train, validation = splits["train"], splits["validation"]
     train_texts, val_texts = list(train["text"]), list(validation["text"])
@@ -128,11 +156,7 @@ def main() -> None:
         rows.append({"layers": list(layers), "head_alone": alone, "ensemble": together})
         print(f"layers {list(layers)}: head alone {alone:.4f}, ensemble {together:.4f}", flush=True)
     speed = time_depths(path, val_texts[:300])
-    for row in speed:
-        print(
-            f"int8 export of layers {row['layers']} (runs {row['depth']} layers): {row['ms_per_text']:.2f} ms a text",
-            flush=True,
-        )
+    print_speed(speed)
     OUT.parent.mkdir(parents=True, exist_ok=True)
     OUT.write_text(
         json.dumps(
