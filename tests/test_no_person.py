@@ -227,7 +227,8 @@ def test_a_request_the_backups_decide_writes_no_checkpoint_one_left_pending_does
     """Checkpoint only what a pause needs (issue 14): the batched path knows the backups' vote
     before the graph runs, so a request the rule labels cannot pause and runs without the
     checkpointer or a review-queue row; one the rule leaves for a person is checkpointed at its
-    pause. Their records are those of the path that checkpoints every request."""
+    pause. The decision and the rule it records are those of the path that checkpoints every
+    request (InferenceNode calling the model)."""
     shipped = load_config(REPO / "config.yaml").backup
     session.config.backup.models = shipped.models
     rule = shipped.model_dump(include={"decide", "voters", "min_confidence", "min_voter_prob"})
