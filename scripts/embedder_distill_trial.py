@@ -54,7 +54,7 @@ STUDENT_FROM = (2, 4, 6, 8, 10, 12)  # teacher layers copied into the student, i
 PAIRS = {2: 4, 3: 6, 4: 8, 5: 10, 6: 12}  # student layer -> the teacher layer it learns
 HEAD_LAYERS = (4, 6, 8, 10, 12)  # config.yaml's embedder.layers
 VOTER_PAIR = (4, 8)  # the voter's states: after teacher layer 8, learnt by student layer 4
-OUT = Path("reports/embedder_distill.json")
+OUT = Path("reports/embedder_distill.json")  # --extra-tweets: embedder_distill_tweets.json
 ADAPTER = Path("runs/distill-trial")
 
 
@@ -204,8 +204,15 @@ def main() -> None:
     parser.add_argument(
         "--limit", type=int, default=0, help="a quick check: the first N train and N/4 validation texts"
     )
+    parser.add_argument(
+        "--extra-tweets",
+        type=int,
+        default=0,
+        help="also distil on this many texts of the tweets corpus's train split (unlabelled use)",
+    )
     args = parser.parse_args()
     torch.manual_seed(0)
+    out = OUT.with_name("embedder_distill_tweets.json") if args.extra_tweets else OUT
     config = load_config()
     splits = load_training_splits(config)[0]
     train, validation = splits["train"], splits["validation"]
@@ -220,10 +227,17 @@ def main() -> None:
     train_batches = batches_of(tokenizer, train_texts, 32)
     val_batches = batches_of(tokenizer, val_texts, 32)
 
+    distil_texts = list(train_texts)
+    if args.extra_tweets:
+        from selfheal.data import load_tweets, split_corpus
+
+        tweets = list(split_corpus(load_tweets(), 0.1, 0.1, 42)["train"]["text"])
+        distil_texts += random.Random(0).sample(tweets, min(args.extra_tweets, len(tweets)))
+    distil_batches = batches_of(tokenizer, distil_texts, 32)
     cut = make_student(teacher, 0).eval()
     student = make_student(teacher, args.rank)
     started = time.perf_counter()
-    losses = distill(teacher, student, train_batches, args.epochs, args.lr)
+    losses = distill(teacher, student, distil_batches, args.epochs, args.lr)
     train_seconds = time.perf_counter() - started
     if args.rank:
         student = student.merge_and_unload().eval()
@@ -291,14 +305,18 @@ def main() -> None:
         "distilled": voter_state_error(teacher, student, val_batches),
     }
     print(f"voter states, relative squared error: {voter}", flush=True)
-    OUT.parent.mkdir(parents=True, exist_ok=True)
-    OUT.write_text(
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(
         json.dumps(
             {
                 "command": "python scripts/embedder_distill_trial.py "
                 + f"--epochs {args.epochs} --rank {args.rank} --lr {args.lr}"
-                + (f" --limit {args.limit}" if args.limit else ""),
-                "train_texts_distilled_on": len(train_texts),
+                + (f" --limit {args.limit}" if args.limit else "")
+                + (f" --extra-tweets {args.extra_tweets}" if args.extra_tweets else ""),
+                "texts_distilled_on": {
+                    "train": len(train_texts),
+                    "tweets (train split)": len(distil_texts) - len(train_texts),
+                },
                 "validation_texts": len(val_texts),
                 "student_from_teacher_layers": list(STUDENT_FROM),
                 "student_to_teacher_layers": {str(k): v for k, v in PAIRS.items()},
@@ -312,7 +330,7 @@ def main() -> None:
         + "\n",
         encoding="utf-8",
     )
-    print(f"wrote {OUT}")
+    print(f"wrote {out}")
 
 
 if __name__ == "__main__":
