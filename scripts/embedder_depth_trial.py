@@ -98,6 +98,13 @@ def time_depths(path: str, texts: list[str]) -> list[dict[str, object]]:
     ]
 
 
+def write_report(path: Path, report: dict[str, object]) -> None:
+    """Write ``report`` as indented JSON to ``path`` (its folder made) and say so."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+    print(f"wrote {path}")
+
+
 def print_speed(speed: list[dict[str, object]]) -> None:
     """One line per timed export."""
     for row in speed:
@@ -124,8 +131,7 @@ def main() -> None:
         )
         report["int8_speed_command"] = "python scripts/embedder_depth_trial.py --speed-only"
         print_speed(report["int8_speed"])
-        OUT.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
-        print(f"wrote {OUT}")
+        write_report(OUT, report)
         return
     splits = load_training_splits(config)[0]
     train, validation = splits["train"], splits["validation"]
@@ -157,22 +163,16 @@ def main() -> None:
         print(f"layers {list(layers)}: head alone {alone:.4f}, ensemble {together:.4f}", flush=True)
     speed = time_depths(path, val_texts[:300])
     print_speed(speed)
-    OUT.parent.mkdir(parents=True, exist_ok=True)
-    OUT.write_text(
-        json.dumps(
-            {
-                "validation_texts": len(val_texts),
-                "lora_tfidf_alone": base,
-                "candidates": rows,
-                "int8_speed": speed,
-                "command": "python scripts/embedder_depth_trial.py",
-            },
-            indent=2,
-        )
-        + "\n",
-        encoding="utf-8",
+    write_report(
+        OUT,
+        {
+            "validation_texts": len(val_texts),
+            "lora_tfidf_alone": base,
+            "candidates": rows,
+            "int8_speed": speed,
+            "command": "python scripts/embedder_depth_trial.py",
+        },
     )
-    print(f"wrote {OUT}")
 
 
 if __name__ == "__main__":

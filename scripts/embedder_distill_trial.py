@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import argparse
 import copy
-import json
 import math
 import random
 import time
@@ -39,7 +38,10 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from embedder_depth_trial import ensemble_accuracy  # scripts/ is on sys.path when run as a script
+from embedder_depth_trial import (
+    ensemble_accuracy,
+    write_report,
+)  # scripts/ is on sys.path when run as a script
 
 from selfheal.config import load_config
 from selfheal.model.backup import TfidfBackup
@@ -305,32 +307,26 @@ def main() -> None:
         "distilled": voter_state_error(teacher, student, val_batches),
     }
     print(f"voter states, relative squared error: {voter}", flush=True)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(
-        json.dumps(
-            {
-                "command": "python scripts/embedder_distill_trial.py "
-                + f"--epochs {args.epochs} --rank {args.rank} --lr {args.lr}"
-                + (f" --limit {args.limit}" if args.limit else "")
-                + (f" --extra-tweets {args.extra_tweets}" if args.extra_tweets else ""),
-                "texts_distilled_on": {
-                    "train": len(train_texts),
-                    "tweets (train split)": len(distil_texts) - len(train_texts),
-                },
-                "validation_texts": len(val_texts),
-                "student_from_teacher_layers": list(STUDENT_FROM),
-                "student_to_teacher_layers": {str(k): v for k, v in PAIRS.items()},
-                "epoch_losses": losses,
-                "distill_seconds": round(train_seconds),
-                "rows": report_rows,
-                "voter_states_relative_squared_error": voter,
+    write_report(
+        out,
+        {
+            "command": "python scripts/embedder_distill_trial.py "
+            + f"--epochs {args.epochs} --rank {args.rank} --lr {args.lr}"
+            + (f" --limit {args.limit}" if args.limit else "")
+            + (f" --extra-tweets {args.extra_tweets}" if args.extra_tweets else ""),
+            "texts_distilled_on": {
+                "train": len(train_texts),
+                "tweets (train split)": len(distil_texts) - len(train_texts),
             },
-            indent=2,
-        )
-        + "\n",
-        encoding="utf-8",
+            "validation_texts": len(val_texts),
+            "student_from_teacher_layers": list(STUDENT_FROM),
+            "student_to_teacher_layers": {str(k): v for k, v in PAIRS.items()},
+            "epoch_losses": losses,
+            "distill_seconds": round(train_seconds),
+            "rows": report_rows,
+            "voter_states_relative_squared_error": voter,
+        },
     )
-    print(f"wrote {out}")
 
 
 if __name__ == "__main__":
