@@ -354,7 +354,10 @@ class Session:
         seen = dict(graph_input) if new else dict(state or {})  # the state as the steps go
         graph = self.graph if pausable else self.unpausable_graph
         watch = on_update is not None  # the subgraph's steps are streamed only for someone to see
-        final = seen
+        # without a checkpointer to ask, the final state is the input with each top-level node's
+        # update laid over it in order (no key has a reducer, see selfheal.graph.state): cheaper
+        # than also streaming every step's whole state ("values")
+        final = dict(seen)
         try:
             if new and pausable:  # it may pause: a row first, so no pause is ever without one
                 self.queue.running(
@@ -363,20 +366,18 @@ class Session:
             for item in graph.stream(
                 graph_input,
                 config,
-                stream_mode=["updates"] if pausable else ["updates", "values"],
+                stream_mode="updates",
                 subgraphs=watch,
                 durability=("exit" if new else "sync") if pausable else None,
             ):
-                namespace, mode, chunk = item if watch else ((), *item)
-                if mode == "values":
-                    if not namespace:
-                        final = chunk
-                    continue
+                namespace, chunk = item if watch else ((), item)
                 for node, update in chunk.items():
                     if node == "__interrupt__":
                         if not namespace:  # the same pause is also reported inside the subgraph
                             waiting = dict(update[0].value)
                         continue
+                    if not namespace and update:
+                        final.update(update)
                     if not namespace and node == FALLBACK and watch:
                         continue  # the subgraph's final state: its steps were reported one by one
                     if update and watch:
@@ -392,7 +393,7 @@ class Session:
                 if waiting is not None:
                     self._queue_paused(request_id, snapshot, state, waiting)
             else:
-                state = dict(final)
+                state = final
         except BaseException as exc:
             for appended in reversed(journal[mark:]):
                 undo_append(appended)
