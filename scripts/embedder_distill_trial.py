@@ -25,8 +25,8 @@ plays no part):
 The student has the shape of a six-layer mpnet, so its int8 export costs what
 ``embedder_depth_trial.py --speed-only`` measures for six layers. Writes
 reports/embedder_distill.json and the merged student to runs/distill-trial/ (not shipped). Usage:
-``python scripts/embedder_distill_trial.py [--epochs N] [--rank R]`` (the defaults, 5 and 64, are
-the recorded run's: about 40 minutes on 2 cores).
+``python scripts/embedder_distill_trial.py [--epochs N] [--rank R] [--output PATH]`` (the defaults, 5
+and 64, are the recorded run's: about 40 minutes on 2 cores).
 """
 
 from __future__ import annotations
@@ -214,11 +214,17 @@ def main() -> None:
         default=0,
         help="also distil on this many texts of the tweets corpus's train split (unlabelled use)",
     )
+    parser.add_argument(
+        "--output",
+        type=Path,
+        default=None,
+        help=f"the report (default {OUT}, or embedder_distill_tweets.json beside it with --extra-tweets)",
+    )
     args = parser.parse_args()
     if args.rank < 1 or args.epochs < 1:
         parser.error("--rank and --epochs must be at least 1")
     torch.manual_seed(0)
-    out = OUT.with_name("embedder_distill_tweets.json") if args.extra_tweets else OUT
+    out = args.output or (OUT.with_name("embedder_distill_tweets.json") if args.extra_tweets else OUT)
     config = load_config()
     splits = load_training_splits(config)[0]
     train, validation = splits["train"], splits["validation"]
