@@ -133,9 +133,30 @@ def make_student(teacher: Any, rank: int) -> Any:
     return student
 
 
-def distill(teacher: Any, student: Any, batches: list, epochs: int, lr: float) -> list[float]:
-    """Train the student on the teacher's states; returns the mean loss of each epoch."""
+def distill(
+    teacher: Any,
+    student: Any,
+    batches: list,
+    epochs: int,
+    lr: float,
+    head: EmbeddingHead | None = None,
+    head_weight: float = 0.0,
+) -> list[float]:
+    """Train the student on the teacher's states; returns the mean loss of each epoch.
+
+    ``head`` (the teacher's head, fitted on its train features) and ``head_weight`` > 0: the loss
+    also has ``head_weight`` times the mean squared difference of that head's logits on the
+    student's pooled features and on the teacher's, so the student keeps what the head reads."""
     import torch
+
+    coef = intercept = None
+    if head is not None and head_weight > 0:
+        coef = torch.as_tensor(np.atleast_2d(head.coef), dtype=torch.float32)  # (1 or k, dim)
+        intercept = torch.as_tensor(np.atleast_1d(head.intercept), dtype=torch.float32)
+
+    def head_logits(hidden: Any, layers: tuple[int, ...], mask: Any) -> Any:
+        x = torch.cat([pooled(hidden[i], mask) for i in layers], dim=-1)
+        return x @ coef.T + intercept  # type: ignore[union-attr]
 
     print("teacher states for the train texts ...", flush=True)
     started = time.perf_counter()
@@ -150,6 +171,8 @@ def distill(teacher: Any, student: Any, batches: list, epochs: int, lr: float) -
                 scale[t] += float(((hidden[t] * m) ** 2).sum())
             count += int(mask.sum()) * hidden[0].shape[-1]
             targets.append({t: hidden[t].to(torch.float16) for t in PAIRS.values()})
+            if coef is not None:
+                targets[-1]["head"] = head_logits(hidden, HEAD_LAYERS, mask)
     scale = {t: s / count for t, s in scale.items()}
     print(f"  {time.perf_counter() - started:.0f} s; mean squares {scale}", flush=True)
     params = [p for p in student.parameters() if p.requires_grad]
@@ -179,6 +202,9 @@ def distill(teacher: Any, student: Any, batches: list, epochs: int, lr: float) -
                 mse = (((hidden[s].float() - target) * m) ** 2).sum() / (m.sum() * target.shape[-1])
                 cosine = (pooled(hidden[s], mask) * pooled(target, mask)).sum(-1)
                 loss = loss + mse / scale[t] + 10.0 * (1.0 - cosine).mean()
+            if coef is not None:
+                gap = head_logits(hidden, tuple(PAIRS), mask) - targets[b]["head"]
+                loss = loss + head_weight * (gap**2).mean()
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()
@@ -215,6 +241,18 @@ def main() -> None:
         help="also distil on this many texts of the tweets corpus's train split (unlabelled use)",
     )
     parser.add_argument(
+        "--head-loss",
+        type=float,
+        default=0.0,
+        help="also match the teacher head's logits on the student's features, with this weight",
+    )
+    parser.add_argument(
+        "--save-student",
+        type=Path,
+        default=ADAPTER / "student.pt",
+        help="where the merged student is saved (default %(default)s)",
+    )
+    parser.add_argument(
         "--output",
         type=Path,
         default=None,
@@ -248,13 +286,20 @@ def main() -> None:
         distil_texts += random.Random(0).sample(tweets, min(args.extra_tweets, len(tweets)))
     distil_batches = batches_of(tokenizer, distil_texts, 32)
     cut = make_student(teacher, 0).eval()
+    cached_train_x: dict[str, np.ndarray] = {}
     student = make_student(teacher, args.rank)
     started = time.perf_counter()
-    losses = distill(teacher, student, distil_batches, args.epochs, args.lr)
+    head_to_keep = None
+    if args.head_loss > 0:  # the head the embedder would ship, on the teacher's train features
+        cached_train_x["teacher"] = features(teacher, train_batches, len(train_texts), HEAD_LAYERS)
+        head_to_keep = EmbeddingHead.train(
+            cached_train_x["teacher"], train_labels, HEAD_LAYERS, c=config.embedder.c
+        )
+    losses = distill(teacher, student, distil_batches, args.epochs, args.lr, head_to_keep, args.head_loss)
     train_seconds = time.perf_counter() - started
     student = student.merge_and_unload().eval()
-    ADAPTER.mkdir(parents=True, exist_ok=True)
-    torch.save(student.state_dict(), ADAPTER / "student.pt")  # the merged student, for a next step
+    args.save_student.parent.mkdir(parents=True, exist_ok=True)
+    torch.save(student.state_dict(), args.save_student)  # the merged student, for a next step
 
     classifier = Classifier.load()
     lora = classifier.encoder_logits(val_texts)
@@ -268,7 +313,9 @@ def main() -> None:
         ("distilled", student, student_layers),
     ):
         started = time.perf_counter()
-        train_x = features(model, train_batches, len(train_texts), layers)
+        train_x = cached_train_x.get(name)
+        if train_x is None:
+            train_x = features(model, train_batches, len(train_texts), layers)
         val_x = features(model, val_batches, len(val_texts), layers)
         head = EmbeddingHead.train(train_x, train_labels, layers, c=config.embedder.c)
         probs = head.predict_proba(val_x)
@@ -323,7 +370,8 @@ def main() -> None:
             "command": "python scripts/embedder_distill_trial.py "
             + f"--epochs {args.epochs} --rank {args.rank} --lr {args.lr}"
             + (f" --limit {args.limit}" if args.limit else "")
-            + (f" --extra-tweets {args.extra_tweets}" if args.extra_tweets else ""),
+            + (f" --extra-tweets {args.extra_tweets}" if args.extra_tweets else "")
+            + (f" --head-loss {args.head_loss}" if args.head_loss else ""),
             "texts_distilled_on": {
                 "train": len(train_texts),
                 "tweets (train split)": len(distil_texts) - len(train_texts),
