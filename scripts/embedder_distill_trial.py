@@ -26,7 +26,12 @@ The student has the shape of a six-layer mpnet, so its int8 export costs what
 ``embedder_depth_trial.py --speed-only`` measures for six layers. Writes
 reports/embedder_distill.json and the merged student to runs/distill-trial/ (not shipped). Usage:
 ``python scripts/embedder_distill_trial.py [--epochs N] [--rank R] [--output PATH]`` (the defaults, 5
-and 64, are the recorded run's: about 40 minutes on 2 cores).
+and 64, are the recorded run's: about 40 minutes on 2 cores). ``--head-loss W`` adds a task term:
+the head the teacher would ship (fitted on its train features) must give the same logits on the
+student's pooled features as on the teacher's (mean squared difference, times ``W``), so the
+student keeps what the head reads and not only the states. ``--save-student PATH`` keeps a run's
+student apart from another's; ``scripts/embedder_distill_test.py --student PATH`` measures it on
+test, once, as the gate before a model is built on it.
 """
 
 from __future__ import annotations
