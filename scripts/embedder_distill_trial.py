@@ -376,7 +376,9 @@ def main() -> None:
             + f"--epochs {args.epochs} --rank {args.rank} --lr {args.lr}"
             + (f" --limit {args.limit}" if args.limit else "")
             + (f" --extra-tweets {args.extra_tweets}" if args.extra_tweets else "")
-            + (f" --head-loss {args.head_loss}" if args.head_loss else ""),
+            + (f" --head-loss {args.head_loss}" if args.head_loss else "")
+            + (f" --save-student {args.save_student}" if args.save_student != ADAPTER / "student.pt" else "")
+            + (f" --output {args.output}" if args.output else ""),
             "texts_distilled_on": {
                 "train": len(train_texts),
                 "tweets (train split)": len(distil_texts) - len(train_texts),
