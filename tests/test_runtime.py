@@ -96,6 +96,30 @@ def test_merged_adapter_gives_the_unmerged_logits(shipped_classifier, val_texts)
     np.testing.assert_allclose(merged, unmerged.encoder_logits(val_texts), atol=1e-4, rtol=0)
 
 
+def test_bf16_encoder_casts_its_weights_once_and_gives_the_autocast_numbers(shipped_classifier, val_texts):
+    """The embedder's ``precision: bf16`` path: ``Linear`` weights are cast to bfloat16 once at
+    load instead of by autocast on every call, with the same numbers to the bit."""
+    import copy
+
+    import torch
+
+    from selfheal.model.runtime import TorchEncoder, pad
+
+    model = shipped_classifier.model
+    tokenizer = shipped_classifier.tokenizer
+    ids, mask = pad(tokenizer(val_texts[:8])["input_ids"], tokenizer.pad_token_id or 0)
+    reference = copy.deepcopy(model)  # fp32 weights, cast by autocast on each call (the old path)
+    with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16):
+        expected = reference(input_ids=torch.from_numpy(ids), attention_mask=torch.from_numpy(mask)).logits
+    encoder = TorchEncoder(copy.deepcopy(model), output=lambda out: out.logits, bf16=True)
+    linears = [m for m in encoder.module.modules() if isinstance(m, torch.nn.Linear)]
+    assert linears and all(m.weight.dtype == torch.bfloat16 for m in linears)
+    norms = [m for m in encoder.module.modules() if isinstance(m, torch.nn.LayerNorm)]
+    assert norms and all(m.weight.dtype == torch.float32 for m in norms)  # the rest stays fp32
+    np.testing.assert_array_equal(encoder(ids, mask), expected.float().numpy())
+    assert all(p.dtype == torch.float32 for p in model.parameters())  # the caller's model untouched
+
+
 def test_sorted_batches_keep_the_input_order(shipped_classifier, val_texts):
     texts = val_texts[:12]
     alone = np.concatenate([shipped_classifier.encoder_logits([text]) for text in texts])

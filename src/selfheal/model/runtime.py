@@ -223,7 +223,15 @@ def _cuts_like_tokenizer(tokenizer: Any) -> bool:
 
 
 class TorchEncoder:
-    """A torch module mapping ``(input_ids, attention_mask)`` to one array per text."""
+    """A torch module mapping ``(input_ids, attention_mask)`` to one array per text.
+
+    ``bf16``: the module runs under CPU autocast to bfloat16 (the embedder's ``precision``), with
+    its ``Linear`` weights cast to bfloat16 once, here. Autocast would otherwise cast every fp32
+    weight again on every call, a copy of the whole model per batch; the numbers are the same
+    to the bit (autocast casts a linear layer's input, weight and bias to bfloat16 either way),
+    and the layer norms and the residual stream stay in fp32 as before (tested). On this
+    repository's 2-core machine the torch embedder took about a fifth less time a text.
+    """
 
     def __init__(
         self,
@@ -239,6 +247,10 @@ class TorchEncoder:
         self._output = output or (lambda out: out)
         self.bf16 = bf16
         self.device = device
+        if bf16:
+            for layer in module.modules():
+                if isinstance(layer, torch.nn.Linear):
+                    layer.to(torch.bfloat16)
 
     def __call__(self, input_ids: np.ndarray, attention_mask: np.ndarray) -> np.ndarray:
         """The module's (first) output for one padded batch, as float32 numpy."""
