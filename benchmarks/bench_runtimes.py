@@ -31,7 +31,11 @@ MINILM = {
 # The embedder's batches were sorted by characters before; by tokens now (about the same padding).
 EMBEDDER = {
     "torch (bf16 where available), length-sorted (baseline)": ({"runtime": "torch"}, True),
-    "onnx (fp32; onnx-int8 uses it too), length-sorted": ({"runtime": "onnx"}, True),
+    "onnx (fp32; onnx-int8 with embedder.int8=false), length-sorted": ({"runtime": "onnx"}, True),
+    "onnx-int8 (embedder.int8: smoothed, one text a call)": (
+        {"runtime": "onnx-int8", "embedder_int8": True},
+        True,
+    ),
 }
 
 
