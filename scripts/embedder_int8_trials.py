@@ -1,6 +1,7 @@
 """Which MatMuls of the mpnet embedder can be int8: the trials behind ``embedder.int8``.
 
 Usage: python scripts/embedder_int8_trials.py [--texts 400] [--alphas 0.5 0.75 0.85 0.95]
+       python scripts/embedder_int8_trials.py --per-token [--texts 400]
 
 Quantizes the embedder's fp32 ONNX export (made by ``selfheal export-onnx --runtime onnx`` into
 the cache, or here) with dynamic int8 weights, keeping different sets of MatMuls in fp32, and
@@ -11,6 +12,14 @@ length-sorted batches of 32 and one text a call (how int8 runs in the app), its 
 throughput and the median time of one text. The recipe ``embedder.int8`` uses is SmoothQuant at
 ``alpha`` = :data:`selfheal.model.smoothing.ALPHA` with the attention products in fp32
 (:data:`selfheal.model.embedder.EMBEDDER_FP32_RULES`).
+
+``--per-token`` runs that recipe only, as it is and with per-token activation scales
+(:func:`per_token`): each token's activations get their own int8 scale, so a text's features
+would not depend on the texts batched with it, and int8 could run in batches instead of one text
+a call. It prints the same figures for both, and the largest difference between a text's
+features in a batch and alone. The per-token file runs without ONNX Runtime's operator fusion
+(``OnnxEncoder(fuse=False)``) and, to show why, with it: the fused int8 MatMul takes one
+activation scale per tensor and computes a per-token file wrongly.
 """
 
 from __future__ import annotations
@@ -42,6 +51,52 @@ from selfheal.model.runtime import (
 from selfheal.model.smoothing import ALPHA, activation_maxima, calibration_texts, smooth
 
 
+def per_token(source: Path, target: Path) -> int:
+    """Write ``source`` (an int8 file from :func:`~selfheal.model.runtime.quantize`) to
+    ``target`` with each ``DynamicQuantizeLinear`` (one scale and zero point for the whole
+    activation tensor, the batch included) replaced by per-token symmetric quantization: scale
+    ``max|x| / 127`` over each row's last axis, zero point 128 for every row (ONNX Runtime's
+    ``MatMulInteger`` takes only a scalar one). The scale keeps the row's shape, so the
+    ``Mul`` by the weight's per-channel scales that follows broadcasts it. Returns how many
+    it replaced."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    model = onnx.load(str(source))
+    graph = model.graph
+    graph.initializer.extend(
+        [
+            numpy_helper.from_array(np.array(127.0, np.float32), "per_token_127"),
+            numpy_helper.from_array(np.array(128.0, np.float32), "per_token_128"),
+            numpy_helper.from_array(np.array(1e-12, np.float32), "per_token_tiny"),
+            numpy_helper.from_array(np.array(128, np.uint8), "per_token_zero_point"),
+        ]
+    )
+    nodes, replaced = [], 0
+    for node in graph.node:
+        if node.op_type != "DynamicQuantizeLinear":
+            nodes.append(node)
+            continue
+        x, (quantized, scale, zero_point), p = node.input[0], node.output, node.name + "/per_token"
+        nodes += [
+            helper.make_node("Abs", [x], [p + "/abs"]),
+            helper.make_node("ReduceMax", [p + "/abs"], [p + "/max"], axes=[-1], keepdims=1),
+            helper.make_node("Max", [p + "/max", "per_token_tiny"], [p + "/max_or_tiny"]),
+            helper.make_node("Div", [p + "/max_or_tiny", "per_token_127"], [scale]),
+            helper.make_node("Div", [x, scale], [p + "/scaled"]),
+            helper.make_node("Round", [p + "/scaled"], [p + "/rounded"]),
+            helper.make_node("Add", [p + "/rounded", "per_token_128"], [p + "/shifted"]),
+            helper.make_node("Cast", [p + "/shifted"], [quantized], to=TensorProto.UINT8),
+            helper.make_node("Identity", ["per_token_zero_point"], [zero_point]),
+        ]
+        replaced += 1
+    del graph.node[:]
+    graph.node.extend(nodes)
+    del graph.value_info[:]  # shapes recorded for the old scalar scales no longer hold
+    onnx.save(model, str(target))
+    return replaced
+
+
 def measure(
     encoder: OnnxEncoder, tokens: Tokenized, pad_id: int, dim: int
 ) -> tuple[np.ndarray, np.ndarray, float, float]:
@@ -69,11 +124,28 @@ def cosine(features: np.ndarray, reference: np.ndarray) -> np.ndarray:
     )
 
 
+def report(name: str, measured: tuple[np.ndarray, np.ndarray, float, float], reference: np.ndarray) -> None:
+    """One line: the features' cosine to fp32 in batches and one text a call, how far a text's
+    features in a batch are from its features alone, texts/s in batches, ms for one text."""
+    features, alone, rate, one = measured
+    batched, single = cosine(features, reference), cosine(alone, reference)
+    print(
+        f"{name}: cosine to fp32 in batches mean {batched.mean():.4f} lowest {batched.min():.3f}, "
+        f"one text a call mean {single.mean():.4f} lowest {single.min():.3f}, batched - alone "
+        f"at most {np.abs(features - alone).max():.2g}, {rate:.1f} texts/s in batches of 32, "
+        f"one text {one:.1f} ms",
+        flush=True,
+    )
+
+
 def main() -> None:
     """Run the trials and print one line each."""
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--texts", type=int, default=400)
     parser.add_argument("--alphas", type=float, nargs="+", default=[0.5, ALPHA, 0.85, 0.95])
+    parser.add_argument(
+        "--per-token", action="store_true", help="the embedder.int8 recipe with per-token scales"
+    )
     args = parser.parse_args()
     encoder = SentenceEncoder(str(bundled_embedder_path()), (4, 6, 8, 10, 12), runtime="onnx")
     fp32 = encoder.export("onnx")
@@ -102,10 +174,30 @@ def main() -> None:
         model = AutoModel.from_pretrained(encoder.path).eval()
         maxima = activation_maxima(model, encoder.tokenizer, calibration_texts())
         example = pad(encoder.tokenizer(["a short text", "a longer text to export"])["input_ids"], pad_id)
-        for alpha in args.alphas:
+
+        def smoothed_export(alpha: float) -> Path:
             source = Path(tmp) / f"smoothed-{alpha}.onnx"
             smoothed = smooth(AutoModel.from_pretrained(encoder.path).eval(), maxima, alpha)
             export_module(features_module(smoothed, encoder.layers), source, example, ["features"])
+            return source
+
+        if args.per_token:
+            source = smoothed_export(ALPHA)
+            target, rewritten = Path(tmp) / "int8.onnx", Path(tmp) / "int8-per-token.onnx"
+            quantize(source, target, fp32_matmuls(source, ["activation-matmuls"]))
+            count = per_token(target, rewritten)
+            for name, runner in (
+                ("embedder.int8 (one scale per activation tensor)", OnnxEncoder(target, threads)),
+                (
+                    f"the same, per-token scales ({count} activations), no fusion",
+                    OnnxEncoder(rewritten, threads, fuse=False),
+                ),
+                ("the same, per-token scales, ONNX Runtime's fusion on", OnnxEncoder(rewritten, threads)),
+            ):
+                report(name, measure(runner, tokens, pad_id, encoder.dim), reference)
+            return
+        for alpha in args.alphas:
+            source = smoothed_export(alpha)
             name = f"SmoothQuant alpha {alpha}, attention products fp32"
             if alpha == ALPHA:
                 name += " (embedder.int8)"
@@ -113,13 +205,10 @@ def main() -> None:
         for name, (source, keep) in trials.items():
             target = Path(tmp) / "int8.onnx"
             quantize(source, target, keep)
-            features, alone, rate, one = measure(OnnxEncoder(target, threads), tokens, pad_id, encoder.dim)
-            batched, single = cosine(features, reference), cosine(alone, reference)
-            print(
-                f"{name}: {len(keep)} MatMuls fp32, cosine to fp32 in batches mean {batched.mean():.4f} "
-                f"lowest {batched.min():.3f}, one text a call mean {single.mean():.4f} lowest "
-                f"{single.min():.3f}, {rate:.1f} texts/s, one text {one:.1f} ms",
-                flush=True,
+            report(
+                f"{name}: {len(keep)} MatMuls fp32",
+                measure(OnnxEncoder(target, threads), tokens, pad_id, encoder.dim),
+                reference,
             )
 
 

@@ -274,15 +274,19 @@ class OnnxEncoder:
     the other (the MiniLM, the embedder, a backup), and the threads of one still spinning for work
     took the cores from the next: one full-ensemble request took 76 ms with spinning and 35 ms
     without (``benchmarks/bench_speed.py --only request``, README "Speed").
+
+    ``fuse=False`` keeps ONNX Runtime to its basic graph optimizations, without operator fusion
+    (for graphs a fusion would compute wrongly: ``scripts/embedder_int8_trials.py --per-token``).
     """
 
-    def __init__(self, path: Path, threads: int) -> None:
+    def __init__(self, path: Path, threads: int, fuse: bool = True) -> None:
         import onnxruntime as ort
 
         options = ort.SessionOptions()
         options.intra_op_num_threads = threads
         options.inter_op_num_threads = 1
-        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        levels = ort.GraphOptimizationLevel
+        options.graph_optimization_level = levels.ORT_ENABLE_ALL if fuse else levels.ORT_ENABLE_BASIC
         options.log_severity_level = 3  # errors only
         options.add_session_config_entry("session.intra_op.allow_spinning", "0")  # see the docstring
         try:
