@@ -185,7 +185,23 @@ def load_classifier(**kwargs: object) -> Any:
     classifier = Classifier.load(None, **kwargs)  # type: ignore[arg-type]
     if baseline:
         classifier.sort_by_length = False
+        uncast_embedder(classifier)
     return classifier
+
+
+def uncast_embedder(classifier: Any) -> None:
+    """Today's torch embedder let autocast cast its fp32 ``Linear`` weights to bfloat16 on every
+    call; ``TorchEncoder`` now casts them once at load. Put them back in fp32 (exactly: they are
+    bfloat16 values now) so that the baseline pays those casts again, with the same numbers."""
+    import torch
+
+    sentence = getattr(getattr(classifier, "_embedder", None), "encoder", None)
+    encoder = getattr(sentence, "_encoder", None)
+    if encoder is None or not getattr(encoder, "bf16", False):
+        return
+    for layer in encoder.module.modules():
+        if isinstance(layer, torch.nn.Linear):
+            layer.float()
 
 
 @dataclass
