@@ -247,7 +247,7 @@ class TorchEncoder:
         self._output = output or (lambda out: out)
         self.bf16 = bf16
         self.device = device
-        if bf16:
+        if bf16 and torch.device(device).type == "cpu":  # the autocast below is the CPU's
             for layer in module.modules():
                 if isinstance(layer, torch.nn.Linear):
                     layer.to(torch.bfloat16)
