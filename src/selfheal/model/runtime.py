@@ -229,8 +229,8 @@ class TorchEncoder:
     its ``Linear`` weights cast to bfloat16 once, here. Autocast would otherwise cast every fp32
     weight again on every call, a copy of the whole model per batch; the numbers are the same
     to the bit (autocast casts a linear layer's input, weight and bias to bfloat16 either way),
-    and the layer norms and the residual stream stay in fp32 as before (tested). On this
-    repository's 2-core machine the torch embedder took about a fifth less time a text.
+    and the layer norms and the residual stream stay in fp32 as before (tested). The module is
+    changed in place.
     """
 
     def __init__(
