@@ -18,6 +18,11 @@ layers costs less in proportion. This trial measures both sides, on train and va
 Writes reports/embedder_depth.json. Usage: python scripts/embedder_depth_trial.py
 (about 20 minutes on 2 cores; the exports are kept in the ONNX cache). ``--speed-only`` times
 the exports again (step 3) and replaces only that part of the report.
+
+``--frozen-minilm`` asks the same question of the cheapest encoder installed: the bundled
+all-MiniLM-L6-v2 itself, frozen (the base weights the LoRA model was fine-tuned from, about a
+fifth of mpnet's cost), in place of mpnet; steps 1 and 2 only, with a few values of the head's
+``C``. Writes reports/embedder_minilm.json (about 5 minutes on 2 cores).
 """
 
 from __future__ import annotations
@@ -30,8 +35,9 @@ from pathlib import Path
 
 import numpy as np
 
-from selfheal.config import load_config
+from selfheal.config import Config, load_config
 from selfheal.model.backup import TfidfBackup
+from selfheal.model.checkpoint import resolve_base_model
 from selfheal.model.classifier import Classifier
 from selfheal.model.embedder import EmbeddingHead, SentenceEncoder, resolve_embedder
 from selfheal.model.ensemble import combine_all, fit_weights
@@ -51,6 +57,10 @@ CANDIDATES: list[tuple[int, ...]] = [
 TIMED: list[tuple[int, ...]] = [(4, 6, 8, 10, 12), (2, 4, 6, 8), (2, 3, 4, 5, 6, 7), (3, 4, 5, 6)]
 VOTER_STATES_AFTER = 8  # the shipped voter's top layers start after layer 12 - 4
 OUT = Path("reports/embedder_depth.json")
+MINILM_LAYERS = tuple(range(1, 7))
+MINILM_CANDIDATES: list[tuple[int, ...]] = [(6,), (4, 5, 6), (2, 4, 6), MINILM_LAYERS]
+MINILM_C = (0.3, 1.0, 3.0)
+MINILM_OUT = Path("reports/embedder_minilm.json")
 
 
 def columns(layers: tuple[int, ...], dim: int) -> np.ndarray:
@@ -115,12 +125,60 @@ def print_speed(speed: list[dict[str, object]]) -> None:
         )
 
 
+def frozen_minilm(config: Config) -> None:
+    """``--frozen-minilm``: the head on frozen all-MiniLM-L6-v2 layers in place of mpnet's."""
+    splits = load_training_splits(config)[0]
+    train, validation = splits["train"], splits["validation"]
+    train_texts, val_texts = list(train["text"]), list(validation["text"])
+    train_labels, val_labels = np.asarray(train["label"]), np.asarray(validation["label"])
+    started = time.perf_counter()
+    encoder = SentenceEncoder(resolve_base_model(None), MINILM_LAYERS, 64, precision="fp32")
+    dim = encoder.dim // len(MINILM_LAYERS)
+    train_x, val_x = encoder.encode(train_texts), encoder.encode(val_texts)
+    print(
+        f"encoded {len(train_texts)} + {len(val_texts)} texts in {time.perf_counter() - started:.0f} s",
+        flush=True,
+    )
+    classifier = Classifier.load()
+    lora = classifier.encoder_logits(val_texts)
+    tfidf = TfidfBackup.load(classifier.directory).predict_proba(val_texts)
+    base_weights, _ = fit_weights(lora, [tfidf], val_labels)
+    base = float((combine_all(lora, [tfidf], base_weights).argmax(1) == val_labels).mean())
+    print(f"LoRA + TF-IDF alone (weights fitted on all of validation): {base:.4f}", flush=True)
+    rows = []
+    for layers in MINILM_CANDIDATES:
+        cols = columns(layers, dim)
+        for c in MINILM_C:
+            head = EmbeddingHead.train(train_x[:, cols], train_labels, layers, c=c)
+            probs = head.predict_proba(val_x[:, cols])
+            alone = float((probs.argmax(1) == val_labels).mean())
+            together = ensemble_accuracy(lora, tfidf, probs, val_labels)
+            rows.append({"layers": list(layers), "c": c, "head_alone": alone, "ensemble": together})
+            print(f"MiniLM layers {list(layers)}, C {c}: head alone {alone:.4f}, ensemble {together:.4f}")
+    write_report(
+        MINILM_OUT,
+        {
+            "encoder": "all-MiniLM-L6-v2 (bundled base weights, frozen, fp32)",
+            "validation_texts": len(val_texts),
+            "lora_tfidf_alone": base,
+            "candidates": rows,
+            "command": "python scripts/embedder_depth_trial.py --frozen-minilm",
+        },
+    )
+
+
 def main() -> None:
     """Fit and measure each candidate, time each depth, write the report."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--speed-only", action="store_true", help="time the exports again, nothing else")
+    parser.add_argument(
+        "--frozen-minilm", action="store_true", help="the head on the frozen MiniLM in place of mpnet"
+    )
     args = parser.parse_args()
     config = load_config()
+    if args.frozen_minilm:
+        frozen_minilm(config)
+        return
     if args.speed_only:
         if not OUT.exists():
             raise SystemExit(f"error: {OUT} does not exist yet: run without --speed-only first")
