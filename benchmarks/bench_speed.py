@@ -236,6 +236,19 @@ def timed(run: Callable[[], object]) -> float:
     return time.perf_counter() - start
 
 
+def clocked(run: Callable[..., Any], into: Callable[..., list[float]]) -> Callable[..., Any]:
+    """``run``, with the seconds of each call appended to the list ``into(*args, **kwargs)``."""
+
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        start = time.perf_counter()
+        try:
+            return run(*args, **kwargs)
+        finally:
+            into(*args, **kwargs).append(time.perf_counter() - start)
+
+    return wrapper
+
+
 def median_ms(run: Callable[[str], object], texts: list[str]) -> float:
     """Median milliseconds of ``run(text)`` over ``texts`` (after one untimed call)."""
     run(texts[0])
@@ -320,12 +333,27 @@ def bench_graph(report: Report, new: Setup, texts: list[str], work: Path) -> Non
     # a single forward varies by 10% from call to call, more than the graph costs
     classifier.predict([texts[0]])
     session.start(texts[0], interactive=False)
+    # where the accepted request's time over the forward goes: the graph's run (LangGraph's steps
+    # and the nodes), inside it the log record, and the forward inside the request (one predict
+    # call, so the calls alternate: bare, in the request, ...); each wrapper adds two clock reads
+    inside: dict[str, list[float]] = {"advance": [], "record": [], "forward": []}
+    session._advance = clocked(session._advance, lambda *a, **k: inside["advance"])  # type: ignore[method-assign]
+    log = session.services.log
+    log.write = clocked(log.write, lambda *a, **k: inside["record"])  # type: ignore[method-assign]
+    predict = classifier.predict
+    classifier.predict = clocked(predict, lambda *a, **k: inside["forward"])  # type: ignore[method-assign]
     bare_ms, whole_ms = [], []
     for _ in range(3):
         for text in texts:
             bare_ms.append(1000 * timed(lambda text=text: classifier.predict([text])))
             whole_ms.append(1000 * timed(lambda text=text: session.start(text, interactive=False)))
+    classifier.predict = predict  # type: ignore[method-assign]
     bare, whole = statistics.median(bare_ms), statistics.median(whole_ms)
+    advance, record = (1000 * statistics.median(inside[key]) for key in ("advance", "record"))
+    rest = statistics.median(  # per request: the time over its own forward, outside the graph's run
+        w - 1000 * (a + f)
+        for w, a, f in zip(whole_ms, inside["advance"], inside["forward"][1::2], strict=True)
+    )
     asked = load_config(REPO / "config.yaml", [*sets, "thresholds.accept=1", "thresholds.clarify=0"])
     paused = Session(Services(asked, classifier=classifier))
 
@@ -346,6 +374,18 @@ def bench_graph(report: Report, new: Setup, texts: list[str], work: Path) -> Non
     labelled = statistics.median(ends[False]) if ends[False] else float("nan")
     report.row(f"bare Classifier.predict([text]), {new} (interleaved)", f"{bare:.1f} ms")
     report.row("whole graph, accepted request (Session.start, interleaved)", f"{whole:.1f} ms")
+    report.row(
+        "  of which the graph's run (Session._advance: LangGraph's steps, the nodes, the record)",
+        f"{advance:.2f} ms",
+    )
+    report.row(
+        "    of which the log record (LogWriter.write: the app.jsonl line, its fsync, app.log)",
+        f"{record:.2f} ms",
+    )
+    report.row(
+        "  of which the rest over the request's own forward (its state, its route, the outcome)",
+        f"{rest:.2f} ms",
+    )
     report.row("whole graph, asked, paused, answered (start + resume)", f"{cycle:.1f} ms")
     report.row("checkpoint cost of a paused request (pause+resume - bare)", f"{cycle - bare:.1f} ms")
     report.row(
@@ -361,6 +401,11 @@ def bench_graph(report: Report, new: Setup, texts: list[str], work: Path) -> Non
         f"{labelled:.1f} ms",
     )
     report.ratio("whole graph per accepted request / bare forward", whole / bare, "<= 1.15")
+    report.ratio(
+        "the same with a log record that cost nothing ((whole - record) / bare)",
+        (whole - record) / bare,
+        "none (for information)",
+    )
 
 
 def bench_classify(report: Report, new: Setup, bare_rate: float, test: list[str], work: Path) -> None:
@@ -420,28 +465,18 @@ def bench_parts(report: Report, new: Setup, test: list[str], work: Path) -> None
         "log records": [],  # inside the graph's time
     }
 
-    def clocked(run: Callable[..., Any], name: Callable[..., str]) -> Callable[..., Any]:
-        def wrapper(*args: Any, **kwargs: Any) -> Any:
-            start = time.perf_counter()
-            try:
-                return run(*args, **kwargs)
-            finally:
-                spent[name(*args, **kwargs)].append(time.perf_counter() - start)
-
-        return wrapper
-
     classifier, backups = services.classifier, services.backups
-    classifier.predict = clocked(classifier.predict, lambda *a, **k: "forward")  # type: ignore[method-assign]
-    backups.predict_many = clocked(backups.predict_many, lambda *a, **k: "backups")  # type: ignore[method-assign]
+    classifier.predict = clocked(classifier.predict, lambda *a, **k: spent["forward"])  # type: ignore[method-assign]
+    backups.predict_many = clocked(backups.predict_many, lambda *a, **k: spent["backups"])  # type: ignore[method-assign]
     session._advance = clocked(  # type: ignore[method-assign]
         session._advance,
-        lambda *a, **k: (
+        lambda *a, **k: spent[
             "graph, may pause (checkpointed)"
             if k.get("pausable", True)
             else "graph, cannot pause (accepted, or labelled by the backups; no checkpoint)"
-        ),
+        ],
     )
-    services.log.write = clocked(services.log.write, lambda *a, **k: "log records")  # type: ignore[method-assign]
+    services.log.write = clocked(services.log.write, lambda *a, **k: spent["log records"])  # type: ignore[method-assign]
     file = write_lines(work / "parts.txt", test, len(test))
     chunks = list(input_chunks([], file, config.input.chunk_size, config.input.first_chunk_size))
     start = time.perf_counter()
