@@ -317,6 +317,42 @@ def bench_request(report: Report, new: Setup, texts: list[str]) -> None:
     report.ratio("one request, full ensemble now / LoRA-only today", now / base, "<= 1.5")
 
 
+def langgraph_floor_ms(runs: int = 200) -> float:
+    """Milliseconds of one run of a bare three-node LangGraph graph (nodes that return one key, a
+    five-key state, no checkpointer, streamed as ``Session._advance`` streams), warm: no model
+    runs between the runs, so this is LangGraph's own cost at its lowest on this machine (the
+    lowest median of three rounds of ``runs``)."""
+    from typing import TypedDict
+
+    from langgraph.graph import END, START, StateGraph
+
+    class Small(TypedDict, total=False):
+        text: str
+        label: str
+        route: str
+        via: str
+        record: dict[str, Any]
+
+    graph = StateGraph(Small)
+    graph.add_node("first", lambda state: {"label": "Positive"})
+    graph.add_node("second", lambda state: {"route": "accept"})
+    graph.add_node("third", lambda state: {"via": "model"})
+    graph.add_edge(START, "first")
+    graph.add_edge("first", "second")
+    graph.add_conditional_edges("second", lambda state: state["route"], {"accept": "third"})
+    graph.add_edge("third", END)
+    compiled = graph.compile()
+
+    def run() -> None:
+        for _ in compiled.stream({"text": "a text"}, stream_mode="updates"):
+            pass
+
+    for _ in range(50):  # the first runs of a new graph are slower (caches being filled)
+        run()
+    # the lowest of three medians: a floor, and this machine's speed drifts within seconds
+    return 1000 * min(statistics.median(timed(run) for _ in range(runs)) for _ in range(3))
+
+
 def bench_graph(report: Report, new: Setup, texts: list[str], work: Path) -> None:
     """The whole graph per request against the bare model call of the same model."""
     from selfheal.config import load_config
@@ -385,6 +421,10 @@ def bench_graph(report: Report, new: Setup, texts: list[str], work: Path) -> Non
     report.row(
         "  of which the rest over the request's own forward (its state, its route, the outcome)",
         f"{rest:.2f} ms",
+    )
+    report.row(
+        "  for comparison: LangGraph alone, a bare three-node graph, warm (langgraph_floor_ms)",
+        f"{langgraph_floor_ms():.2f} ms",
     )
     report.row("whole graph, asked, paused, answered (start + resume)", f"{cycle:.1f} ms")
     report.row("checkpoint cost of a paused request (pause+resume - bare)", f"{cycle - bare:.1f} ms")
@@ -507,6 +547,15 @@ def bench_parts(report: Report, new: Setup, test: list[str], work: Path) -> None
     report.ratio(
         "forward / (forward + backups): classify's ceiling with a graph that cost nothing",
         forward / (forward + sum(spent["backups"])),
+        "none (for information)",
+    )
+    floor = langgraph_floor_ms() / 1000
+    report.row(
+        "LangGraph alone, a bare three-node graph, warm (langgraph_floor_ms)", f"{1000 * floor:.2f} ms a run"
+    )
+    report.ratio(
+        "forward / (forward + backups + that bare graph once a text): the ceiling with LangGraph's floor",
+        forward / (forward + sum(spent["backups"]) + floor * len(test)),
         "none (for information)",
     )
 
