@@ -31,6 +31,7 @@ import argparse
 import json
 import statistics
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -125,15 +126,39 @@ def print_speed(speed: list[dict[str, object]]) -> None:
         )
 
 
-def frozen_minilm(config: Config) -> None:
-    """``--frozen-minilm``: the head on frozen all-MiniLM-L6-v2 layers in place of mpnet's."""
+@dataclass(frozen=True)
+class Features:
+    """An encoder's features of the train and validation texts, and the other members' part."""
+
+    val_texts: list[str]
+    train_x: np.ndarray
+    val_x: np.ndarray
+    dim: int  # features per layer
+    train_labels: np.ndarray
+    val_labels: np.ndarray
+    lora: np.ndarray  # the shipped checkpoint's LoRA logits on validation
+    tfidf: np.ndarray  # its TF-IDF probabilities on validation
+    base: float  # LoRA + TF-IDF alone, weights fitted on all of validation
+
+    def score(self, layers: tuple[int, ...], c: float) -> tuple[float, float]:
+        """The head on ``layers`` (fitted on train): its validation accuracy alone, and the
+        ensemble's (:func:`ensemble_accuracy`)."""
+        cols = columns(layers, self.dim)
+        head = EmbeddingHead.train(self.train_x[:, cols], self.train_labels, layers, c=c)
+        probs = head.predict_proba(self.val_x[:, cols])
+        alone = float((probs.argmax(1) == self.val_labels).mean())
+        return alone, ensemble_accuracy(self.lora, self.tfidf, probs, self.val_labels)
+
+
+def encode_splits(config: Config, path: str, layers: tuple[int, ...], batch_size: int) -> Features:
+    """Every layer in ``layers`` of the encoder at ``path`` (fp32) for the train and validation
+    texts, with the shipped LoRA and TF-IDF members on validation; prints the times and the base."""
     splits = load_training_splits(config)[0]
     train, validation = splits["train"], splits["validation"]
     train_texts, val_texts = list(train["text"]), list(validation["text"])
-    train_labels, val_labels = np.asarray(train["label"]), np.asarray(validation["label"])
+    val_labels = np.asarray(validation["label"])
     started = time.perf_counter()
-    encoder = SentenceEncoder(resolve_base_model(None), MINILM_LAYERS, 64, precision="fp32")
-    dim = encoder.dim // len(MINILM_LAYERS)
+    encoder = SentenceEncoder(path, layers, batch_size, precision="fp32")
     train_x, val_x = encoder.encode(train_texts), encoder.encode(val_texts)
     print(
         f"encoded {len(train_texts)} + {len(val_texts)} texts in {time.perf_counter() - started:.0f} s",
@@ -145,22 +170,34 @@ def frozen_minilm(config: Config) -> None:
     base_weights, _ = fit_weights(lora, [tfidf], val_labels)
     base = float((combine_all(lora, [tfidf], base_weights).argmax(1) == val_labels).mean())
     print(f"LoRA + TF-IDF alone (weights fitted on all of validation): {base:.4f}", flush=True)
+    return Features(
+        val_texts,
+        train_x,
+        val_x,
+        encoder.dim // len(layers),
+        np.asarray(train["label"]),
+        val_labels,
+        lora,
+        tfidf,
+        base,
+    )
+
+
+def frozen_minilm(config: Config) -> None:
+    """``--frozen-minilm``: the head on frozen all-MiniLM-L6-v2 layers in place of mpnet's."""
+    features = encode_splits(config, resolve_base_model(None), MINILM_LAYERS, 64)
     rows = []
     for layers in MINILM_CANDIDATES:
-        cols = columns(layers, dim)
         for c in MINILM_C:
-            head = EmbeddingHead.train(train_x[:, cols], train_labels, layers, c=c)
-            probs = head.predict_proba(val_x[:, cols])
-            alone = float((probs.argmax(1) == val_labels).mean())
-            together = ensemble_accuracy(lora, tfidf, probs, val_labels)
+            alone, together = features.score(layers, c)
             rows.append({"layers": list(layers), "c": c, "head_alone": alone, "ensemble": together})
             print(f"MiniLM layers {list(layers)}, C {c}: head alone {alone:.4f}, ensemble {together:.4f}")
     write_report(
         MINILM_OUT,
         {
             "encoder": "all-MiniLM-L6-v2 (bundled base weights, frozen, fp32)",
-            "validation_texts": len(val_texts),
-            "lora_tfidf_alone": base,
+            "validation_texts": len(features.val_texts),
+            "lora_tfidf_alone": features.base,
             "candidates": rows,
             "command": "python scripts/embedder_depth_trial.py --frozen-minilm",
         },
@@ -191,41 +228,20 @@ def main() -> None:
         print_speed(report["int8_speed"])
         write_report(OUT, report)
         return
-    splits = load_training_splits(config)[0]
-    train, validation = splits["train"], splits["validation"]
-    train_texts, val_texts = list(train["text"]), list(validation["text"])
-    train_labels, val_labels = np.asarray(train["label"]), np.asarray(validation["label"])
     path = resolve_embedder(config.embedder.model)
-    started = time.perf_counter()
-    encoder = SentenceEncoder(path, EVERY_LAYER, config.embedder.batch_size, precision="fp32")
-    dim = encoder.dim // len(EVERY_LAYER)
-    train_x, val_x = encoder.encode(train_texts), encoder.encode(val_texts)
-    print(
-        f"encoded {len(train_texts)} + {len(val_texts)} texts in {time.perf_counter() - started:.0f} s",
-        flush=True,
-    )
-    classifier = Classifier.load()
-    lora = classifier.encoder_logits(val_texts)
-    tfidf = TfidfBackup.load(classifier.directory).predict_proba(val_texts)
-    base_weights, _ = fit_weights(lora, [tfidf], val_labels)
-    base = float((combine_all(lora, [tfidf], base_weights).argmax(1) == val_labels).mean())
-    print(f"LoRA + TF-IDF alone (weights fitted on all of validation): {base:.4f}", flush=True)
+    features = encode_splits(config, path, EVERY_LAYER, config.embedder.batch_size)
     rows = []
     for layers in CANDIDATES:
-        cols = columns(layers, dim)
-        head = EmbeddingHead.train(train_x[:, cols], train_labels, layers, c=config.embedder.c)
-        probs = head.predict_proba(val_x[:, cols])
-        alone = float((probs.argmax(1) == val_labels).mean())
-        together = ensemble_accuracy(lora, tfidf, probs, val_labels)
+        alone, together = features.score(layers, config.embedder.c)
         rows.append({"layers": list(layers), "head_alone": alone, "ensemble": together})
         print(f"layers {list(layers)}: head alone {alone:.4f}, ensemble {together:.4f}", flush=True)
-    speed = time_depths(path, val_texts[:300])
+    speed = time_depths(path, features.val_texts[:300])
     print_speed(speed)
     write_report(
         OUT,
         {
-            "validation_texts": len(val_texts),
-            "lora_tfidf_alone": base,
+            "validation_texts": len(features.val_texts),
+            "lora_tfidf_alone": features.base,
             "candidates": rows,
             "int8_speed": speed,
             "command": "python scripts/embedder_depth_trial.py",
